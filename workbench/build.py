@@ -1,0 +1,378 @@
+"""Build a TensorRT (or TensorRT-RTX) plan from an ONNX model and a :class:`BuildSpec`, through Polygraphy.
+
+Runs inside a worker process (see :mod:`workbench.jobs`): Polygraphy reads ``POLYGRAPHY_USE_TENSORRT_RTX`` when it is
+first imported, so :func:`select_backend` must run before anything imports Polygraphy in that process.
+Everything the backend logs goes to the job's log through Polygraphy's logger at EXTRA_VERBOSE, which includes the
+engine's layer listing used by the fusion report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BackendError, BackendUnavailable, SpecError, WorkbenchError
+from .progress import Cancelled, Reporter, check_cancel
+from .spec import BuildSpec, validate_spec
+
+log = logging.getLogger(__name__)
+
+# Artifact names inside a job folder (one convention, used by every page and the CLI).
+PLAN = "engine.plan"
+SPEC = "spec.json"
+NETWORK = "network.onnx"  # the model actually parsed (FP16-converted or Q/DQ), when it differs from the input
+QDQ = "model_qdq.onnx"
+LAYERS = "layers.json"
+RESULT = "result.json"
+
+CUDA_DRIVER_NOTE = (
+    "This machine has no CUDA driver, so TensorRT-RTX reports 'CUDA driver version is insufficient' while it builds. "
+    "That is expected: the plan is compiled for the target GPUs and will run on a machine that has one."
+)
+_BUILD_START, _BUILD_END = 0.15, 0.95
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: str
+    plan_bytes: int
+    build_seconds: float
+    total_seconds: float
+    backend: str
+    backend_version: str
+    network_model: str
+    precision_check: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def select_backend(backend: str) -> None:
+    """Make Polygraphy import the right TensorRT module in this process. Must precede any Polygraphy import."""
+    import sys
+
+    want = "1" if backend == "tensorrt-rtx" else "0"
+    if "polygraphy" in sys.modules:
+        from polygraphy import config
+
+        if bool(config.USE_TENSORRT_RTX) != (want == "1"):
+            raise BackendError(
+                f"This process already loaded Polygraphy for the other backend; cannot switch to {backend}.",
+                "Builds run in their own worker process; this is a bug if you see it.",
+            )
+    os.environ["POLYGRAPHY_USE_TENSORRT_RTX"] = want
+
+
+class _ProgressMonitor:
+    """Adapts TensorRT's IProgressMonitor (nested phases) to a 0..1 fraction, and carries cancellation."""
+
+    def __init__(self, trt: Any, reporter: Reporter) -> None:
+        outer = self
+
+        class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+            def __init__(self) -> None:
+                trt.IProgressMonitor.__init__(self)
+
+            def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+                outer._start(phase_name, parent_phase, num_steps)
+
+            def step_complete(self, phase_name: str, step: int) -> bool:
+                return outer._step(phase_name, step)
+
+            def phase_finish(self, phase_name: str) -> None:
+                outer._finish(phase_name)
+
+        self.monitor = Monitor()
+        self._reporter = reporter
+        self._phases: dict[str, list[Any]] = {}  # name -> [parent, num_steps, step]
+        self._order: list[str] = []
+        self._last = 0.0
+        self._top_done = 0
+        self.cancel_requested = False
+        self.events = 0
+
+    def _fraction(self) -> tuple[float, str]:
+        frac, scale, deepest = 0.0, 1.0, ""
+        # walk the chain of active phases from the outermost
+        chain = [n for n in self._order if n in self._phases]
+        for name in chain:
+            _, n, step = self._phases[name]
+            n = max(n, 1)
+            frac += scale * min(step, n) / n
+            scale /= n
+            deepest = name
+        return min(frac, 1.0), deepest
+
+    def _emit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last > 0.1:
+            self._last = now
+            f, phase = self._fraction()
+            self._reporter.progress(_BUILD_START + (_BUILD_END - _BUILD_START) * f, f"Building: {phase}")
+
+    def _start(self, name: str, parent: str | None, num_steps: int) -> None:
+        self.events += 1
+        self._phases[name] = [parent, num_steps, 0]
+        self._order.append(name)
+        self._emit(force=parent is None)
+
+    def _step(self, name: str, step: int) -> bool:
+        self.events += 1
+        if name in self._phases:
+            self._phases[name][2] = step + 1
+        self._emit()
+        if self._reporter.cancelled():
+            self.cancel_requested = True
+            return False
+        return True
+
+    def _finish(self, name: str) -> None:
+        self.events += 1
+        self._phases.pop(name, None)
+        if name in self._order:
+            self._order.remove(name)
+        self._emit()
+
+
+def _parser_error_hint(text: str) -> str:
+    m = re.search(r"name:\s*([^\s]+)\s+and operator:\s*([^\s)]+)", text)
+    if m:
+        node, op = m.group(1), m.group(2)
+        return (f"The ONNX parser rejected node '{node}' (op {op}). If {op} is a custom op, the build needs a "
+                f"TensorRT plugin for it; otherwise try a newer opset export, or replace the op.")
+    return "See the build log for the parser's messages."
+
+
+def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter,
+                    strongly_typed: bool) -> tuple[Path, list[str]]:
+    """The ONNX model the backend will parse: the input, an FP16 conversion, or a Q/DQ model."""
+    notes: list[str] = []
+    if spec.precision == "fp16" and strongly_typed:
+        reporter.log("Converting float tensors to FP16 (onnxconverter-common, I/O kept FP32) for a strongly "
+                     "typed build.")
+        reporter.progress(0.05, "Converting to FP16")
+        import onnx
+        from onnxconverter_common import float16
+
+        model = onnx.load(str(model_path))
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+        out = out_dir / NETWORK
+        onnx.save(converted, str(out), save_as_external_data=converted.ByteSize() > (1 << 30))
+        notes.append("FP16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
+        return out, notes
+    if spec.precision == "bf16" and strongly_typed:
+        raise BackendUnavailable(
+            "BF16 on a strongly typed backend needs the model converted to BF16, and no maintained converter is "
+            "installed here (NVIDIA ModelOpt AutoCast needs PyTorch and onnxruntime-gpu).",
+            "Choose FP16, or install nvidia-modelopt[onnx] on this machine.",
+        )
+    if spec.precision in ("int8", "fp8"):
+        return _quantized_network(model_path, spec, out_dir, reporter), notes
+    return model_path, notes
+
+
+def _quantized_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter) -> Path:
+    from . import calibration_data, quantize
+
+    calib = spec.calibration
+    assert calib is not None  # validate_spec guarantees it
+    inputs = calibration_data.model_inputs(model_path)
+    if calib.synthetic:
+        reporter.log("Calibrating on RANDOM data: shapes only, accuracy meaningless.", logging.WARNING)
+        shapes = {}
+        prof = spec.profiles[0] if spec.profiles else None
+        for t in inputs:
+            if prof and t.name in prof.shapes:
+                shapes[t.name] = tuple(prof.shapes[t.name].opt[1:])
+            else:
+                shapes[t.name] = tuple(int(d) for d in t.shape[1:])  # type: ignore[arg-type]
+        data = calibration_data.random_data(inputs, shapes, n=64, seed=0)
+    else:
+        data = calibration_data.load_npz(Path(calib.data_path or ""), inputs)
+    qspec = quantize.QuantizeSpec(
+        calibrator=calib.calibrator, percentile=calib.percentile, precision=spec.precision,
+        exclude_nodes=tuple(calib.exclude_nodes), exclude_op_types=tuple(calib.exclude_op_types),
+    )
+    out = out_dir / QDQ
+    result = quantize.quantize_qdq(model_path, out, data, qspec, reporter=_Scaled(reporter, 0.02, _BUILD_START))
+    reporter.log(f"Quantized {result.n_quantized_nodes} nodes with the {calib.calibrator} calibrator on "
+                 f"{result.n_samples} samples.")
+    return out
+
+
+class _Scaled:
+    """A reporter that maps a sub-task's 0..1 progress onto [lo, hi] of the parent's."""
+
+    def __init__(self, parent: Reporter, lo: float, hi: float) -> None:
+        self._p, self._lo, self._hi = parent, lo, hi
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self._p.log(message, level)
+
+    def progress(self, fraction: float, phase: str) -> None:
+        self._p.progress(self._lo + (self._hi - self._lo) * fraction, phase)
+
+    def cancelled(self) -> bool:
+        return self._p.cancelled()
+
+
+def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter,
+                 layer_parser: Callable[[Path], Any] | None = None) -> BuildResult:
+    """Build ``model_path`` per ``spec`` into ``out_dir/engine.plan``. Call :func:`select_backend` first.
+
+    Raises SpecError/BackendUnavailable for bad requests, BackendError when the backend fails, Cancelled on cancel.
+    """
+    from . import model as model_mod
+
+    t0 = time.monotonic()
+    summary = model_mod.summarize(model_path)
+    validate_spec(spec, summary)
+    (out_dir / SPEC).write_text(spec.to_json())
+
+    from polygraphy import config as poly_config
+    from polygraphy import mod
+    from polygraphy.logger import G_LOGGER
+
+    if bool(poly_config.USE_TENSORRT_RTX) != (spec.backend == "tensorrt-rtx"):
+        raise BackendError(f"This worker was started for the other backend; cannot build with {spec.backend}.")
+    G_LOGGER.module_severity = G_LOGGER.EXTRA_VERBOSE
+    try:
+        from polygraphy.mod.trt_importer import lazy_import_trt
+
+        trt = lazy_import_trt()
+        version = trt.__version__
+    except Exception as err:  # ImportError or Polygraphy's own wrapper
+        raise BackendUnavailable(f"{spec.backend} could not be imported in the build worker: {err}") from err
+    strongly = spec.backend == "tensorrt-rtx" or mod.version(version) >= mod.version("11")
+    reporter.log(f"Backend {spec.backend} {version} ({'strongly' if strongly else 'weakly'} typed).")
+
+    network_path, notes = prepare_network(model_path, spec, out_dir, reporter, strongly)
+    check_cancel(reporter)
+
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
+    from polygraphy.backend.trt import Profile as PolyProfile
+    from polygraphy.exception import PolygraphyException
+
+    profiles = []
+    for prof in spec.profiles:
+        pp = PolyProfile()
+        for name, rng in prof.shapes.items():
+            pp.add(name, min=list(rng.min), opt=list(rng.opt), max=list(rng.max))
+        profiles.append(pp)
+
+    monitor = _ProgressMonitor(trt, reporter)
+    kwargs: dict[str, Any] = dict(
+        profiles=profiles or None,
+        profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
+        builder_optimization_level=spec.optimization_level,
+        progress_monitor=monitor.monitor,
+    )
+    if spec.workspace_mb:
+        kwargs["memory_pool_limits"] = {trt.MemoryPoolType.WORKSPACE: spec.workspace_mb << 20}
+    if spec.precision == "tf32" and spec.backend == "tensorrt":
+        kwargs["tf32"] = True
+    if not strongly and spec.precision in ("fp16", "bf16", "int8", "fp8"):
+        kwargs[spec.precision] = True
+    if spec.backend == "tensorrt" and spec.hardware_compatible:
+        kwargs["hardware_compatibility_level"] = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    if spec.backend == "tensorrt" and spec.version_compatible:
+        kwargs["version_compatible"] = True
+    if spec.backend == "tensorrt-rtx":
+        from polygraphy.backend.tensorrt_rtx.config import CreateConfigRTX
+
+        caps = [tuple(int(x) for x in cc.split(".")) for cc in spec.compute_capabilities] or None
+        config = CreateConfigRTX(compute_capabilities=caps, **kwargs)
+        if spec.timing_cache:
+            notes.append("TensorRT-RTX has no timing cache: kernels are compiled for the target at run time; "
+                         "the timing-cache setting was ignored.")
+    else:
+        config = CreateConfig(**kwargs)
+
+    if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
+        # TensorRT-RTX enables TF32 by default; FP32 means strict FP32 math (trtexec's --noTF32).
+        from polygraphy.backend.trt import PostprocessConfig
+
+        config = PostprocessConfig(config, func=lambda builder, network, cfg: cfg.clear_flag(trt.BuilderFlag.TF32))
+        notes.append("FP32: TF32 math disabled (TensorRT-RTX enables it by default; choose TF32 to allow it).")
+
+    network = NetworkFromOnnxPath(str(network_path), strongly_typed=strongly if spec.backend == "tensorrt" else True)
+    reporter.progress(0.1, "Parsing ONNX")
+    build_start = time.monotonic()
+    try:
+        engine_bytes = EngineBytesFromNetwork(network, config=config)()
+    except PolygraphyException as err:
+        if monitor.cancel_requested or reporter.cancelled():
+            raise Cancelled("Build cancelled by the user.") from err
+        text = str(err)
+        if "parse" in text.lower() or "ONNX" in text:
+            raise BackendError(f"{spec.backend} could not parse the model: {text}", _parser_error_hint(text)) from err
+        raise BackendError(f"{spec.backend} failed to build the engine: {text}",
+                           "See the build log for the builder's own messages.") from err
+    build_seconds = time.monotonic() - build_start
+    if monitor.cancel_requested:
+        raise Cancelled("Build cancelled by the user.")
+
+    reporter.progress(_BUILD_END, "Saving plan")
+    plan_path = out_dir / PLAN
+    _write_atomic(plan_path, engine_bytes)
+    del engine_bytes
+
+    warnings: list[str] = []
+    precision_check: dict[str, Any] = {}
+    if layer_parser is not None:
+        try:
+            precision_check = layer_parser(out_dir)
+            warnings += precision_check.get("warnings", [])
+        except WorkbenchError as err:
+            warnings.append(f"Layer information unavailable: {err.message}")
+    if spec.backend == "tensorrt-rtx" and not _gpu_present():
+        notes.append(CUDA_DRIVER_NOTE)
+    result = BuildResult(
+        plan=PLAN, plan_bytes=plan_path.stat().st_size, build_seconds=build_seconds,
+        total_seconds=time.monotonic() - t0, backend=spec.backend, backend_version=version,
+        network_model=network_path.name if network_path != model_path else "", precision_check=precision_check,
+        warnings=tuple(warnings), notes=tuple(notes),
+    )
+    (out_dir / RESULT).write_text(json.dumps(result.to_dict(), indent=2))
+    reporter.progress(1.0, "Done")
+    return result
+
+
+def _gpu_present() -> bool:
+    from .backends import gpu_info
+
+    return gpu_info().present
+
+
+def _write_atomic(path: Path, data: Any) -> None:
+    """Write to a temp name and rename: a failed write (disk full) never leaves a half plan behind."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(memoryview(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise WorkbenchError(f"Could not write the plan ({err.strerror}); nothing was saved.",
+                             "Free disk space in the workspace and build again.") from err
+
+
+def check_spec_for_backend(spec: BuildSpec) -> None:
+    """Refuse precisions the installed backend cannot do, with the reason (used before submitting)."""
+    from .backends import require_backend
+
+    info = require_backend(spec.backend)
+    ok, why = info.precisions.get(spec.precision, (False, "unknown precision"))
+    if not ok:
+        raise SpecError(f"{info.label} cannot build {spec.precision.upper()} here: {why}")

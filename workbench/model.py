@@ -1,0 +1,474 @@
+"""Open, validate, summarize and store ONNX models.
+
+A model is read with ``load_external_data=False``: weights in external files are never loaded, only their
+declared locations and sizes are checked, so a model with gigabytes of external data summarizes quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .archives import extract_archive, is_archive
+from .errors import ModelError
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+MAX_DIM = 2**31 - 1
+DEFAULT_MAX_UPLOAD_BYTES = 1 << 30  # matches .streamlit/config.toml server.maxUploadSize (MB)
+_CHUNK = 1 << 20
+_NAME_OK = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TensorDesc:
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...] | None  # str: symbolic dim, None: unknown dim; shape None: unknown rank
+
+    @property
+    def dynamic_dims(self) -> tuple[int, ...]:
+        if self.shape is None:
+            return ()
+        return tuple(i for i, d in enumerate(self.shape) if not isinstance(d, int))
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.shape is None or bool(self.dynamic_dims)
+
+    def shape_text(self) -> str:
+        if self.shape is None:
+            return "unknown rank"
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    file: str
+    file_bytes: int
+    ir_version: int
+    opsets: dict[str, int]
+    producer: str
+    graph_name: str
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...]
+    node_count: int
+    subgraph_node_count: int
+    op_histogram: dict[str, int]
+    parameter_count: int
+    initializer_bytes: int
+    external_data_bytes: int
+    external_files: tuple[str, ...]
+    custom_domains: tuple[str, ...]
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model stored in the workspace, identified by content digest."""
+
+    digest: str
+    path: Path
+    name: str
+
+    @property
+    def short(self) -> str:
+        return self.digest[:12]
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def safe_filename(name: str, default: str = "model.onnx") -> str:
+    """A file name safe to use on disk and in URLs: no separators, no control characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(c for c in base if c.isprintable())
+    base = _NAME_OK.sub("_", base).strip("._") or default
+    return base[:120]
+
+
+def load_proto(path: Path) -> Any:
+    """Parse ``path`` as an ONNX ModelProto without loading external data; ModelError when it is not one."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    where = path.name
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise ModelError(f"Cannot read '{where}': {err.strerror}.", "Check the path.") from err
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"'{where}' is not a regular file.", "Pass an .onnx file.")
+    if st.st_size == 0:
+        raise ModelError(f"'{where}' is empty (0 bytes).", "The upload or copy did not complete; try again.")
+    if st.st_size >= 2**31:
+        raise ModelError(
+            f"'{where}' is {st.st_size / 2**30:.1f} GiB in one file; ONNX (protobuf) files cannot exceed 2 GiB.",
+            "Save the model with external data (onnx.save(..., save_as_external_data=True)) and upload the folder "
+            "as an archive.",
+        )
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.lstrip()[:1] in (b"{", b"<", b"#") or _looks_like_text(head):
+        raise ModelError(
+            f"'{where}' is not an ONNX model: it looks like a text file.",
+            "Export the model to ONNX (e.g. torch.onnx.export) and upload the .onnx file.",
+        )
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except DecodeError as err:
+        raise ModelError(
+            f"'{where}' is not a valid ONNX model: the protobuf could not be decoded ({err}). "
+            "The file may be truncated, nested too deeply, or not ONNX at all.",
+            "Re-export or re-upload the model.",
+        ) from err
+    except Exception as err:  # onnx raises a variety of errors for garbage input
+        raise ModelError(f"'{where}' could not be read as ONNX: {err}.", "Re-export the model.") from err
+    if not model.HasField("graph") or (len(model.graph.node) == 0 and len(model.graph.output) == 0):
+        raise ModelError(
+            f"'{where}' holds no ONNX graph (no nodes, no outputs). It is probably not an ONNX model, or truncated.",
+            "Re-export the model.",
+        )
+    return model
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text) and len(text.strip()) > 0
+
+
+def _tensor_desc(vi: Any) -> TensorDesc:
+    from onnx import helper
+
+    tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+    if tt is None:
+        kind = vi.type.WhichOneof("value")
+        return TensorDesc(vi.name, str(kind or "unknown"), None)
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type).name
+    except Exception:
+        dtype = f"onnx-type-{tt.elem_type}"
+    if not tt.HasField("shape"):
+        return TensorDesc(vi.name, dtype, None)
+    dims: list[int | str | None] = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value"):
+            if d.dim_value < 0 or d.dim_value > MAX_DIM:
+                raise ModelError(
+                    f"Tensor '{vi.name}' declares dimension {i} = {d.dim_value}, outside 0..{MAX_DIM}.",
+                    "Fix the model's declared shape (or make that dimension symbolic).",
+                )
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return TensorDesc(vi.name, dtype, tuple(dims))
+
+
+def _iter_graphs(graph: Any) -> Iterable[Any]:
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from _iter_graphs(attr.g)
+            for g in attr.graphs:
+                yield from _iter_graphs(g)
+
+
+def _itemsize(data_type: int) -> float:
+    from onnx import TensorProto, helper
+
+    if data_type in (TensorProto.INT4, TensorProto.UINT4, getattr(TensorProto, "FLOAT4E2M1", -1)):
+        return 0.5
+    try:
+        return float(helper.tensor_dtype_to_np_dtype(data_type).itemsize)
+    except Exception:
+        return 0.0
+
+
+def check_external_data(model: Any, model_path: Path) -> tuple[int, tuple[str, ...]]:
+    """Validate every external-data reference; return (declared bytes, files). Never reads the weights."""
+    from onnx import TensorProto
+
+    base = model_path.parent.resolve()
+    total = 0
+    files: set[str] = set()
+    for graph in _iter_graphs(model.graph):
+        tensors = list(graph.initializer)
+        tensors += [a.t for n in graph.node for a in n.attribute if a.HasField("t")]
+        for t in tensors:
+            if t.data_location != TensorProto.EXTERNAL:
+                continue
+            info = {e.key: e.value for e in t.external_data}
+            location = info.get("location", "")
+            if not location:
+                raise ModelError(f"Initializer '{t.name}' is marked external but names no file.", "Re-export it.")
+            if os.path.isabs(location) or ".." in Path(location).parts or "\x00" in location:
+                raise ModelError(
+                    f"Initializer '{t.name}' points its external data at '{location}', outside the model's folder.",
+                    "External data files must sit next to the .onnx file (relative names only).",
+                )
+            target = (base / location).resolve()
+            if not target.is_relative_to(base):
+                raise ModelError(
+                    f"Initializer '{t.name}': external data '{location}' resolves outside the model's folder.",
+                    "Remove links; keep external data files next to the .onnx file.",
+                )
+            try:
+                st = os.stat(target)
+            except OSError as err:
+                raise ModelError(
+                    f"Initializer '{t.name}': external data file '{location}' is missing.",
+                    "Upload the model together with its external data files as one archive (.zip or .tar.gz).",
+                ) from err
+            if not stat.S_ISREG(st.st_mode):
+                raise ModelError(
+                    f"Initializer '{t.name}': external data '{location}' is not a regular file (device or folder).",
+                    "Point external data at a regular file.",
+                )
+            offset = int(info.get("offset", 0) or 0)
+            expected = int(_itemsize(t.data_type) * _numel(t.dims, t.name))
+            length = int(info.get("length", expected) or expected)
+            if offset < 0 or length < 0 or offset + length > st.st_size:
+                raise ModelError(
+                    f"Initializer '{t.name}': external data '{location}' is shorter than declared "
+                    f"(needs bytes {offset}..{offset + length}, file has {st.st_size}).",
+                    "The external data file is truncated or does not belong to this model; re-export it.",
+                )
+            total += length
+            files.add(location)
+    return total, tuple(sorted(files))
+
+
+def _numel(dims: Iterable[int], name: str) -> int:
+    n = 1
+    for d in dims:
+        if d < 0 or d > MAX_DIM:
+            raise ModelError(f"Initializer '{name}' has dimension {d}, outside 0..{MAX_DIM}.", "Fix the model.")
+        n *= int(d)
+    return n
+
+
+def summarize(path: str | os.PathLike[str]) -> ModelSummary:
+    """Read and validate a model, and describe it. Raises ModelError with a specific message."""
+    from onnx import TensorProto
+
+    path = Path(path)
+    model = load_proto(path)
+    ext_bytes, ext_files = check_external_data(model, path)
+    graph = model.graph
+
+    init_names = {t.name for t in graph.initializer}
+    inputs = tuple(_tensor_desc(vi) for vi in graph.input if vi.name not in init_names)
+    outputs = tuple(_tensor_desc(vi) for vi in graph.output)
+
+    params = 0
+    init_bytes = 0
+    for t in graph.initializer:
+        n = _numel(t.dims, t.name)
+        params += n
+        init_bytes += int(_itemsize(t.data_type) * n) if t.data_location == TensorProto.EXTERNAL or not t.raw_data else len(t.raw_data)
+    hist = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}" for n in graph.node)
+    sub_nodes = sum(len(g.node) for g in _iter_graphs(graph)) - len(graph.node)
+    opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
+    custom = tuple(sorted({n.domain for g in _iter_graphs(graph) for n in g.node} - {"", "ai.onnx"}))
+
+    warnings: list[str] = []
+    for t in inputs:
+        if t.shape is None:
+            warnings.append(f"Input '{t.name}' has no declared shape; every build needs explicit shapes for it.")
+        elif t.dynamic_dims:
+            dims = ", ".join(f"dim {i} ({t.shape[i] or '?'})" for i in t.dynamic_dims)
+            warnings.append(f"Input '{t.name}' is dynamic in {dims}: a build needs an optimization profile for it.")
+    for d in custom:
+        ops = sorted(k.split("::", 1)[1] for k in hist if k.startswith(d + "::"))
+        warnings.append(
+            f"Ops from custom domain '{d}' ({', '.join(ops) or 'in subgraphs'}): TensorRT needs a plugin for them."
+        )
+    if opsets.get("ai.onnx", 0) and opsets["ai.onnx"] < 9:
+        warnings.append(f"Opset {opsets['ai.onnx']} is old; TensorRT's parser supports opset 9 and later.")
+    for name in [n.name for n in graph.node] + [t.name for t in inputs + outputs]:
+        if any(not c.isprintable() for c in name):
+            warnings.append(f"Name {name!r} contains control characters; it is shown escaped.")
+            break
+
+    return ModelSummary(
+        file=path.name,
+        file_bytes=path.stat().st_size,
+        ir_version=int(model.ir_version),
+        opsets=opsets,
+        producer=" ".join(x for x in (model.producer_name, model.producer_version) if x),
+        graph_name=graph.name,
+        inputs=inputs,
+        outputs=outputs,
+        node_count=len(graph.node),
+        subgraph_node_count=sub_nodes,
+        op_histogram=dict(hist.most_common()),
+        parameter_count=params,
+        initializer_bytes=init_bytes,
+        external_data_bytes=ext_bytes,
+        external_files=ext_files,
+        custom_domains=custom,
+        warnings=tuple(warnings),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- workspace
+
+
+def _hash_files(files: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.name.encode() + b"\x00")
+        with open(f, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_stream(src: IO[bytes] | bytes, dest: Path, limit: int, label: str) -> int:
+    written = 0
+    with open(dest, "wb") as out:
+        if isinstance(src, bytes | bytearray | memoryview):
+            if len(src) > limit:
+                raise ModelError(f"'{label}' is {len(src) / 2**20:.0f} MiB, over the {limit / 2**20:.0f} MiB upload limit.")
+            out.write(src)
+            return len(src)
+        while chunk := src.read(_CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise ModelError(f"'{label}' is over the {limit / 2**20:.0f} MiB upload limit.")
+            out.write(chunk)
+    return written
+
+
+def _find_model_file(folder: Path, label: str) -> Path:
+    found = sorted(p for p in folder.rglob("*.onnx") if p.is_file())
+    if not found:
+        raise ModelError(f"'{label}' holds no .onnx file.", "Put the .onnx file and its external data in the archive.")
+    if len(found) > 1:
+        names = ", ".join(str(p.relative_to(folder)) for p in found[:5])
+        raise ModelError(f"'{label}' holds several .onnx files ({names}).", "Upload one model per archive.")
+    return found[0]
+
+
+def import_model(
+    ws: Workspace, source: IO[bytes] | bytes | Path, filename: str, *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+) -> ModelRef:
+    """Validate an upload (an .onnx file, or an archive with a model and its external data) and store it.
+
+    Stored under ``models/<digest>/``; the same content uploaded again (even concurrently) yields the same
+    ref and costs one hash. Nothing is left behind when validation fails.
+    """
+    display = safe_filename(filename)
+    staging = ws.tmp_dir / f"upload-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    try:
+        raw = staging / ("upload" + ("".join(Path(display).suffixes[-2:]) if is_archive(display) else ".onnx"))
+        if isinstance(source, Path):
+            if source.stat().st_size > max_bytes:
+                raise ModelError(f"'{filename}' is over the {max_bytes / 2**20:.0f} MiB limit.")
+            if is_archive(source.name):
+                shutil.copyfile(source, raw)
+            else:
+                # A model given by path may come with external data next to it: copy what it references.
+                return _store_folder(ws, _stage_path_model(source, staging), display)
+        else:
+            _write_stream(source, raw, max_bytes, filename)
+        if is_archive(display):
+            unpacked = staging / "unpacked"
+            extract_archive(raw, unpacked)
+            model_file = _find_model_file(unpacked, filename)
+            summarize(model_file)  # validates, external data included
+            return _store_folder(ws, model_file, Path(model_file).name)
+        if raw.stat().st_size == 0:
+            raise ModelError(f"'{filename}' is empty (0 bytes).", "The upload did not complete; try again.")
+        folder = staging / "model"
+        folder.mkdir()
+        target = folder / (display if display.endswith(".onnx") else display + ".onnx")
+        os.replace(raw, target)
+        try:
+            summarize(target)
+        except ModelError as err:
+            err.message = err.message.replace(f"'{target.name}'", f"'{filename}'")
+            raise
+        return _store_folder(ws, target, display)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stage_path_model(source: Path, staging: Path) -> Path:
+    summary = summarize(source)
+    folder = staging / "model"
+    folder.mkdir()
+    target = folder / safe_filename(source.name)
+    shutil.copyfile(source, target)
+    for rel in summary.external_files:
+        dst = folder / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source.parent / rel, dst)
+    return target
+
+
+def _store_folder(ws: Workspace, model_file: Path, display: str) -> ModelRef:
+    folder = model_file.parent
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    digest = _hash_files(files)
+    final = ws.models_dir / digest
+    meta = {"digest": digest, "file": model_file.name, "name": display, "imported": time.time()}
+    if not final.exists():
+        (folder / "meta.json").write_text(json.dumps(meta))
+        try:
+            os.replace(folder, final)
+        except OSError:
+            if not final.exists():  # a concurrent import of the same content won the race otherwise
+                raise
+    stored = json.loads((final / "meta.json").read_text())
+    return ModelRef(digest=digest, path=final / stored["file"], name=stored.get("name", display))
+
+
+def get_model(ws: Workspace, digest: str) -> ModelRef:
+    if not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
+        raise ModelError(f"'{digest}' is not a model id.", "Open the model from the Model page.")
+    folder = ws.models_dir / digest
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ModelError(f"Model {digest[:12]} is not in this workspace.", "Upload it again.") from err
+    return ModelRef(digest=digest, path=folder / meta["file"], name=meta.get("name", meta["file"]))
+
+
+def list_models(ws: Workspace) -> list[ModelRef]:
+    refs = []
+    for meta_file in ws.models_dir.glob("*/meta.json"):
+        try:
+            refs.append(get_model(ws, meta_file.parent.name))
+        except ModelError:
+            continue
+    return sorted(refs, key=lambda r: -r.path.stat().st_mtime)

@@ -1,0 +1,43 @@
+"""Trust but verify: did the engine really run in the precision that was asked for?"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+# What a layer's precision must contain for the request to count as honoured.
+_EXPECT = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8", "fp8": "FP8"}
+
+
+def check_precision(requested: str, layers: Any) -> dict[str, Any]:
+    """Compare the requested precision with the engine's layers; name the compute layers that did not follow."""
+    mix = Counter(layer.precision for layer in layers.layers)
+    want = _EXPECT.get(requested)
+    out: dict[str, Any] = {"requested": requested, "mix": dict(mix), "warnings": []}
+    if want is None:
+        out["summary"] = f"Requested {requested.upper()}; precision mix: {_fmt(mix)}."
+        out["honoured"] = True
+        return out
+    compute = [ly for ly in layers.layers if ly.onnx_nodes]
+    hit = [ly for ly in compute if want in ly.precision]
+    miss = [ly for ly in compute if want not in ly.precision]
+    out["honoured"] = bool(hit)
+    out["layers_in_precision"] = [ly.name for ly in hit]
+    out["layers_not_in_precision"] = [{"layer": ly.name, "precision": ly.precision, "onnx_nodes": list(ly.onnx_nodes)}
+                                      for ly in miss]
+    if not hit:
+        out["warnings"].append(
+            f"{requested.upper()} was requested but no engine layer runs in {want}: the engine is effectively "
+            f"{_fmt(mix)}. Layers: " + ", ".join(f"{ly.name} ({ly.precision})" for ly in compute[:10])
+        )
+    elif miss:
+        names = ", ".join(f"{ly.name} ({ly.precision}; ONNX: {', '.join(ly.onnx_nodes[:3])})" for ly in miss[:10])
+        out["warnings"].append(f"{len(miss)} of {len(compute)} compute layers are not in {want}: {names}"
+                               + (" …" if len(miss) > 10 else ""))
+    out["summary"] = (f"Requested {requested.upper()}: {len(hit)} of {len(compute)} compute layers run in {want}. "
+                      f"Precision mix: {_fmt(mix)}.")
+    return out
+
+
+def _fmt(mix: Counter[str]) -> str:
+    return ", ".join(f"{k} ×{v}" for k, v in mix.most_common()) or "no layers"

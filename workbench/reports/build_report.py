@@ -1,0 +1,122 @@
+"""The build report (Markdown), the portability card, and the downloadable bundle of a finished build."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..backends import RTX_COMPUTE_CAPABILITIES, gpu_info, versions
+from ..spec import BuildSpec, polygraphy_command, trtexec_command
+
+REPORT = "report.md"
+COMMANDS = "commands.sh"
+BUNDLE = "bundle.zip"
+
+
+@dataclass(frozen=True)
+class Portability:
+    backend: str
+    backend_version: str
+    runs_on: str
+    will_not_run_on: str
+    version_rule: str
+
+
+def portability(spec: BuildSpec, backend_version: str) -> Portability:
+    if spec.backend == "tensorrt-rtx":
+        caps = spec.compute_capabilities or RTX_COMPUTE_CAPABILITIES
+        return Portability(
+            "TensorRT-RTX", backend_version,
+            runs_on="NVIDIA GPUs of compute capability " + ", ".join(caps) + " (RTX/Ampere and newer consumer and "
+                    "workstation GPUs); kernels are finalized on the target GPU at first run.",
+            will_not_run_on="Compute capability 9.0 (H100/H200) and any capability not listed; full TensorRT "
+                            "runtimes (a TensorRT-RTX plan is not a TensorRT plan).",
+            version_rule=f"Deserialize with TensorRT-RTX {backend_version.rsplit('.', 2)[0]}.x runtime.",
+        )
+    gpu = gpu_info()
+    built_on = f"{gpu.name} (compute capability {gpu.compute_capability})" if gpu.present else "the build GPU"
+    runs = ("Ampere and newer GPUs (hardware-compatible plan)" if spec.hardware_compatible
+            else f"GPUs of the same model as {built_on} only")
+    return Portability(
+        "TensorRT", backend_version, runs_on=runs,
+        will_not_run_on="Other GPU models" + ("" if spec.hardware_compatible else " or architectures"),
+        version_rule=("Version-compatible: later TensorRT runtimes can load it (with the lean runtime)."
+                      if spec.version_compatible else f"Exactly TensorRT {backend_version}."),
+    )
+
+
+def commands(spec: BuildSpec, model_name: str, network_name: str = "") -> dict[str, str]:
+    """Equivalent command lines. A quantized or converted build runs on the network model shipped in the bundle."""
+    src = network_name or model_name
+    poly_spec = spec if not network_name else spec.with_(precision="fp32" if spec.backend == "tensorrt-rtx"
+                                                         else spec.precision)
+    out = {"polygraphy": polygraphy_command(poly_spec, src, "engine.plan")}
+    out["trtexec"] = trtexec_command(poly_spec, src, "engine.plan")
+    return out
+
+
+def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], model_name: str,
+                  model_digest: str) -> str:
+    gpu = gpu_info()
+    port = portability(spec, result.get("backend_version", ""))
+    cmds = commands(spec, model_name, result.get("network_model", ""))
+    lines = [
+        f"# Build report: {model_name}",
+        "",
+        f"- Model: `{model_name}` (sha256 `{model_digest}`)",
+        f"- Backend: {port.backend} {port.backend_version}",
+        f"- Built on: {gpu.name + ' (CC ' + gpu.compute_capability + ')' if gpu.present else 'a machine without GPU'}",
+        f"- Precision: {spec.precision.upper()}",
+        f"- Build time: {result.get('build_seconds', 0):.2f} s (job total {result.get('total_seconds', 0):.2f} s)",
+        f"- Plan size: {result.get('plan_bytes', 0) / 1024:.1f} KiB",
+        f"- Job: `{job.get('id', '')}`",
+    ]
+    if result.get("network_model"):
+        lines.append(f"- Network built: `{result['network_model']}` (converted from the model; included)")
+    lines += ["", "## Optimization profiles", ""]
+    if not spec.profiles:
+        lines.append("Static shapes (no profile needed).")
+    for i, prof in enumerate(spec.profiles):
+        lines.append(f"Profile {i}:")
+        lines.append("")
+        lines.append("| input | min | opt | max |")
+        lines.append("|---|---|---|---|")
+        for name, r in prof.shapes.items():
+            lines.append(f"| `{name}` | {list(r.min)} | {list(r.opt)} | {list(r.max)} |")
+        lines.append("")
+    lines += ["## Portability", "", f"- Runs on: {port.runs_on}", f"- Will not run on: {port.will_not_run_on}",
+              f"- Runtime version: {port.version_rule}", ""]
+    check = result.get("precision_check") or {}
+    if check:
+        lines += ["## Precision check", "", check.get("summary", ""), ""]
+    for title, items in (("Warnings", result.get("warnings", ())), ("Notes", result.get("notes", ()))):
+        if items:
+            lines += [f"## {title}", ""] + [f"- {w}" for w in items] + [""]
+    lines += ["## Redo this build", "", "```sh", cmds["polygraphy"], "```", "", "```sh", cmds["trtexec"], "```", "",
+              "## Versions", ""] + [f"- {k}: {v}" for k, v in versions().items() if v]
+    return "\n".join(lines) + "\n"
+
+
+def write_bundle(job_dir: Path, files: list[str]) -> Path:
+    """Zip the named artifacts of a job (those that exist) into ``bundle.zip``."""
+    out = job_dir / BUNDLE
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in files:
+            path = job_dir / name
+            if path.is_file():
+                zf.write(path, arcname=name)
+    out.write_bytes(buf.getvalue())
+    return out
+
+
+def summary_json(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], layers: Any | None) -> str:
+    data = {"job": {k: job.get(k) for k in ("id", "title", "model_name", "model_digest")},
+            "spec": spec.to_dict(), "result": result, "versions": versions()}
+    if layers is not None:
+        data["layers"] = json.loads(layers.to_json()) if hasattr(layers, "to_json") else layers
+    return json.dumps(data, indent=2, default=str)

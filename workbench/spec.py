@@ -1,0 +1,314 @@
+"""Build specs: what to build, validated before any build starts, and the equivalent command lines."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .errors import SpecError
+from .model import MAX_DIM, ModelSummary, TensorDesc
+
+BACKENDS = ("tensorrt-rtx", "tensorrt")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+CALIBRATORS = ("entropy", "minmax", "percentile")
+MAX_WORKSPACE_MB = 1 << 20  # 1 TiB: anything above is a typo
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    min: Shape
+    opt: Shape
+    max: Shape
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One optimization profile: min/opt/max shape per input (inputs with static shapes may be omitted)."""
+
+    shapes: Mapping[str, ShapeRange]
+
+    def to_dict(self) -> dict[str, dict[str, list[int]]]:
+        return {n: {"min": list(r.min), "opt": list(r.opt), "max": list(r.max)} for n, r in self.shapes.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Sequence[int]]]) -> Profile:
+        try:
+            return cls(
+                {
+                    str(n): ShapeRange(tuple(map(int, r["min"])), tuple(map(int, r["opt"])), tuple(map(int, r["max"])))
+                    for n, r in data.items()
+                }
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise SpecError(f"A profile is malformed ({err}).", "Each input needs min, opt and max shapes.") from err
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """INT8/FP8 calibration: data in the workspace, calibrator, exclusions (see workbench.quantize)."""
+
+    data_path: str | None = None
+    calibrator: str = "entropy"
+    percentile: float = 99.999
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+    synthetic: bool = False  # random data: shapes only, accuracy meaningless
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    backend: str = "tensorrt-rtx"
+    precision: str = "fp32"
+    profiles: tuple[Profile, ...] = ()
+    workspace_mb: int | None = None
+    optimization_level: int = 3
+    timing_cache: bool = True
+    compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX: e.g. ("8.6", "8.9"); empty = builder default
+    hardware_compatible: bool = False  # full TensorRT: AMPERE_PLUS
+    version_compatible: bool = False  # full TensorRT
+    calibration: CalibrationSpec | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["profiles"] = [p.to_dict() for p in self.profiles]
+        data["extra"] = dict(self.extra)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BuildSpec:
+        data = dict(data)
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise SpecError(f"Unknown build spec fields: {', '.join(sorted(unknown))}.")
+        profiles = tuple(Profile.from_dict(p) for p in data.pop("profiles", []) or [])
+        calib = data.pop("calibration", None)
+        calibration = None
+        if calib:
+            calib = dict(calib)
+            calib["exclude_nodes"] = tuple(calib.get("exclude_nodes", ()))
+            calib["exclude_op_types"] = tuple(calib.get("exclude_op_types", ()))
+            calibration = CalibrationSpec(**calib)
+        data["compute_capabilities"] = tuple(data.get("compute_capabilities", ()) or ())
+        return cls(profiles=profiles, calibration=calibration, **data)
+
+    @classmethod
+    def from_json(cls, text: str) -> BuildSpec:
+        try:
+            return cls.from_dict(json.loads(text))
+        except (ValueError, TypeError) as err:
+            raise SpecError(f"The build spec is not valid JSON ({err}).") from err
+
+    def with_(self, **changes: Any) -> BuildSpec:
+        return replace(self, **changes)
+
+    def summary(self) -> str:
+        prof = f"{len(self.profiles)} profile{'s' if len(self.profiles) != 1 else ''}"
+        calib = f", {self.calibration.calibrator}" if self.calibration and self.precision in ("int8", "fp8") else ""
+        return f"{self.backend} · {self.precision.upper()}{calib} · {prof}"
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+
+def parse_shape(text: str, what: str = "shape") -> Shape:
+    text = text.strip().strip("[]()")
+    if not text:
+        return ()
+    parts = re.split(r"[x,\s]+", text)
+    try:
+        dims = tuple(int(p) for p in parts if p)
+    except ValueError as err:
+        raise SpecError(f"{what}: '{text}' is not a shape.", "Write shapes as 1x3x224x224.") from err
+    return dims
+
+
+def parse_shapes_arg(text: str) -> dict[str, Shape]:
+    """Parse trtexec's ``name:AxBxC,name2:DxE`` syntax (also accepts Polygraphy's ``name:[A,B,C]``)."""
+    out: dict[str, Shape] = {}
+    # split on commas that are followed by "name:" — names may not contain ':'
+    for item in re.split(r",(?=[^,\[\]]+:)", text.strip()):
+        if not item.strip():
+            continue
+        name, sep, dims = item.rpartition(":")
+        if not sep or not name:
+            raise SpecError(f"'{item}' has no input name.", "Write NAME:1x3x224x224.")
+        out[name.strip().strip("'\"")] = parse_shape(dims, f"input '{name}'")
+    return out
+
+
+def format_shape(shape: Iterable[int], sep: str = "x") -> str:
+    return sep.join(str(d) for d in shape)
+
+
+def profiles_from_args(mins: Sequence[str], opts: Sequence[str], maxs: Sequence[str]) -> tuple[Profile, ...]:
+    """One profile per ``--min-shapes/--opt-shapes/--max-shapes`` group (trtexec style)."""
+    if not (len(mins) == len(opts) == len(maxs)):
+        raise SpecError(
+            f"Got {len(mins)} --min-shapes, {len(opts)} --opt-shapes and {len(maxs)} --max-shapes.",
+            "Give one of each per optimization profile.",
+        )
+    profiles = []
+    for i, (a, b, c) in enumerate(zip(mins, opts, maxs, strict=True)):
+        lo, mid, hi = parse_shapes_arg(a), parse_shapes_arg(b), parse_shapes_arg(c)
+        if not (set(lo) == set(mid) == set(hi)):
+            raise SpecError(
+                f"Profile {i}: min, opt and max name different inputs ({sorted(lo)} / {sorted(mid)} / {sorted(hi)})."
+            )
+        profiles.append(Profile({n: ShapeRange(lo[n], mid[n], hi[n]) for n in lo}))
+    return tuple(profiles)
+
+
+def default_profile(inputs: Sequence[TensorDesc], batch: tuple[int, int, int] = (1, 1, 8)) -> Profile:
+    """A proposal: static dims fixed; symbolic batch-like dims (dim 0) get ``batch``; others 1/16/64 — editable."""
+    shapes: dict[str, ShapeRange] = {}
+    for t in inputs:
+        if t.shape is None or not t.dynamic_dims:
+            continue
+        lo, mid, hi = [], [], []
+        for i, d in enumerate(t.shape):
+            if isinstance(d, int):
+                lo.append(d), mid.append(d), hi.append(d)
+            elif i == 0:
+                lo.append(batch[0]), mid.append(batch[1]), hi.append(batch[2])
+            else:
+                lo.append(16), mid.append(64), hi.append(128)
+        shapes[t.name] = ShapeRange(tuple(lo), tuple(mid), tuple(hi))
+    return Profile(shapes)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def validate_profiles(profiles: Sequence[Profile], inputs: Sequence[TensorDesc]) -> None:
+    """Rank, min <= opt <= max, static dims respected, every dynamic input covered. Names the input and dim."""
+    by_name = {t.name: t for t in inputs}
+    dynamic = [t for t in inputs if t.is_dynamic]
+    if dynamic and not profiles:
+        names = ", ".join(f"'{t.name}' {t.shape_text()}" for t in dynamic)
+        raise SpecError(f"The model has dynamic inputs ({names}) but no optimization profile was given.",
+                        "Add a profile with min/opt/max shapes for each dynamic input.")
+    for pi, prof in enumerate(profiles):
+        where = f"Profile {pi}"
+        for name in prof.shapes:
+            if name not in by_name:
+                raise SpecError(f"{where}: '{name}' is not an input of the model.",
+                                f"Inputs are: {', '.join(by_name) or '(none)'}.")
+        for t in dynamic:
+            if t.name not in prof.shapes:
+                raise SpecError(f"{where}: dynamic input '{t.name}' {t.shape_text()} has no shapes.",
+                                "Give min/opt/max shapes for it.")
+        for name, rng in prof.shapes.items():
+            t = by_name[name]
+            for label, shape in (("min", rng.min), ("opt", rng.opt), ("max", rng.max)):
+                if t.shape is not None and len(shape) != len(t.shape):
+                    raise SpecError(f"{where}, input '{name}': {label} shape {format_shape(shape)} has rank "
+                                    f"{len(shape)}, the model's input has rank {len(t.shape)} {t.shape_text()}.")
+                for d, v in enumerate(shape):
+                    if v < 0 or v > MAX_DIM:
+                        raise SpecError(f"{where}, input '{name}', dim {d}: {label} = {v} is not a valid size.",
+                                        "Dimensions must be positive.")
+                    if t.shape is not None and isinstance(t.shape[d], int) and v != t.shape[d]:
+                        raise SpecError(f"{where}, input '{name}', dim {d}: {label} = {v}, but the model fixes "
+                                        f"this dim to {t.shape[d]}.", "Static dims cannot change.")
+            for d, (a, b, c) in enumerate(zip(rng.min, rng.opt, rng.max, strict=False)):
+                if not (a <= b <= c):
+                    raise SpecError(f"{where}, input '{name}', dim {d}: need min <= opt <= max, got {a}, {b}, {c}.")
+                if a == 0 and c == 0:
+                    continue
+
+
+def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
+    if spec.backend not in BACKENDS:
+        raise SpecError(f"Unknown backend '{spec.backend}'.", f"Choose one of {', '.join(BACKENDS)}.")
+    if spec.precision not in PRECISIONS:
+        raise SpecError(f"Unknown precision '{spec.precision}'.", f"Choose one of {', '.join(PRECISIONS)}.")
+    if spec.workspace_mb is not None and not (1 <= spec.workspace_mb <= MAX_WORKSPACE_MB):
+        raise SpecError(f"Workspace limit {spec.workspace_mb} MiB is out of range (1..{MAX_WORKSPACE_MB}).",
+                        "Leave it empty for the builder's default.")
+    if not (0 <= spec.optimization_level <= 5):
+        raise SpecError(f"Builder optimization level {spec.optimization_level} is out of range (0..5).")
+    for cc in spec.compute_capabilities:
+        if not re.fullmatch(r"\d{1,2}\.\d", cc):
+            raise SpecError(f"Compute capability '{cc}' is not of the form 8.6.")
+    if spec.precision in ("int8", "fp8"):
+        c = spec.calibration
+        if c is None or (not c.data_path and not c.synthetic):
+            raise SpecError(f"{spec.precision.upper()} needs calibration data.",
+                            "Upload an .npz with one array per input, or choose random data (shapes only).")
+        if c.calibrator not in CALIBRATORS:
+            raise SpecError(f"Unknown calibrator '{c.calibrator}'.", f"Choose one of {', '.join(CALIBRATORS)}.")
+    if summary is not None:
+        validate_profiles(spec.profiles, summary.inputs)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def _poly_shapes(profile: Profile, which: str) -> list[str]:
+    return [f"{n}:[{','.join(map(str, getattr(r, which)))}]" for n, r in profile.shapes.items()]
+
+
+def polygraphy_command(spec: BuildSpec, model: str, plan: str) -> str:
+    """The ``polygraphy convert`` line that redoes this build (for a quantized build: on the Q/DQ model)."""
+    parts: list[str] = []
+    if spec.backend == "tensorrt-rtx":
+        parts.append("POLYGRAPHY_USE_TENSORRT_RTX=1")
+    parts += ["polygraphy", "convert", model, "-o", plan]
+    for prof in spec.profiles:
+        for which in ("min", "opt", "max"):
+            shapes = _poly_shapes(prof, which)
+            if shapes:
+                parts += [f"--trt-{which}-shapes", *shapes]
+    if spec.backend == "tensorrt" and spec.precision in ("tf32", "fp16", "bf16", "int8", "fp8"):
+        parts.append(f"--{spec.precision}")
+    if spec.backend == "tensorrt-rtx" and spec.precision == "tf32":
+        parts.append("--tf32")
+    if spec.workspace_mb:
+        parts += ["--pool-limit", f"workspace:{spec.workspace_mb}M"]
+    parts += ["--builder-optimization-level", str(spec.optimization_level)]
+    if spec.backend == "tensorrt-rtx" and spec.compute_capabilities:
+        parts += ["--compute-capabilities", *spec.compute_capabilities]
+    if spec.backend == "tensorrt":
+        if spec.hardware_compatible:
+            parts += ["--hardware-compatibility-level", "ampere_plus"]
+        if spec.version_compatible:
+            parts.append("--version-compatible")
+    parts += ["--profiling-verbosity", "detailed"]
+    return " ".join(p if "=" in p and p.startswith("POLY") else shlex.quote(p) for p in parts)
+
+
+def trtexec_command(spec: BuildSpec, model: str, plan: str) -> str:
+    """The ``trtexec`` line (full TensorRT; TensorRT-RTX ships ``tensorrt_rtx`` instead)."""
+    exe = "tensorrt_rtx" if spec.backend == "tensorrt-rtx" else "trtexec"
+    parts = [exe, f"--onnx={model}", f"--saveEngine={plan}"]
+    for prof in spec.profiles:
+        for which in ("min", "opt", "max"):
+            shapes = ",".join(f"{n}:{format_shape(getattr(r, which))}" for n, r in prof.shapes.items())
+            if shapes:
+                parts.append(f"--{which}Shapes={shapes}")
+    if spec.backend == "tensorrt":
+        if spec.precision in ("fp16", "bf16", "int8", "fp8"):
+            parts.append(f"--{spec.precision}")
+        if spec.precision == "fp32":
+            parts.append("--noTF32")
+        if spec.hardware_compatible:
+            parts.append("--hardwareCompatibilityLevel=ampere+")
+        if spec.version_compatible:
+            parts.append("--versionCompatible")
+    if spec.workspace_mb:
+        parts.append(f"--memPoolSize=workspace:{spec.workspace_mb}M")
+    parts.append(f"--builderOptimizationLevel={spec.optimization_level}")
+    parts.append("--profilingVerbosity=detailed")
+    return " ".join(shlex.quote(p) for p in parts)

@@ -1,0 +1,56 @@
+"""What each kind of job does inside the worker process. Each task returns a small JSON-able result."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .build import LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC, build_engine, select_backend
+from .jobs import LOG_FILE, Job
+from .progress import Reporter
+from .spec import BuildSpec
+
+log = logging.getLogger(__name__)
+
+# Files that go into a build's bundle, in this order.
+BUNDLE_FILES = [PLAN, SPEC, LAYERS, RESULT, "report.md", "commands.sh", LOG_FILE, NETWORK, QDQ, "calibration.json"]
+
+
+def _layer_step(spec: BuildSpec) -> Callable[[Path], dict[str, Any]]:
+    def step(job_dir: Path) -> dict[str, Any]:
+        from .layers import parse_build_log
+        from .precision_check import check_precision
+
+        layers = parse_build_log((job_dir / LOG_FILE).read_text(errors="replace"))
+        (job_dir / LAYERS).write_text(layers.to_json())
+        return check_precision(spec.precision, layers)
+
+    return step
+
+
+def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .reports.build_report import COMMANDS, REPORT, commands, render_report, write_bundle
+
+    spec = BuildSpec.from_dict(job.payload["spec"])
+    select_backend(spec.backend)
+    model_path = Path(job.payload["model_path"])
+    result = build_engine(model_path, spec, job_dir, reporter, layer_parser=_layer_step(spec))
+    res = result.to_dict()
+    for w in result.warnings:
+        reporter.log(w, logging.WARNING)
+    for n in result.notes:
+        reporter.log(n)
+    (job_dir / REPORT).write_text(render_report(job.to_dict(), spec, res, job.model_name or model_path.name,
+                                                job.model_digest))
+    cmds = commands(spec, job.model_name or model_path.name, result.network_model)
+    (job_dir / COMMANDS).write_text("#!/bin/sh\n# Redo this build outside the workbench.\n"
+                                    + "\n".join(cmds.values()) + "\n")
+    write_bundle(job_dir, BUNDLE_FILES)
+    reporter.log(f"Plan written: {result.plan_bytes / 1024:.1f} KiB in {result.build_seconds:.2f} s.")
+    return json.loads(json.dumps(res, default=str))
+
+
+TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {"build": run_build}
