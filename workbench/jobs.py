@@ -37,6 +37,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 JOB_FILE, LOG_FILE, PROGRESS_FILE, CANCEL_FILE = "job.json", "job.log", "progress.json", "cancel"
 CANCEL_GRACE_S = 5.0
+LIGHT_KINDS = ("parse",)  # quick jobs: start at once, outside the bound on heavy jobs
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _POPENS: dict[int, subprocess.Popen[bytes]] = {}  # children started by this process, reaped on refresh
 
@@ -57,6 +58,7 @@ class Job:
     pid_start: str = ""
     error: str = ""
     hint: str = ""
+    exit_code: int = 0  # for the CLI: 2 bad input, 1 backend failure
     result: dict[str, Any] = field(default_factory=dict)
     progress: float = 0.0
     phase: str = ""
@@ -240,13 +242,16 @@ class JobStore:
                     job = self._refresh(job_file.parent, self._read(job_file.parent), locked=True)
                 except JobError:
                     continue
-                if job.status == RUNNING:
+                if job.status == RUNNING and job.kind not in LIGHT_KINDS:
                     running += 1
                 elif job.status == QUEUED:
                     queued.append((job.created, job_file.parent, job))
             for _, job_dir, job in sorted(queued, key=lambda q: q[0]):
+                if job.kind in LIGHT_KINDS:
+                    self._start(job_dir, job)
+                    continue
                 if running >= self.max_running:
-                    break
+                    continue
                 self._start(job_dir, job)
                 running += 1
 
@@ -296,7 +301,7 @@ class JobStore:
             else:
                 how = (f"killed by signal {-code}" if code is not None and code < 0 else
                        f"exit code {code}" if code is not None else "the process is gone")
-                job.status = FAILED
+                job.status, job.exit_code = FAILED, 1
                 job.error = f"The worker process died ({how}) before finishing."
                 job.hint = ("It may have run out of memory, been killed, or the server restarted. "
                             "The log up to that point is kept; submit the job again.")

@@ -472,3 +472,9 @@ def list_models(ws: Workspace) -> list[ModelRef]:
         except ModelError:
             continue
     return sorted(refs, key=lambda r: -r.path.stat().st_mtime)
+
+
+def node_names(path: Path) -> list[str]:
+    """Names of the main graph's nodes (unnamed nodes get ``<op>#<index>``), in graph order."""
+    model = load_proto(Path(path))
+    return [n.name or f"{n.op_type}#{i}" for i, n in enumerate(model.graph.node)]

@@ -53,4 +53,10 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     return json.loads(json.dumps(res, default=str))
 
 
-TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {"build": run_build}
+def run_parse(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .parse_check import run_parse_task
+
+    return run_parse_task(job, job_dir, reporter)
+
+
+TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {"build": run_build, "parse": run_parse}

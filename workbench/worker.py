@@ -49,18 +49,22 @@ def run_job(job_dir: Path) -> int:
     reporter = JobReporter(job_dir)
     reporter.log(f"Worker {os.getpid()} started {job.kind} job {job.id}: {job.title}")
     reporter.progress(0.0, "Starting")
-    status, error, hint, result = SUCCEEDED, "", "", {}
+    status, error, hint, result, code = SUCCEEDED, "", "", {}, 0
     try:
         result = _dispatch(job, job_dir, reporter)
     except Cancelled as err:
         status, error = CANCELLED, str(err) or "Cancelled by the user."
     except WorkbenchError as err:
-        status, error, hint = FAILED, err.message, err.hint or ""
+        status, error, hint, code = FAILED, err.message, err.hint or "", err.exit_code
     except MemoryError:
-        status, error, hint = FAILED, "The worker ran out of memory.", "Lower the workspace limit or max shapes."
+        status, error, hint, code = FAILED, "The worker ran out of memory.", "Lower the workspace limit or max shapes.", 1
+    except ImportError as err:
+        traceback.print_exc()
+        status, error, code = FAILED, f"A module the job needs is missing: {err}", 1
+        hint = "Reinstall the workbench (pip install -e .)."
     except Exception as err:  # a bug or an unexpected backend failure: keep the traceback in the log
         traceback.print_exc()
-        status, error = FAILED, f"Unexpected error: {type(err).__name__}: {err}"
+        status, error, code = FAILED, f"Unexpected error: {type(err).__name__}: {err}", 1
         hint = "The traceback is in the job log."
     if status == CANCELLED and reporter.cancelled():
         reporter.log("Cancelled by the user.", logging.WARNING)
@@ -71,6 +75,7 @@ def run_job(job_dir: Path) -> int:
     sys.stdout.flush()
     job = Job.from_dict(json.loads((job_dir / JOB_FILE).read_text()))
     job.status, job.error, job.hint, job.result, job.finished = status, error, hint, result, time.time()
+    job.exit_code = code
     job.progress = 1.0 if status == SUCCEEDED else job.progress
     _write_json(job_dir / JOB_FILE, job.to_dict())
     _start_next(job_dir)

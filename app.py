@@ -1,0 +1,15 @@
+"""TensorRT Workbench — Streamlit entry. Routes to the pages; all logic lives in ``workbench``."""
+
+import streamlit as st
+
+st.set_page_config(page_title="TensorRT Workbench", page_icon=":material/memory:", layout="wide")
+
+pages = [
+    st.Page("pages/model.py", title="Model", icon=":material/upload_file:", default=True),
+    st.Page("pages/build.py", title="Build", icon=":material/build:"),
+    st.Page("pages/engines.py", title="Engines", icon=":material/inventory_2:"),
+    st.Page("pages/fusion.py", title="Fusion", icon=":material/account_tree:"),
+    st.Page("pages/accuracy.py", title="Accuracy", icon=":material/troubleshoot:"),
+    st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,141 @@
+"""Build page: precision, optimization profiles and knobs in forms; the build runs as a background job."""
+
+import streamlit as st
+
+from workbench import ui
+from workbench.errors import SpecError
+from workbench.samples import list_samples
+from workbench.spec import (CALIBRATORS, PRECISIONS, BuildSpec, CalibrationSpec, Profile, ShapeRange,
+                            default_profile, format_shape, parse_shape)
+
+st.title("Build")
+ref = ui.require_model()
+if ref is None:
+    st.stop()
+wb = ui.workbench()
+summary = ui.model_summary(ref.digest)
+backends = ui.installed_backends()
+if not backends:
+    st.error("No TensorRT backend is installed. Install `tensorrt-rtx-cu13` (builds without a GPU) or TensorRT.")
+    st.stop()
+
+form, panel = st.columns([1, 1], gap="large")
+with form:
+    st.caption(f"Model **{ref.name}** · {summary.node_count} nodes")
+    names = [b.name for b in backends]
+    backend_name = st.selectbox("Backend", names, format_func=lambda n: next(b.label for b in backends
+                                                                             if b.name == n), key="build.backend")
+    info = next(b for b in backends if b.name == backend_name)
+    if not info.can_run_engines:
+        st.caption(f"ℹ️ {info.run_reason}")
+    support = info.precisions
+
+    def label(p: str) -> str:
+        ok, _ = support.get(p, (False, ""))
+        return p.upper() if ok else f"{p.upper()} (unavailable)"
+
+    precision = st.selectbox("Precision", PRECISIONS, format_func=label, key="build.precision")
+    ok, why = support.get(precision, (False, "Unknown precision."))
+    (st.caption if ok else st.warning)(why or "Full FP32.")
+
+    # ---- optimization profiles
+    dynamic = [t for t in summary.inputs if t.is_dynamic]
+    profiles: list[Profile] = []
+    if dynamic:
+        st.markdown("**Optimization profiles** — min / opt / max shape for each dynamic input (`1x3x224x224`)")
+        n_prof = st.number_input("Profiles", 1, 8, 1, key="build.n_profiles")
+        proposal = default_profile(summary.inputs)
+        for p in range(int(n_prof)):
+            with st.container(border=True):
+                st.markdown(f"Profile {p}")
+                shapes = {}
+                for t in dynamic:
+                    prop = proposal.shapes.get(t.name)
+                    cols = st.columns(3)
+                    vals = []
+                    for col, which in zip(cols, ("min", "opt", "max"), strict=True):
+                        default = format_shape(getattr(prop, which)) if prop else ""
+                        vals.append(col.text_input(f"{t.name} {which}", default, key=f"build.p{p}.{t.name}.{which}",
+                                                   help=f"Model declares {t.shape_text()}"))
+                    shapes[t.name] = vals
+                profiles.append(shapes)  # type: ignore[arg-type]
+    else:
+        st.caption("All inputs have static shapes: no optimization profile needed.")
+
+    # ---- calibration
+    calibration = None
+    if precision in ("int8", "fp8"):
+        st.markdown("**Calibration**")
+        sample = {s.path.name: s for s in list_samples()}.get(ref.name)
+        sources = (["sample"] if sample and sample.calibration_data else []) + ["upload", "random"]
+        source = st.radio("Calibration data", sources, horizontal=True, key="build.calib_source",
+                          format_func={"sample": "Sample's calibration set", "upload": "Upload .npz",
+                                       "random": "Random (shapes only — accuracy meaningless)"}.get)
+        data_path = None
+        if source == "sample" and sample:
+            data_path = str(sample.calibration_data)
+        elif source == "upload":
+            up = st.file_uploader("Calibration data (.npz: one array per model input, first axis = samples)",
+                                  type=["npz"], key="build.calib_upload")
+            if up is not None:
+                with ui.error_boundary("Calibration data"):
+                    data_path = str(wb.store_data(up, up.name))
+        if data_path:
+            ui.calibration_preview(ref, data_path)
+        calibrator = st.selectbox("Calibrator", CALIBRATORS, key="build.calibrator")
+        percentile = st.number_input("Percentile", 90.0, 100.0, 99.999, format="%.3f", key="build.percentile",
+                                     disabled=calibrator != "percentile")
+        exclude = st.multiselect("Keep out of quantization (node names or op types)", ui.node_choices(ref.digest),
+                                 key="build.exclude")
+        ops = set(summary.op_histogram)
+        calibration = CalibrationSpec(
+            data_path=data_path, calibrator=calibrator, percentile=float(percentile),
+            exclude_nodes=tuple(e for e in exclude if e not in ops),
+            exclude_op_types=tuple(e for e in exclude if e in ops), synthetic=source == "random")
+
+    # ---- advanced
+    with st.expander("Advanced"):
+        ws_mb = st.number_input("Workspace memory limit (MiB, 0 = builder default)", 0, 1 << 20, 0,
+                                key="build.workspace_mb")
+        opt_level = st.slider("Builder optimization level", 0, 5, 3, key="build.opt_level")
+        caps: list[str] = []
+        hw = vc = False
+        timing_cache = True
+        if backend_name == "tensorrt-rtx":
+            from workbench.backends import RTX_COMPUTE_CAPABILITIES
+
+            caps = st.multiselect("Target compute capabilities (empty = all TensorRT-RTX supports)",
+                                  RTX_COMPUTE_CAPABILITIES, key="build.caps")
+            st.caption("Timing cache: TensorRT-RTX has none (kernels are finalized on the target GPU).")
+        else:
+            timing_cache = st.checkbox("Persist and reuse the timing cache", True, key="build.timing_cache")
+            hw = st.checkbox("Hardware compatible (Ampere and newer)", key="build.hw_compat")
+            vc = st.checkbox("Version compatible", key="build.version_compat")
+
+    if st.button("Build", type="primary", key="build.submit", disabled=not ok):
+        with ui.error_boundary("Build"):
+            built_profiles = []
+            for i, shapes in enumerate(profiles):
+                ranges = {}
+                for name, (a, b, c) in shapes.items():  # type: ignore[attr-defined]
+                    try:
+                        ranges[name] = ShapeRange(parse_shape(a, f"{name} min"), parse_shape(b, f"{name} opt"),
+                                                  parse_shape(c, f"{name} max"))
+                    except SpecError as err:
+                        raise SpecError(f"Profile {i}: {err.message}", err.hint) from err
+                built_profiles.append(Profile(ranges))
+            spec = BuildSpec(backend=backend_name, precision=precision, profiles=tuple(built_profiles),
+                             workspace_mb=int(ws_mb) or None, optimization_level=int(opt_level),
+                             timing_cache=timing_cache, compute_capabilities=tuple(caps), hardware_compatible=hw,
+                             version_compatible=vc, calibration=calibration)
+            st.session_state[ui.BUILD_JOB] = wb.submit_build(ref, spec)
+            st.toast("Build queued.")
+
+with panel:
+    job_id = st.session_state.get(ui.BUILD_JOB)
+    if job_id:
+        with ui.error_boundary("Build job"):
+            ui.build_job_panel(job_id)
+    else:
+        st.info("Fill in the form and press **Build**. The build runs in a background worker: you can leave this "
+                "page and come back; finished builds are listed on the **Engines** page.")

@@ -1,0 +1,89 @@
+"""Model page: open a model (upload, sample, recent), read its summary, see it in Netron."""
+
+import pandas as pd
+import streamlit as st
+
+from workbench import ui
+from workbench.reports.model_figures import op_histogram
+from workbench.samples import list_samples
+
+st.title("Model")
+wb = ui.workbench()
+limit_mb = int(st.get_option("server.maxUploadSize"))
+
+left, right = st.columns([3, 2])
+with left:
+    uploaded = st.file_uploader(
+        f"Upload an ONNX model, or a .zip / .tar.gz holding the model and its external-data files "
+        f"(limit {limit_mb} MB)",
+        type=["onnx", "zip", "tar", "gz", "tgz"],
+        key="model.uploader",
+    )
+    if uploaded is not None and st.session_state.get(ui.MODEL_UPLOAD_ID) != uploaded.file_id:
+        st.session_state[ui.MODEL_UPLOAD_ID] = uploaded.file_id  # process each upload once, not on every rerun
+        with ui.error_boundary(f"Upload of {uploaded.name}"):
+            ui.set_current_model(wb.import_upload(uploaded, uploaded.name, max_bytes=limit_mb << 20))
+with right:
+    samples = {s.name: s for s in list_samples()}
+    choice = st.selectbox("…or open a bundled sample", list(samples), index=None, key="model.sample",
+                          format_func=lambda n: f"{samples[n].title}")
+    if choice and st.button("Open sample", key="model.open_sample"):
+        with ui.error_boundary(f"Sample {choice}"):
+            ui.set_current_model(wb.import_path(samples[choice].path))
+    if choice:
+        st.caption(samples[choice].description)
+    recent = wb.models()[:20]
+    if recent:
+        current = st.session_state.get(ui.MODEL_DIGEST)
+        digests = [r.digest for r in recent]
+        names = {r.digest: f"{r.name} · {r.short}" for r in recent}
+        picked = st.selectbox("Recent models", digests, index=digests.index(current) if current in digests else None,
+                              format_func=names.get, key="model.recent")
+        if picked and picked != current:
+            st.session_state[ui.MODEL_DIGEST] = picked
+            st.rerun()
+
+ref = ui.current_model()
+if ref is None:
+    st.info("Open a model to see its summary and graph.")
+    st.stop()
+
+with ui.error_boundary(ref.name):
+    s = ui.model_summary(ref.digest)
+    st.subheader(ref.name)
+    st.caption(f"sha256 {ref.digest} · IR {s.ir_version} · opsets "
+               + ", ".join(f"{d} {v}" for d, v in s.opsets.items()) + (f" · producer {s.producer}" if s.producer else ""))
+    c = st.columns(5)
+    c[0].metric("Nodes", f"{s.node_count:,}", help=f"+{s.subgraph_node_count} inside subgraphs"
+                if s.subgraph_node_count else None)
+    c[1].metric("Op types", len(s.op_histogram))
+    c[2].metric("Parameters", f"{s.parameter_count:,}")
+    c[3].metric("Weights", f"{s.initializer_bytes / 2**20:.2f} MiB")
+    c[4].metric("File", f"{s.file_bytes / 2**20:.2f} MiB",
+                help=f"+{s.external_data_bytes / 2**20:.1f} MiB external data" if s.external_data_bytes else None)
+    for w in s.warnings:
+        st.warning(w)
+
+    def io_table(tensors):
+        return pd.DataFrame([{"name": t.name, "dtype": t.dtype, "shape": t.shape_text(),
+                              "dynamic dims": ", ".join(f"{i} ({t.shape[i] or '?'})" for i in t.dynamic_dims)
+                              if t.shape else "rank unknown"} for t in tensors])
+
+    a, b = st.columns(2)
+    a.markdown("**Inputs**")
+    a.dataframe(io_table(s.inputs), hide_index=True, width="stretch")
+    b.markdown("**Outputs**")
+    b.dataframe(io_table(s.outputs), hide_index=True, width="stretch")
+
+    tab_graph, tab_ops, tab_parse = st.tabs(["Graph (Netron)", "Op types", "Parser check"])
+    with tab_graph, ui.error_boundary("Graph view"):
+        ui.netron_view(ref.path, select=st.session_state.get(ui.NETRON_SELECT, ()))
+    with tab_ops:
+        st.plotly_chart(op_histogram(s), key="model.ops")
+    with tab_parse:
+        backends = [b.name for b in ui.installed_backends()]
+        if not backends:
+            st.info("No TensorRT backend is installed; see Settings.")
+        else:
+            backend = st.selectbox("Parse with", backends, key="model.parse_backend")
+            ui.parser_check_panel(ref, backend)

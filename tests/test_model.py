@@ -1,0 +1,190 @@
+"""Opening a model: the summary a user reads, and the specific errors hostile files get."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests import onnx_models
+from workbench.errors import ModelError
+from workbench.model import get_model, import_model, list_models, safe_filename, summarize
+
+
+def test_summary_names_inputs_outputs_and_marks_dynamic_dims(models_dir):
+    s = summarize(models_dir / "tiny_cnn.onnx")
+    model = onnx.load(str(models_dir / "tiny_cnn.onnx"))
+    assert [t.name for t in s.inputs] == [i.name for i in model.graph.input]
+    assert s.inputs[0].shape == ("N", 3, 16, 16) and s.inputs[0].dynamic_dims == (0,)
+    assert s.outputs[0].dtype == "float32"
+    assert s.node_count == len(model.graph.node)
+    assert sum(s.op_histogram.values()) == len(model.graph.node)
+    expected_params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    assert s.parameter_count == expected_params
+    assert s.initializer_bytes == 4 * expected_params
+    assert s.opsets == {"ai.onnx": 17}
+    assert any("'x' is dynamic in dim 0 (N)" in w for w in s.warnings)
+
+
+def test_custom_domain_ops_are_flagged(models_dir):
+    s = summarize(models_dir / "custom_op.onnx")
+    assert s.custom_domains == ("com.example",)
+    assert any("com.example" in w and "FancyActivation" in w for w in s.warnings)
+
+
+def test_external_data_is_checked_not_loaded(tmp_path):
+    path = onnx_models.with_external_data(tmp_path / "m")
+    s = summarize(path)
+    assert s.external_files == ("weights.bin",)
+    assert s.external_data_bytes == os.path.getsize(tmp_path / "m" / "weights.bin")
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", r"empty \(0 bytes\)"),
+        (b"hello, this is not a model\n", "looks like a text file"),
+        (b"\x08\x07\x12\x04\xff\xff\xff\xff\xff\xff", "not a valid ONNX model"),
+    ],
+    ids=["empty", "text", "garbage"],
+)
+def test_bad_files_get_specific_errors(tmp_path, content, expected):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    with pytest.raises(ModelError, match=expected) as err:
+        summarize(bad)
+    assert "bad.onnx" in err.value.message
+
+
+def test_truncated_model_is_refused(models_dir, tmp_path):
+    data = (models_dir / "tiny_cnn.onnx").read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="cut.onnx"):
+        summarize(cut)
+
+
+def test_deeply_nested_protobuf_is_refused_not_crashing(tmp_path):
+    # An If whose then_branch holds an If ... 200 levels deep: beyond protobuf's recursion limit.
+    inner = helper.make_graph([], "g", [], [helper.make_tensor_value_info("c", TensorProto.BOOL, [])])
+    for _ in range(200):
+        node = helper.make_node("If", ["c"], ["c"], then_branch=inner, else_branch=inner)
+        inner = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("c", TensorProto.BOOL, [])])
+    model = helper.make_model(inner)
+    path = tmp_path / "deep.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="deep.onnx"):
+        summarize(path)
+
+
+@pytest.mark.parametrize("location", ["../../etc/passwd", "/etc/passwd", "sub/../../outside.bin"])
+def test_external_data_outside_the_folder_is_refused(tmp_path, location):
+    path = onnx_models.with_external_data(tmp_path / "m")
+    model = onnx.load(str(path), load_external_data=False)
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = location
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="outside the model's folder"):
+        summarize(path)
+
+
+def test_external_data_shorter_than_declared_is_refused(tmp_path):
+    path = onnx_models.with_external_data(tmp_path / "m")
+    weights = tmp_path / "m" / "weights.bin"
+    weights.write_bytes(weights.read_bytes()[:10])
+    with pytest.raises(ModelError, match="shorter than declared"):
+        summarize(path)
+
+
+def test_external_data_pointing_at_a_device_is_refused(tmp_path):
+    path = onnx_models.with_external_data(tmp_path / "m")
+    (tmp_path / "m" / "weights.bin").unlink()
+    os.symlink("/dev/zero", tmp_path / "m" / "weights.bin")
+    with pytest.raises(ModelError, match="outside the model's folder|not a regular file"):
+        summarize(path)
+
+
+def test_absurd_dims_are_refused_with_the_tensor_name(tmp_path):
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2**31, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2**31, 4])])
+    path = tmp_path / "huge.onnx"
+    onnx.save(helper.make_model(g), str(path))
+    with pytest.raises(ModelError, match="'x'.*2147483648"):
+        summarize(path)
+
+
+def test_import_is_content_addressed_and_idempotent(workspace, models_dir):
+    data = (models_dir / "tiny_cnn.onnx").read_bytes()
+    a = import_model(workspace, data, "tiny_cnn.onnx")
+    b = import_model(workspace, (models_dir / "tiny_cnn.onnx"), "other name.onnx")
+    assert a.digest == b.digest and a.path == b.path
+    assert get_model(workspace, a.digest) == a
+    assert list_models(workspace) == [a]
+    assert not any(workspace.tmp_dir.iterdir()), "staging files are cleaned up"
+
+
+def test_failed_import_leaves_nothing_behind(workspace):
+    with pytest.raises(ModelError, match="x.onnx"):
+        import_model(workspace, b"not a model at all", "x.onnx")
+    assert list_models(workspace) == []
+    assert not any(workspace.tmp_dir.iterdir())
+
+
+def test_upload_limit_is_enforced_server_side(workspace, models_dir):
+    data = (models_dir / "tiny_cnn.onnx").read_bytes()
+    with pytest.raises(ModelError, match="upload limit"):
+        import_model(workspace, data, "tiny_cnn.onnx", max_bytes=100)
+
+
+def test_unknown_model_id_is_a_clear_error(workspace):
+    with pytest.raises(ModelError, match="not a model id"):
+        get_model(workspace, "../../etc")
+    with pytest.raises(ModelError, match="not in this workspace"):
+        get_model(workspace, "0" * 64)
+
+
+@pytest.mark.parametrize("name", ["../../evil.onnx", "a/b\\c.onnx", "bad\x00\x1bname.onnx", ""])
+def test_safe_filenames(name):
+    safe = safe_filename(name)
+    assert "/" not in safe and "\\" not in safe and ".." not in safe
+    assert all(c.isprintable() for c in safe) and safe
+
+
+def test_concurrent_uploads_of_the_same_model(workspace, models_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = (models_dir / "tiny_cnn.onnx").read_bytes()
+    with ThreadPoolExecutor(4) as pool:
+        refs = list(pool.map(lambda i: import_model(workspace, data, f"copy{i}.onnx"), range(8)))
+    assert len({r.digest for r in refs}) == 1
+    assert len(list_models(workspace)) == 1
+    assert json.loads((refs[0].path.parent / "meta.json").read_text())["digest"] == refs[0].digest
+
+
+def test_resnet50_sized_model_summarizes_quickly(tmp_path):
+    """~25M parameters in ~100 MB, like ResNet-50: summary within a couple of seconds (target ~1 s)."""
+    rng = np.random.default_rng(0)
+    inits, nodes, prev = [], [], "x"
+    for i in range(50):
+        w = rng.standard_normal((256, 256, 3, 3), dtype=np.float32) * 0.01 if i < 42 else np.zeros((256, 256, 1, 1), np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1] if i < 42 else [0, 0, 0, 0]))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
+        prev = f"r{i}"
+    g = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 256, 14, 14])],
+                          [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "big.onnx"
+    onnx.save(helper.make_model(g), str(path))
+    t = time.perf_counter()
+    s = summarize(path)
+    elapsed = time.perf_counter() - t
+    assert s.parameter_count > 24_000_000
+    assert elapsed < 3.0, f"summary took {elapsed:.2f} s"

@@ -1,0 +1,388 @@
+"""INT8/FP8 Q/DQ quantization of the digits MLP: accuracy in ONNX Runtime, Q/DQ structure, exclusions, reuse of
+saved ranges, cancellation, and real TensorRT-RTX builds of the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.calibration_data import CalibrationData, load_npz, model_inputs, random_data
+from workbench.errors import DataError, SpecError
+from workbench.progress import Cancelled, NullReporter
+from workbench.quantize import (
+    CALIBRATORS,
+    QuantizeSpec,
+    evaluate_accuracy,
+    qdq_summary,
+    quantize_qdq,
+    ranges_table,
+    read_ranges,
+    score_calibrators,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
+POLYGRAPHY = Path(sys.executable).parent / "polygraphy"
+
+
+def sample(name: str) -> Path:
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"sample file {path} is missing (the sample-model generator has not written it)")
+    return path
+
+
+class Recorder(NullReporter):
+    """Keeps every phase and log line; cancels once ``cancel_when(phase)`` is true."""
+
+    def __init__(self, cancel_when=None) -> None:
+        self.phases: list[str] = []
+        self.lines: list[str] = []
+        self._cancel_when = cancel_when
+        self._cancel = False
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self.lines.append(message)
+
+    def progress(self, fraction: float, phase: str) -> None:
+        assert 0.0 <= fraction <= 1.0
+        self.phases.append(phase)
+        if self._cancel_when and self._cancel_when(phase):
+            self._cancel = True
+
+    def cancelled(self) -> bool:
+        return self._cancel
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model = sample("digits_mlp.onnx")
+    inputs = model_inputs(model)
+    calib = load_npz(sample("digits_calib.npz"), inputs)
+    test = load_npz(sample("digits_test.npz"), inputs, extra_keys=("label",))
+    return model, calib, test, test.extras["label"]
+
+
+@pytest.fixture(scope="module")
+def fp32_accuracy(digits) -> float:
+    """Top-1 of the FP32 model on the held-out split, computed here with a plain ONNX Runtime session."""
+    import onnxruntime as ort
+
+    model, _, test, labels = digits
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    logits = sess.run(["logits"], {"input": test.arrays["input"]})[0]
+    return float(np.mean(logits.argmax(axis=1) == labels))
+
+
+@pytest.fixture(scope="module")
+def quantized(digits, tmp_path_factory):
+    """One INT8 Q/DQ model per calibrator: {calibrator: QuantizeResult}."""
+    model, calib, _, _ = digits
+    root = tmp_path_factory.mktemp("qdq")
+    return {
+        cal: quantize_qdq(model, root / cal / "qdq.onnx", calib, QuantizeSpec(calibrator=cal))
+        for cal in CALIBRATORS
+    }
+
+
+def _initializers(path: Path) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+
+# ---------------------------------------------------------------------------------------------- accuracy
+
+
+def test_every_calibrator_keeps_accuracy_within_one_point(digits, fp32_accuracy, quantized):
+    model, calib, test, labels = digits
+    assert evaluate_accuracy(model, test, labels) == pytest.approx(fp32_accuracy)
+    assert fp32_accuracy > 0.5, "the sample model should have learned the digits"
+    for cal, result in quantized.items():
+        acc = evaluate_accuracy(result.model_path, test, labels)
+        assert abs(acc - fp32_accuracy) <= 0.01, f"{cal}: INT8 {acc:.4f} vs FP32 {fp32_accuracy:.4f}"
+        assert result.calibrator == cal and result.n_samples == calib.n_samples
+
+
+def test_score_calibrators_reports_computed_accuracy_and_errors(digits, fp32_accuracy, quantized):
+    model, calib, test, labels = digits
+    table = score_calibrators(model, calib, test, labels, calibrators=("minmax", "entropy"))
+    assert list(table["calibrator"]) == ["minmax", "entropy"]
+    assert set(table["output"]) == {"logits"}
+    assert table["accuracy_fp32"].tolist() == pytest.approx([fp32_accuracy] * 2)
+    for _, row in table.iterrows():
+        acc = evaluate_accuracy(quantized[row["calibrator"]].model_path, test, labels)
+        assert row["accuracy_qdq"] == pytest.approx(acc)
+        assert row["accuracy_delta_pp"] == pytest.approx(100 * (acc - fp32_accuracy))
+        assert 0 < row["mean_abs_err"] <= row["max_abs_err"]
+        assert 0.99 < row["cosine"] <= 1.0 + 1e-9
+
+
+# ---------------------------------------------------------------------------------------------- structure
+
+
+def test_the_qdq_model_is_int8_with_float_biases(quantized):
+    import onnx
+
+    path = quantized["entropy"].model_path
+    model = onnx.load(str(path))
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    dq_types = set()
+    for n in model.graph.node:
+        if n.op_type == "DequantizeLinear":
+            src = n.input[0]
+            t = inits[src].data_type if src in inits else inits[producer[src].input[2]].data_type
+            dq_types.add(t)
+    assert dq_types == {onnx.TensorProto.INT8}, "no int32 (bias) or uint8 DequantizeLinear"
+    # every Gemm/MatMul reads dequantized activations and weights; its bias stays float
+    for n in model.graph.node:
+        if n.op_type in ("Gemm", "MatMul", "Conv"):
+            assert all(
+                producer.get(x) is not None and producer[x].op_type == "DequantizeLinear" for x in n.input[:2]
+            ), n.name
+            if len(n.input) > 2:
+                assert inits[n.input[2]].data_type == onnx.TensorProto.FLOAT
+    summary = qdq_summary(path)
+    assert summary.dq_input_types == {"int8": ops.count("DequantizeLinear")}
+    assert quantized["entropy"].n_quantized_nodes == len(summary.quantized_nodes) > 0
+
+
+def test_excluding_a_node_by_name_leaves_it_in_float(digits, quantized, tmp_path):
+    import onnx
+
+    model, calib, _, _ = digits
+    graph = onnx.load(str(model)).graph
+    last = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")][-1]
+    result = quantize_qdq(model, tmp_path / "qdq.onnx", calib, QuantizeSpec("minmax", exclude_nodes=(last,)))
+    assert result.excluded == (last,)
+    summary = qdq_summary(result.model_path)
+    assert last in summary.float_nodes and last not in summary.quantized_nodes
+    assert len(summary.quantized_nodes) == quantized["minmax"].n_quantized_nodes - 1
+    q = onnx.load(str(result.model_path)).graph
+    node = next(n for n in q.node if n.name == last)
+    inits = {i.name: i for i in q.initializer}
+    weight = node.input[1]
+    assert weight in inits and inits[weight].data_type == onnx.TensorProto.FLOAT, "weight stays FP32"
+
+
+def test_exclusions_must_name_real_nodes_or_op_types(digits, tmp_path):
+    import onnx
+
+    model, calib, _, _ = digits
+    name = next(n.name for n in onnx.load(str(model)).graph.node if n.op_type in ("Gemm", "MatMul"))
+    typo = name + "x"
+    with pytest.raises(SpecError, match=f"'{typo}'.*Close matches: .*{name}"):
+        quantize_qdq(model, tmp_path / "a.onnx", calib, QuantizeSpec(exclude_nodes=(typo,)))
+    with pytest.raises(SpecError, match="'Conv'.*op types are"):
+        quantize_qdq(model, tmp_path / "b.onnx", calib, QuantizeSpec(exclude_op_types=("Conv",)))
+    # an op type given as a "node" (as the CLI's --exclude does) excludes every node of that type
+    op = next(n.op_type for n in onnx.load(str(model)).graph.node if n.op_type in ("Gemm", "MatMul"))
+    result = quantize_qdq(model, tmp_path / "c.onnx", calib, QuantizeSpec("minmax", exclude_nodes=(op,)))
+    assert any("op type" in w for w in result.warnings)
+    summary = qdq_summary(result.model_path)
+    assert not any(n in summary.quantized_nodes for n in result.excluded) and result.excluded
+
+
+def test_spec_validation():
+    for bad in (
+        {"calibrator": "kl"},
+        {"percentile": 101.0},
+        {"percentile": 10.0},
+        {"precision": "int4"},
+        {"calibration_batch_size": 0},
+        {"exclude_nodes": ("",)},
+    ):
+        with pytest.raises(SpecError):
+            QuantizeSpec(**bad)
+
+
+def test_data_for_another_model_is_refused(digits, tmp_path):
+    model, _, _, _ = digits
+    other = CalibrationData({"x": np.zeros((4, 64), np.float32)}, source="other.npz")
+    with pytest.raises(DataError, match="missing input.*unknown x"):
+        quantize_qdq(model, tmp_path / "q.onnx", other, QuantizeSpec())
+
+
+# ---------------------------------------------------------------------------------------------- ranges
+
+
+def test_saved_ranges_rebuild_the_same_model_without_calibrating(digits, quantized, tmp_path):
+    model, _, _, _ = digits
+    first = quantized["entropy"]
+    saved = read_ranges(first.ranges_path)
+    assert saved["method"] == "entropy" and saved["data"]["n_samples"] == first.n_samples
+    rec = Recorder()
+    again = quantize_qdq(
+        model, tmp_path / "qdq.onnx", None, QuantizeSpec("entropy"), rec, reuse_ranges=first.ranges_path
+    )
+    assert again.n_samples == 0 and again.reused_ranges == first.ranges_path
+    assert not any(p.startswith("calibrate") for p in rec.phases), rec.phases
+    a, b = _initializers(first.model_path), _initializers(again.model_path)
+    scales = [k for k in a if k.endswith("_scale")]
+    assert scales and set(scales) == {k for k in b if k.endswith("_scale")}
+    for k in scales:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_edited_ranges_change_the_scales(digits, quantized, tmp_path):
+    model, _, _, _ = digits
+    doc = json.loads(quantized["minmax"].ranges_path.read_text())
+    tensor = "input" if "input" in doc["qdq"] else next(iter(doc["qdq"]))
+    doc["tensors"][tensor] = {"min": -2.54, "max": 1.0}
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(doc))
+    out = quantize_qdq(model, tmp_path / "q" / "qdq.onnx", None, QuantizeSpec("minmax"), reuse_ranges=edited)
+    table = ranges_table(out.ranges_path)
+    scale = table["scale"][table["tensor"].index(tensor)]
+    assert scale == pytest.approx(2.54 / 127, rel=1e-6), "symmetric int8: max(|min|, |max|) / 127"
+
+
+def test_ranges_files_are_checked(tmp_path, digits, quantized):
+    model, _, _, _ = digits
+    doc = json.loads(quantized["minmax"].ranges_path.read_text())
+    needed = next(t for t in doc["tensors"] if t != "input")
+    del doc["tensors"][needed]
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=f"no range for tensor '{needed}'"):
+        quantize_qdq(model, tmp_path / "p.onnx", None, QuantizeSpec("minmax"), reuse_ranges=partial)
+    doc["tensors"] = {"some_other_models_tensor": {"min": 0.0, "max": 1.0}}
+    partial.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="belong to another model"):
+        quantize_qdq(model, tmp_path / "p.onnx", None, QuantizeSpec("minmax"), reuse_ranges=partial)
+    bad = tmp_path / "calibration.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "trt-workbench.calibration",
+                "method": "minmax",
+                "tensors": {"input": {"min": 1.0, "max": -1.0}},
+            }
+        )
+    )
+    with pytest.raises(DataError, match="'input'.*min 1.0 > max -1.0"):
+        quantize_qdq(model, tmp_path / "q.onnx", None, QuantizeSpec("minmax"), reuse_ranges=bad)
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        read_ranges(bad)
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+def test_phases_are_reported_in_order(digits, tmp_path):
+    model, calib, _, _ = digits
+    rec = Recorder()
+    quantize_qdq(model, tmp_path / "qdq.onnx", calib, QuantizeSpec("minmax"), rec)
+    firsts = [p.split(" ")[0] for p in rec.phases]
+    order = [p for i, p in enumerate(firsts) if i == 0 or p != firsts[i - 1]]
+    assert order == ["preprocess", "calibrate", "write"]
+    n = calib.n_samples // 16
+    assert f"calibrate (batch {n}/{n})" in rec.phases
+
+
+def test_cancel_between_calibration_batches(digits, tmp_path):
+    model, calib, _, _ = digits
+    rec = Recorder(cancel_when=lambda phase: "batch 2/" in phase)
+    out = tmp_path / "qdq.onnx"
+    with pytest.raises(Cancelled):
+        quantize_qdq(model, out, calib, QuantizeSpec("entropy"), rec)
+    assert not out.exists() and not (tmp_path / "calibration.json").exists()
+    assert sum("calibrate (batch" in p for p in rec.phases) == 2
+
+
+def test_a_fixed_batch_model_is_calibrated_in_padded_batches(tmp_path):
+    import onnx
+
+    from tests.onnx_models import static_mlp
+
+    path = tmp_path / "static_mlp.onnx"
+    onnx.save(static_mlp(), str(path))
+    data = random_data(model_inputs(path), None, n=5, seed=0)
+    result = quantize_qdq(path, tmp_path / "q" / "qdq.onnx", data, QuantizeSpec("minmax"))
+    assert result.batches.startswith("3 batch(es) of 2") and "padded with 1" in result.batches
+    assert any("random data" in w for w in result.warnings) and result.n_quantized_nodes > 0
+
+
+# ---------------------------------------------------------------------------------------------- FP8
+
+
+def test_fp8_qdq_runs_in_onnx_runtime(digits, fp32_accuracy, tmp_path):
+    import onnx
+
+    model, calib, test, labels = digits
+    result = quantize_qdq(model, tmp_path / "fp8.onnx", calib, QuantizeSpec(precision="fp8"))
+    assert result.precision == "fp8" and result.calibrator == "distribution"
+    assert any("8.9" in w for w in result.warnings)
+    assert qdq_summary(result.model_path).dq_input_types == {
+        "float8e4m3fn": qdq_summary(result.model_path).n_dequantize
+    }
+    assert (
+        max(o.version for o in onnx.load(str(result.model_path)).opset_import if o.domain in ("", "ai.onnx"))
+        >= 19
+    )
+    acc = evaluate_accuracy(result.model_path, test, labels)
+    assert acc > 0.5 and abs(acc - fp32_accuracy) < 0.15, (acc, fp32_accuracy)
+
+
+# ---------------------------------------------------------------------------------------------- TensorRT-RTX
+
+
+def _rtx_build(onnx_path: Path, plan: Path) -> str:
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
+    if not POLYGRAPHY.exists():
+        pytest.skip(f"polygraphy is not installed in this environment ({POLYGRAPHY})")
+    env = {**os.environ, "POLYGRAPHY_USE_TENSORRT_RTX": "1"}
+    cmd = [
+        str(POLYGRAPHY),
+        "convert",
+        str(onnx_path),
+        "-o",
+        str(plan),
+        "--verbosity",
+        "extra_verbose",
+        "--trt-min-shapes",
+        "input:[1,64]",
+        "--trt-opt-shapes",
+        "input:[16,64]",
+        "--trt-max-shapes",
+        "input:[64,64]",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    log_text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log_text[-3000:]
+    assert plan.exists() and plan.stat().st_size > 0
+    return log_text
+
+
+def _layer_lines(log_text: str) -> list[str]:
+    section = log_text.split("Layers:", 1)[1].split("I/O Tensors:", 1)[0]
+    return [ln for ln in section.splitlines() if "LayerType:" in ln]
+
+
+@pytest.mark.slow
+def test_the_int8_model_builds_with_tensorrt_rtx(quantized, tmp_path):
+    log_text = _rtx_build(quantized["entropy"].model_path, tmp_path / "int8.plan")
+    layers = _layer_lines(log_text)
+    int8 = [ln for ln in layers if "Datatype: Int8" in ln]
+    assert int8, "no engine layer takes Int8 tensors:\n" + "\n".join(layers)
+    assert any("LayerType: gemm" in ln for ln in int8)
+
+
+@pytest.mark.slow
+def test_the_fp8_model_builds_with_tensorrt_rtx_but_cannot_run_here(digits, tmp_path):
+    model, calib, _, _ = digits
+    result = quantize_qdq(model, tmp_path / "fp8.onnx", calib, QuantizeSpec(precision="fp8"))
+    log_text = _rtx_build(result.model_path, tmp_path / "fp8.plan")
+    assert any("Datatype: FP8" in ln for ln in _layer_lines(log_text))
+    assert "will not be able to run on target(s): sm80, sm86" in log_text

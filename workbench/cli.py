@@ -1,0 +1,167 @@
+"""``trt-workbench``: the same core as the app, from a terminal or CI.
+
+Exit codes: 0 success, 1 the backend (or a comparison) failed, 2 bad input (the message says what and where).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import WorkbenchError
+
+log = logging.getLogger("workbench.cli")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- inspect
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .model import summarize
+
+    summary = summarize(Path(args.model))
+    if args.json:
+        _out(json.dumps(summary.to_dict(), indent=2))
+        return 0
+    s = summary
+    lines = [f"{s.file}: ONNX IR {s.ir_version}, opsets {s.opsets}, producer {s.producer or '-'}",
+             f"  nodes: {s.node_count} (+{s.subgraph_node_count} in subgraphs), parameters: {s.parameter_count:,} "
+             f"({s.initializer_bytes / 2**20:.2f} MiB"
+             + (f", {s.external_data_bytes / 2**20:.1f} MiB external" if s.external_data_bytes else "") + ")"]
+    for kind, tensors in (("input", s.inputs), ("output", s.outputs)):
+        for t in tensors:
+            dyn = "  (dynamic)" if t.is_dynamic else ""
+            lines.append(f"  {kind:6} {t.name}: {t.dtype} {t.shape_text()}{dyn}")
+    lines.append("  ops: " + ", ".join(f"{k}×{v}" for k, v in s.op_histogram.items()))
+    for w in s.warnings:
+        lines.append(f"  warning: {w}")
+    _out("\n".join(lines))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- build
+
+
+def _spec_from_args(args: argparse.Namespace) -> Any:
+    from .spec import BuildSpec, CalibrationSpec, profiles_from_args
+
+    profiles = profiles_from_args(args.min_shapes or [], args.opt_shapes or [], args.max_shapes or [])
+    calibration = None
+    if args.precision in ("int8", "fp8"):
+        calibration = CalibrationSpec(
+            data_path=str(Path(args.calib_data).resolve()) if args.calib_data else None,
+            calibrator=args.calibrator, percentile=args.percentile,
+            exclude_nodes=tuple(args.exclude or ()), synthetic=bool(args.random_calibration),
+        )
+    return BuildSpec(backend=args.backend, precision=args.precision, profiles=profiles,
+                     workspace_mb=args.workspace_mb, optimization_level=args.opt_level,
+                     compute_capabilities=tuple(args.compute_capabilities or ()), calibration=calibration)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import PLAN
+    from .jobs import SUCCEEDED
+    from .service import Workbench
+
+    wb = Workbench.open(args.workspace)
+    ref = wb.import_path(Path(args.model))
+    spec = _spec_from_args(args)
+    job_id = wb.submit_build(ref, spec)
+    _err(f"Building {ref.name} ({spec.summary()}) as job {job_id} …")
+    echo = (lambda text: sys.stderr.write(text)) if args.verbose else None
+    job = wb.jobs.wait(job_id, timeout=args.timeout, on_log=echo)
+    if job.status != SUCCEEDED:
+        _err(f"error: build {job.status}: {job.error}" + (f" {job.hint}" if job.hint else ""))
+        _err(f"(full log: {wb.jobs.job_dir(job_id) / 'job.log'})")
+        return job.exit_code or 1
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(wb.jobs.artifact(job_id, PLAN), out)
+    for w in job.result.get("warnings", []):
+        _err(f"warning: {w}")
+    if args.report:
+        Path(args.report).write_text(wb.build_report_json(job_id))
+    _err(f"Wrote {out} ({out.stat().st_size / 1024:.1f} KiB) in {job.result.get('build_seconds', 0):.2f} s.")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def _add_build_args(p: argparse.ArgumentParser) -> None:
+    from .spec import BACKENDS, CALIBRATORS, PRECISIONS
+
+    p.add_argument("--backend", choices=BACKENDS, default="tensorrt-rtx")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--min-shapes", action="append", metavar="NAME:AxBxC,...",
+                   help="one per optimization profile (trtexec syntax); repeat for several profiles")
+    p.add_argument("--opt-shapes", action="append", metavar="NAME:AxBxC,...")
+    p.add_argument("--max-shapes", action="append", metavar="NAME:AxBxC,...")
+    p.add_argument("--workspace-mb", type=int, default=None, help="workspace memory pool limit in MiB")
+    p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0..5")
+    p.add_argument("--compute-capabilities", nargs="+", metavar="X.Y", help="TensorRT-RTX targets, e.g. 8.6 8.9")
+    p.add_argument("--calib-data", metavar="DATA.npz", help="calibration data: one array per model input")
+    p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy")
+    p.add_argument("--percentile", type=float, default=99.999)
+    p.add_argument("--exclude", nargs="+", metavar="NODE_OR_OPTYPE", help="keep these out of quantization")
+    p.add_argument("--random-calibration", action="store_true",
+                   help="calibrate on random data (shapes only: accuracy meaningless)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trt-workbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_HOME or ~/.trt-workbench)")
+    parser.add_argument("--log-level", default="WARNING")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="summarize an ONNX model")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("build", help="build a plan (runs as a workspace job, like the app)")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, metavar="PLAN")
+    _add_build_args(p)
+    p.add_argument("--report", metavar="REPORT.json", help="spec, timings, backend info and layer information")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the build")
+    p.add_argument("-v", "--verbose", action="store_true", help="stream the build log to stderr")
+    p.set_defaults(func=cmd_build)
+
+    from . import cli_more
+
+    cli_more.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except WorkbenchError as err:
+        _err(f"error: {err.message}" + (f"\n  hint: {err.hint}" if err.hint else ""))
+        return err.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

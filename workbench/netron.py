@@ -1,0 +1,548 @@
+"""Netron's web viewer, served from the app's own origin, made safe for an offline lab server.
+
+The ``netron`` package ships its whole viewer as static files. :func:`prepare_netron` copies them into the
+app's static folder and patches the copy so that it never contacts the internet: no IP lookup and no
+cookie-consent dialog, no analytics beacons, no "update to the newest version" lock-out after 180 days, no
+GitHub gist downloads, models only from the same origin, and a Content-Security-Policy that lets the browser
+itself refuse any other connection. Every patch matches an exact anchor in Netron's source; when an anchor
+is missing (Netron changed) the copy is refused with a :class:`WorkbenchError` instead of serving a viewer
+that half works and half phones home.
+
+The patch also adds ``workbench.js``: after the model has loaded it selects (highlights and scrolls to) the
+nodes named in the fragment ``#select=<name>,<name>`` (each name percent-encoded), again on every
+``hashchange``, and on ``window.postMessage({type: 'workbench.select', nodes: [...]})`` from the same origin.
+It reports what it found as ``data-workbench-selected`` / ``data-workbench-missing`` on ``<body>`` and
+posts ``{type: 'workbench.selected', found, missing}`` to the parent frame.
+
+:func:`publish_model` puts a model (and its external-data files) under an unguessable folder of the static
+root, because Streamlit's static serving has no access control; old publications are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+from .errors import BackendUnavailable, ModelError, WorkbenchError
+from .model import safe_filename
+
+log = logging.getLogger(__name__)
+
+NETRON_BASE = "/app/static/netron/index.html"
+STATIC_URL_PREFIX = "/app/static"
+MAX_STATIC_BYTES = 200 * 1024 * 1024  # Streamlit's static serving answers 404 for bigger files
+MARKER = ".workbench-netron.json"
+PUBLISH_DIR = "m"
+SELECT_SCRIPT = "workbench.js"
+
+_TOKEN_BYTES = 24  # 192 bits; token_urlsafe gives 32 characters
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32}")
+_STALE_TMP_SECONDS = 3600
+_VERSION_RE = re.compile(r'<meta name="version" content="([^"]*)">')
+# Left in a prepared copy, any of these means something still talks to the internet.
+_FORBIDDEN = ("ipinfo.io", "analytics.google.com", "google-analytics.com", "googletagmanager", "sendBeacon")
+
+
+@dataclass(frozen=True)
+class _Patch:
+    file: str
+    anchor: str
+    replacement: str
+    why: str
+
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self' data:; connect-src 'self' data: blob:; worker-src 'self' blob:; frame-src 'none'; "
+    "object-src 'none'; form-action 'none'; base-uri 'self'"
+)
+
+_PATCHES: tuple[_Patch, ...] = (
+    _Patch(
+        "browser.js",
+        "        await age();\n        await consent();\n        await telemetry();\n        await capabilities();\n",
+        "        // workbench: offline copy: no expiry lock-out, no IP lookup or consent dialog, no telemetry.\n",
+        "start-up sequence (expiry check, IP lookup + consent dialog, telemetry)",
+    ),
+    _Patch(
+        "browser.js",
+        "if (days > 180) {",
+        "if (false) { // workbench: an offline copy never expires",
+        "expiry lock-out",
+    ),
+    _Patch(
+        "browser.js",
+        "await this._fetch('https://ipinfo.io/json', ",
+        "await this._fetch('data:application/json,{}', ",
+        "IP lookup",
+    ),
+    _Patch(
+        "browser.js",
+        "packaged: this._meta.version && this._meta.version[0] !== '0.0.0',",
+        "packaged: false, // workbench: never report errors or usage, never open issue links",
+        "telemetry switch",
+    ),
+    _Patch(
+        "browser.js",
+        "const gist = params.get('gist');",
+        "const gist = null; // workbench: no GitHub gist downloads",
+        "gist download",
+    ),
+    _Patch(
+        "browser.js",
+        "const hash = window.location.hash ? window.location.hash.replace(/^#/, '') : '';",
+        "const hash = window.location.hash && !/^#select=/.test(window.location.hash) ? "
+        "window.location.hash.replace(/^#/, '') : ''; // workbench: #select= is not a model URL",
+        "fragment read as a model URL",
+    ),
+    _Patch(
+        "browser.js",
+        "if (this._view.accept(identifier || location) && location.indexOf('*') === -1) {",
+        "if (this._view.accept(identifier || location) && location.indexOf('*') === -1 && "
+        "new window.URL(location, window.location.href).origin === window.location.origin) { "
+        "// workbench: same-origin models only",
+        "model URLs from other origins",
+    ),
+    _Patch(
+        "base.js",
+        "const url = `https://analytics.google.com/g/collect?${this._cache}`;",
+        "// workbench: analytics beacon removed",
+        "analytics endpoint",
+    ),
+    _Patch(
+        "base.js",
+        "this._navigator.sendBeacon(url, body);",
+        "// workbench: no beacon",
+        "analytics beacon",
+    ),
+    _Patch(
+        "index.html",
+        """<meta http-equiv="Content-Security-Policy" content="script-src 'self'; frame-src 'none'">""",
+        f"""<meta http-equiv="Content-Security-Policy" content="{_CSP}">""",
+        "Content-Security-Policy (the browser refuses any other origin)",
+    ),
+    _Patch(
+        "index.html",
+        '<script type="text/javascript" src="index.js"></script>',
+        '<script type="text/javascript" src="index.js"></script>\n'
+        f'<script type="text/javascript" src="{SELECT_SCRIPT}"></script>',
+        "node-selection script",
+    ),
+)
+
+_SELECT_JS = r"""// Added by TensorRT Workbench (workbench/netron.py): select nodes from the app.
+// #select=<name>,<name> (each name percent-encoded), on hashchange, and on
+// window.postMessage({type: 'workbench.select', nodes: [...]}) from the same origin.
+(function () {
+    'use strict';
+    var wanted = null;
+    var timer = null;
+    var deadline = 0;
+    var report = function (found, missing) {
+        document.body.setAttribute('data-workbench-selected', found.join(','));
+        document.body.setAttribute('data-workbench-missing', missing.join(','));
+        if (window.parent && window.parent !== window) {
+            try {
+                window.parent.postMessage({ type: 'workbench.selected', found: found, missing: missing }, window.location.origin);
+            } catch (e) {
+                // the parent is another origin: nothing to tell it
+            }
+        }
+    };
+    var fromHash = function () {
+        var match = /^#select=(.*)$/.exec(window.location.hash || '');
+        if (!match) {
+            return null;
+        }
+        return match[1].split(',').filter(function (s) { return s.length > 0; }).map(function (s) {
+            try {
+                return decodeURIComponent(s);
+            } catch (e) {
+                return s;
+            }
+        });
+    };
+    var apply = function () {
+        var view = window.__view__;
+        var target = view ? view.target : null;
+        var graph = view ? view.activeTarget : null;
+        if (!target || !graph || !document.body.classList.contains('default') ||
+            !document.querySelector('#canvas .graph-node')) {
+            return false; // the model is not drawn yet
+        }
+        var names = wanted || [];
+        var set = new Set(names);
+        var nodes = (graph.nodes || []).filter(function (node) { return node && set.has(node.name); });
+        var found = new Set(nodes.map(function (node) { return node.name; }));
+        if (nodes.length > 0) {
+            var elements = target.select(nodes);
+            target.scrollTo(elements);
+        } else {
+            target.select(null);
+        }
+        report(Array.from(found), names.filter(function (name) { return !found.has(name); }));
+        return true;
+    };
+    var tick = function () {
+        timer = null;
+        var done = false;
+        try {
+            done = apply();
+        } catch (e) {
+            done = true;
+            document.body.setAttribute('data-workbench-error', String(e && e.message ? e.message : e));
+        }
+        if (!done && Date.now() < deadline) {
+            timer = window.setTimeout(tick, 100);
+        }
+    };
+    var request = function (names) {
+        wanted = names;
+        deadline = Date.now() + 300000;
+        if (timer !== null) {
+            window.clearTimeout(timer);
+        }
+        timer = window.setTimeout(tick, 0);
+    };
+    window.addEventListener('hashchange', function () {
+        var names = fromHash();
+        if (names !== null) {
+            request(names);
+        }
+    });
+    window.addEventListener('message', function (event) {
+        var data = event.data;
+        if (event.origin === window.location.origin && data && data.type === 'workbench.select' &&
+            Array.isArray(data.nodes)) {
+            request(data.nodes.map(String));
+        }
+    });
+    var initial = fromHash();
+    if (initial !== null) {
+        request(initial);
+    }
+})();
+"""
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+
+
+def netron_source() -> Path:
+    """The installed ``netron`` package folder (its web viewer's static files), without importing it."""
+    spec = importlib.util.find_spec("netron")
+    if spec is None or not spec.origin:
+        raise BackendUnavailable(
+            "Netron is not installed, so the graph view is unavailable.", "Install it: pip install netron"
+        )
+    return Path(spec.origin).resolve().parent
+
+
+def patch_set_digest() -> str:
+    """A digest of every patch and of the injected script; part of the marker of a prepared copy."""
+    h = hashlib.sha256()
+    for p in _PATCHES:
+        for part in (p.file, p.anchor, p.replacement):
+            h.update(part.encode())
+            h.update(b"\0")
+    h.update(_SELECT_JS.encode())
+    h.update(repr(_FORBIDDEN).encode())
+    return h.hexdigest()
+
+
+def _marker(source: Path, version: str) -> dict[str, str]:
+    return {
+        "netron_version": version,
+        "patch_set": patch_set_digest(),
+        "source": hashlib.sha256(str(source).encode()).hexdigest()[:16],
+    }
+
+
+def _read_marker(dest: Path) -> dict[str, str] | None:
+    try:
+        return json.loads((dest / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _netron_version(source: Path) -> str:
+    try:
+        text = (source / "index.html").read_text(encoding="utf-8")
+    except OSError as err:
+        raise BackendUnavailable(
+            f"Netron's viewer is incomplete: cannot read {source / 'index.html'} ({err.strerror}).",
+            "Reinstall Netron: pip install --force-reinstall netron",
+        ) from err
+    match = _VERSION_RE.search(text)
+    return match.group(1) if match else "unknown"
+
+
+def _patched_files(source: Path, version: str) -> dict[str, str]:
+    """Apply every patch in memory; raise naming each file and anchor that is missing or not unique."""
+    texts: dict[str, str] = {}
+    problems: list[str] = []
+    for patch in _PATCHES:
+        if patch.file not in texts:
+            try:
+                texts[patch.file] = (source / patch.file).read_text(encoding="utf-8")
+            except OSError as err:
+                problems.append(f"{patch.file}: cannot read it ({err.strerror})")
+                texts[patch.file] = ""
+                continue
+        count = texts[patch.file].count(patch.anchor)
+        if count != 1:
+            how = "not found" if count == 0 else f"found {count} times (must be unique)"
+            problems.append(f"{patch.file}: anchor for the {patch.why} {how}: {patch.anchor!r}")
+            continue
+        texts[patch.file] = texts[patch.file].replace(patch.anchor, patch.replacement)
+    if problems:
+        raise WorkbenchError(
+            f"Cannot make Netron {version} (in {source}) safe to serve offline; its code is not what the "
+            "workbench patches expect:\n- " + "\n- ".join(problems),
+            "A Netron update changed these places. Install the Netron version the workbench knows "
+            "(pip install 'netron==9.3.3') or update the patches in workbench/netron.py.",
+        )
+    texts[SELECT_SCRIPT] = _SELECT_JS
+    return texts
+
+
+def _copy_tree(source: Path, target: Path, skip: set[str]) -> None:
+    for folder, dirs, files in os.walk(source):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        rel = Path(folder).relative_to(source)
+        (target / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if name.endswith((".py", ".pyc", ".pyo")) or (rel / name).as_posix() in skip:
+                continue
+            shutil.copyfile(Path(folder) / name, target / rel / name)
+
+
+def _check_offline(target: Path) -> None:
+    """Post-condition: no script or page of the copy still names an internet endpoint we removed."""
+    found = []
+    for path in sorted(target.rglob("*")):
+        if path.suffix in (".js", ".html", ".css") and path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found += [f"{path.relative_to(target)}: {token!r}" for token in _FORBIDDEN if token in text]
+    if found:
+        raise WorkbenchError(
+            "Netron's copy still contacts the internet after patching: " + "; ".join(found) + ".",
+            "A Netron update added these; update the patches in workbench/netron.py or pin netron==9.3.3.",
+        )
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[bool]:
+    """An exclusive advisory lock (POSIX); yields whether it is really held."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield False
+        return
+    with open(lock_path, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def prepare_netron(dest: Path, *, source: Path | None = None) -> Path:
+    """Copy Netron's web viewer into ``dest`` (e.g. ``<app>/static/netron``), patched for offline use.
+
+    Idempotent and cheap when ``dest`` already holds a copy of the same Netron version made with the same
+    patch set (one small marker file is read). Otherwise the copy is prepared in a temporary sibling folder
+    and renamed into place, under a file lock, so concurrent app starts never see a half-written viewer.
+    ``source`` is the Netron package folder (default: the installed one). Raises :class:`WorkbenchError`
+    naming the file and anchor when Netron's code does not match a patch.
+    """
+    dest = Path(dest)
+    source = Path(source).resolve() if source is not None else netron_source()
+    version = _netron_version(source)
+    want = _marker(source, version)
+    if _read_marker(dest) == want:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(dest.parent / f".{dest.name}.lock") as exclusive:
+        if _read_marker(dest) == want:  # another process finished while we waited for the lock
+            return dest
+        if exclusive:  # leftovers of crashed runs: nobody else can be writing them now
+            for stale in dest.parent.glob(f".{dest.name}.*-*"):
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale, ignore_errors=True)
+        started = time.monotonic()
+        texts = _patched_files(source, version)  # raises before anything is copied
+        tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
+        try:
+            _copy_tree(source, tmp, skip=set(texts))
+            for name, text in texts.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+            _check_offline(tmp)
+            (tmp / MARKER).write_text(json.dumps(want, indent=1))
+            if dest.exists() or dest.is_symlink():
+                old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex}"
+                os.rename(dest, old)
+                os.rename(tmp, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    log.info("prepared Netron %s in %s (%.2f s)", version, dest, time.monotonic() - started)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------- publish
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f}".removesuffix(".0")
+
+
+def _external_files(model_path: Path) -> tuple[str, ...]:
+    """Relative paths of the external-data files an ONNX model references (validated, never read)."""
+    if model_path.suffix.lower() != ".onnx":
+        return ()
+    from .model import check_external_data, load_proto
+
+    _, files = check_external_data(load_proto(model_path), model_path)
+    return files
+
+
+def _safe_relative(location: str) -> PurePosixPath | None:
+    pure = PurePosixPath(location)
+    if (
+        not location
+        or "\\" in location
+        or any(not c.isprintable() for c in location)
+        or pure.is_absolute()
+        or any(part in ("", ".", "..") for part in location.split("/"))
+    ):
+        return None
+    return pure
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _publications(root: Path) -> list[tuple[int, str, Path]]:
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in root.iterdir():
+            if _TOKEN_RE.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((entry.stat().st_mtime_ns, entry.name, entry))
+    return sorted(found)
+
+
+def _prune(root: Path, keep: int) -> None:
+    pubs = _publications(root)
+    for _, _, path in pubs[: max(0, len(pubs) - keep)]:
+        shutil.rmtree(path, ignore_errors=True)
+    now = time.time()
+    for tmp in root.glob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish_model(
+    static_root: Path, model_path: Path, *, keep: int = 8, url_prefix: str = STATIC_URL_PREFIX
+) -> str:
+    """Serve ``model_path`` under ``static_root/m/<token>/<safe name>``; return its same-origin URL path.
+
+    The token is ``secrets.token_urlsafe`` (192 bits): static serving has no access control, so the URL is
+    the only key. The file is hard-linked (copied across file systems). External-data files of an ONNX
+    model are published next to it under their relative names: Netron fetches them lazily, only when a
+    tensor's values are shown; the graph draws without them, so one too big for static serving is left out
+    with a warning. Only the ``keep`` newest publications are kept. A model over Streamlit's 200 MiB static
+    limit is refused with a :class:`WorkbenchError`.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    model_path = Path(model_path)
+    try:
+        size = model_path.stat().st_size
+    except OSError as err:
+        raise ModelError(f"Cannot publish '{model_path.name}' to the viewer: {err.strerror}.", "Check the path.") from err
+    if not model_path.is_file():
+        raise ModelError(f"Cannot publish '{model_path.name}' to the viewer: not a regular file.", "Pass a model file.")
+    if size > MAX_STATIC_BYTES:
+        raise WorkbenchError(
+            f"'{model_path.name}' is too large for the in-app viewer ({_mib(size)} MiB > "
+            f"{_mib(MAX_STATIC_BYTES)} MiB); open it in Netron desktop.",
+            "Streamlit's static file serving refuses files over 200 MiB. Netron desktop: https://netron.app "
+            "(download the app) or `netron model.onnx` on your own machine.",
+        )
+    extras = _external_files(model_path)
+    name = safe_filename(model_path.name)
+    root = Path(static_root) / PUBLISH_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(_TOKEN_BYTES)
+    tmp = root / f".tmp-{token}"
+    final = root / token
+    try:
+        tmp.mkdir()
+        _link_or_copy(model_path, tmp / name)
+        for location in extras:
+            rel = _safe_relative(location)
+            src = model_path.parent / location
+            if rel is None or rel.as_posix() == name:
+                log.warning("not publishing external data %r of %s: unsafe name", location, model_path.name)
+                continue
+            if src.stat().st_size > MAX_STATIC_BYTES:
+                log.warning(
+                    "not publishing external data %r of %s (%s MiB > 200 MiB): its values are not viewable",
+                    location, model_path.name, _mib(src.stat().st_size),
+                )
+                continue
+            _link_or_copy(src, tmp.joinpath(*rel.parts))
+        newest = max((ns for ns, _, _ in _publications(root)), default=0)
+        os.rename(tmp, final)
+        stamp = max(time.time_ns(), newest + 1)  # strictly newest, even within the file system's clock tick
+        os.utime(final, ns=(stamp, stamp))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(root, keep)
+    url = f"{url_prefix.rstrip('/')}/{PUBLISH_DIR}/{token}/{name}"
+    log.info("published %s as %s", model_path, url)
+    return url
+
+
+# ---------------------------------------------------------------------------------------------- url
+
+
+def viewer_url(model_url: str, select: Sequence[str] = (), netron_base: str = NETRON_BASE) -> str:
+    """The Netron page that opens ``model_url`` (a same-origin path) and selects the ``select`` nodes."""
+    if not model_url.startswith("/") or model_url.startswith("//") or "\\" in model_url:
+        raise WorkbenchError(
+            f"The viewer opens models from this server only; '{model_url}' is not a same-origin path.",
+            "Publish the model with publish_model() and pass the path it returns.",
+        )
+    if isinstance(select, str):
+        select = (select,)
+    url = f"{netron_base}?url={quote(model_url, safe='/')}"
+    names = [n for n in select if n]
+    if names:
+        url += "#select=" + ",".join(quote(n, safe="") for n in names)
+    return url

@@ -1,0 +1,65 @@
+"""Does the backend's ONNX parser accept this model? Found out by really parsing it (in a worker process)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .build import select_backend
+
+
+@dataclass(frozen=True)
+class ParserIssue:
+    node: str
+    op: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    backend: str
+    backend_version: str
+    ok: bool
+    network_layers: int
+    issues: tuple[ParserIssue, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParseResult:
+        data = dict(data)
+        data["issues"] = tuple(ParserIssue(**i) for i in data.get("issues", ()))
+        return cls(**data)
+
+
+def parse_model(model_path: Path, backend: str) -> ParseResult:
+    """Parse with the backend's OnnxParser; collect every parser error with its node. Worker-process only."""
+    select_backend(backend)
+    from polygraphy.backend.trt import util as trt_util
+    from polygraphy.mod.trt_importer import lazy_import_trt
+
+    trt = lazy_import_trt()
+    logger = trt_util.get_trt_logger()
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    ok = bool(parser.parse_from_file(str(model_path)))
+    issues = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        issues.append(ParserIssue(err.node_name() or f"node #{err.node()}", err.node_operator(), err.desc()))
+    return ParseResult(backend, trt.__version__, ok and not issues, int(network.num_layers), tuple(issues))
+
+
+def run_parse_task(job: Any, job_dir: Path, reporter: Any) -> dict[str, Any]:
+    result = parse_model(Path(job.payload["model_path"]), job.payload["backend"])
+    cache = job.payload.get("cache_path")
+    if cache:
+        Path(cache).write_text(json.dumps(result.to_dict()))
+    for issue in result.issues:
+        reporter.log(f"Parser rejects node '{issue.node}' ({issue.op}): {issue.message}")
+    return result.to_dict()

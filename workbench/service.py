@@ -1,0 +1,162 @@
+"""The workbench as one object: what pages and the CLI call. Holds paths and ids only, never engines."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .build import PLAN, check_spec_for_backend
+from .errors import BackendError, JobError, ModelError
+from .jobs import FAILED, SUCCEEDED, Job, JobStore
+from .model import ModelRef, ModelSummary, TensorDesc, get_model, import_model, list_models, summarize
+from .spec import BuildSpec, validate_spec
+from .workspace import Workspace
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class Workbench:
+    ws: Workspace
+    jobs: JobStore
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] | None = None) -> Workbench:
+        ws = Workspace.at(root) if root else Workspace.default()
+        return cls(ws, JobStore(ws))
+
+    # ------------------------------------------------------------------ models
+    def import_upload(self, data: IO[bytes] | bytes, filename: str, max_bytes: int | None = None) -> ModelRef:
+        kwargs = {"max_bytes": max_bytes} if max_bytes else {}
+        return import_model(self.ws, data, filename, **kwargs)
+
+    def import_path(self, path: Path) -> ModelRef:
+        if not path.exists():
+            raise ModelError(f"'{path}' does not exist.", "Check the path.")
+        return import_model(self.ws, path, path.name, max_bytes=1 << 62)
+
+    def model(self, digest: str) -> ModelRef:
+        return get_model(self.ws, digest)
+
+    def models(self) -> list[ModelRef]:
+        return list_models(self.ws)
+
+    def summary(self, ref: ModelRef) -> ModelSummary:
+        """Summary of a stored model, computed once per digest and kept beside it."""
+        cache = ref.path.parent / SUMMARY_FILE
+        if cache.is_file():
+            try:
+                return _summary_from_dict(json.loads(cache.read_text()))
+            except (ValueError, TypeError, KeyError):
+                pass
+        summary = summarize(ref.path)
+        cache.write_text(json.dumps(summary.to_dict()))
+        return summary
+
+    # ------------------------------------------------------------------ parser check
+    def parse_check(self, ref: ModelRef, backend: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(cached result, None) or (None, job id of the running check)."""
+        cache = ref.path.parent / f"parse-{backend}.json"
+        if cache.is_file():
+            return json.loads(cache.read_text()), None
+        for job in self.jobs.list(kind="parse"):  # newest first
+            if job.model_digest == ref.digest and job.payload.get("backend") == backend:
+                if job.active:
+                    return None, job.id
+                if job.status == FAILED:
+                    raise BackendError(f"The parser check with {backend} failed: {job.error}", job.hint or None)
+                break
+        job_id = self.jobs.submit("parse", {"model_path": str(ref.path), "backend": backend,
+                                            "cache_path": str(cache)},
+                                  title=f"Parser check of {ref.name} with {backend}", model_digest=ref.digest,
+                                  model_name=ref.name)
+        return None, job_id
+
+    # ------------------------------------------------------------------ builds
+    def submit_build(self, ref: ModelRef, spec: BuildSpec) -> str:
+        """Validate everything that can be validated before a worker starts, then queue the build."""
+        validate_spec(spec, self.summary(ref))
+        check_spec_for_backend(spec)
+        if spec.calibration and spec.calibration.data_path:
+            data = Path(spec.calibration.data_path)
+            if not data.is_file():
+                raise ModelError(f"Calibration data '{data.name}' does not exist.", "Upload it again.")
+        return self.jobs.submit("build", {"model_path": str(ref.path), "spec": spec.to_dict()},
+                                title=f"{ref.name}: {spec.summary()}", model_digest=ref.digest, model_name=ref.name)
+
+    def store_data(self, data: IO[bytes] | bytes, filename: str) -> Path:
+        return store_data_file(self.ws, data, filename)
+
+    def builds(self) -> list[Job]:
+        return self.jobs.list(kind="build")
+
+    def finished_build(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job.kind != "build" or job.status != SUCCEEDED:
+            raise JobError(f"Job {job_id} is not a finished build ({job.kind}, {job.status}).")
+        return job
+
+    def plan_path(self, job_id: str) -> Path:
+        return self.jobs.artifact(self.finished_build(job_id).id, PLAN)
+
+    def build_report_json(self, job_id: str) -> str:
+        from .reports.build_report import summary_json
+
+        job = self.finished_build(job_id)
+        spec = BuildSpec.from_dict(job.payload["spec"])
+        layers = None
+        try:
+            from .layers import load_layers
+
+            layers = load_layers(self.jobs.artifact(job_id, "layers.json"))
+        except (JobError, ImportError):
+            layers = None
+        return summary_json(job.to_dict(), spec, job.result, layers)
+
+
+def _summary_from_dict(data: dict[str, Any]) -> ModelSummary:
+    def td(d: dict[str, Any]) -> TensorDesc:
+        return TensorDesc(d["name"], d["dtype"], None if d["shape"] is None else tuple(d["shape"]))
+
+    data = dict(data)
+    data["inputs"] = tuple(td(t) for t in data["inputs"])
+    data["outputs"] = tuple(td(t) for t in data["outputs"])
+    for key in ("external_files", "custom_domains", "warnings"):
+        data[key] = tuple(data[key])
+    return ModelSummary(**data)
+
+
+def store_data_file(ws: Workspace, data: IO[bytes] | bytes, filename: str, max_bytes: int = 2 << 30) -> Path:
+    """Keep an uploaded data file (.npz) in the workspace, named by content digest; never executed or unpickled."""
+    import hashlib
+    import uuid
+
+    from .model import safe_filename
+
+    name = safe_filename(filename, "data.npz")
+    if not name.lower().endswith(".npz"):
+        raise ModelError(f"'{filename}' is not an .npz file.", "Save the arrays with numpy.savez (one per input).")
+    folder = ws.root / "data"
+    folder.mkdir(exist_ok=True)
+    tmp = ws.tmp_dir / f"data-{uuid.uuid4().hex}.npz"
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(tmp, "wb") as out:
+            chunks = [data] if isinstance(data, bytes | bytearray) else iter(lambda: data.read(1 << 20), b"")
+            for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ModelError(f"'{filename}' is over the {max_bytes >> 20} MiB limit for data files.")
+                h.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise ModelError(f"'{filename}' is empty.", "Upload the .npz again.")
+        final = folder / f"{h.hexdigest()[:24]}-{name}"
+        os.replace(tmp, final)
+        return final
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,300 @@
+"""The one module of the core that touches Streamlit: session-state keys, cached getters, error boundary,
+and the few widgets several pages share (Netron view, job panel). Pages compose these and call the core.
+
+Session state holds ids and digests only (never engines, sessions or arrays).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from .errors import WorkbenchError
+from .model import ModelRef, ModelSummary
+from .service import Workbench
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------- keys
+MODEL_DIGEST = "model.digest"
+MODEL_UPLOAD_ID = "model.upload_id"
+BUILD_JOB = "build.job_id"
+BUILD_LOG_LEVELS = "build.log_levels"
+ENGINES_SELECTED = "engines.selected"
+FUSION_JOB = "fusion.job_id"
+FUSION_COMPARE_JOB = "fusion.compare_job_id"
+NETRON_SELECT = "netron.select"
+
+APP_DIR = Path(os.environ.get("WORKBENCH_APP_DIR") or Path(__file__).resolve().parent.parent)
+STATIC_DIR = APP_DIR / "static"
+
+
+# ---------------------------------------------------------------------------------------------- resources
+@st.cache_resource(show_spinner=False)
+def workbench() -> Workbench:
+    """Shared by every session (thread-safe: it holds paths; job state is on disk behind a file lock)."""
+    return Workbench.open()
+
+
+@st.cache_resource(show_spinner="Preparing the Netron viewer …")
+def netron_base() -> str:
+    from .netron import prepare_netron
+
+    prepare_netron(STATIC_DIR / "netron")
+    return "/app/static/netron/index.html"
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def model_summary(digest: str) -> ModelSummary:
+    wb = workbench()
+    return wb.summary(wb.model(digest))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def published_model_url(path: str, mtime: float) -> str:
+    from .netron import publish_model
+
+    return publish_model(STATIC_DIR, Path(path))
+
+
+# ---------------------------------------------------------------------------------------------- state
+def current_model() -> ModelRef | None:
+    digest = st.session_state.get(MODEL_DIGEST)
+    if not digest:
+        return None
+    try:
+        return workbench().model(digest)
+    except WorkbenchError:
+        st.session_state.pop(MODEL_DIGEST, None)
+        return None
+
+
+def set_current_model(ref: ModelRef) -> None:
+    st.session_state[MODEL_DIGEST] = ref.digest
+
+
+@contextlib.contextmanager
+def error_boundary(what: str = "") -> Iterator[None]:
+    """Show domain errors as a specific message; anything else as a short error, never a dead page."""
+    try:
+        yield
+    except WorkbenchError as err:
+        st.error((f"**{what}:** " if what else "") + err.message + (f"\n\n{err.hint}" if err.hint else ""))
+    except Exception as err:  # a bug: say so plainly, keep the app alive, keep the details in the server log
+        log.exception("unexpected error%s", f" in {what}" if what else "")
+        st.error(f"Unexpected error{' in ' + what if what else ''}: {type(err).__name__}: {err}. "
+                 "Details are in the server log.")
+
+
+def require_model() -> ModelRef | None:
+    ref = current_model()
+    if ref is None:
+        st.info("No model open yet. Open one on the **Model** page (upload, or pick a bundled sample).")
+        st.page_link("pages/model.py", label="Go to the Model page", icon=":material/upload_file:")
+    return ref
+
+
+# ---------------------------------------------------------------------------------------------- widgets
+def netron_view(path: Path, select: Sequence[str] = (), height: int = 620) -> None:
+    """Embed Netron (same origin, no external requests) showing the model at ``path``."""
+    from .netron import viewer_url
+
+    base = netron_base()
+    url = published_model_url(str(path), path.stat().st_mtime)
+    st.iframe(viewer_url(url, select=select, netron_base=base), height=height)
+
+
+def _severity_colors() -> dict[str, str]:
+    from .reports.colors import LOG_SEVERITY
+
+    return LOG_SEVERITY
+
+
+def log_view(text: str, levels: Sequence[str], height: int = 360, tail: int = 2000) -> None:
+    from .jobs import parse_log
+
+    colors = _severity_colors()
+    lines = [ln for ln in parse_log(text) if ln.severity in levels][-tail:]
+    body = "\n".join(f'<span style="color:{colors.get(ln.severity, "#333")}">{html.escape(ln.text)}</span>'
+                     for ln in lines)
+    st.html(f'<div style="height:{height}px;overflow:auto;display:flex;flex-direction:column-reverse;'
+            f'border:1px solid #ddd;border-radius:6px;padding:6px;background:#fafafa">'
+            f'<pre style="margin:0;font-size:12px;white-space:pre-wrap;word-break:break-all">{body}</pre></div>')
+
+
+def job_status_line(job: Any) -> None:
+    from .jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+
+    elapsed = f"{job.duration:.1f} s" if job.duration is not None else "not started"
+    if job.status == RUNNING:
+        st.progress(min(max(job.progress, 0.0), 1.0), text=f"{job.phase or 'Running'} · {elapsed}")
+    elif job.status == QUEUED:
+        st.info(f"Queued (started {time.strftime('%H:%M:%S', time.localtime(job.created))}); waits for a free "
+                "build slot.")
+    elif job.status == SUCCEEDED:
+        st.success(f"Finished in {elapsed}.")
+    elif job.status == CANCELLED:
+        st.warning(f"Cancelled. {job.error}")
+    elif job.status == FAILED:
+        st.error(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""))
+
+
+def download_file(label: str, path: Path, mime: str = "application/octet-stream", key: str | None = None) -> None:
+    """Deferred: the file is read only when the user clicks, so big plans cost nothing on reruns."""
+    st.download_button(label, data=lambda: path.read_bytes(), file_name=path.name, mime=mime, key=key,
+                       on_click="ignore")
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def installed_backends() -> list[Any]:
+    from .backends import installed_backends as _installed
+
+    return _installed()
+
+
+def parser_check_panel(ref: ModelRef, backend: str) -> None:
+    """Really parse the model with the backend's ONNX parser (in a worker), and list what it rejects."""
+    wb = workbench()
+    with error_boundary("Parser check"):
+        result, job_id = wb.parse_check(ref, backend)
+        if result is None and job_id is not None:
+            wait_for_job(job_id, f"Parsing with {backend}")
+            return
+        assert result is not None
+        if result["ok"]:
+            st.success(f"{backend} {result['backend_version']} parses the model: "
+                       f"{result['network_layers']} network layers.")
+        else:
+            import pandas as pd
+
+            st.error(f"{backend} {result['backend_version']} rejects {len(result['issues'])} node(s). "
+                     "A build will fail until they are replaced or a TensorRT plugin is provided for them.")
+            st.dataframe(pd.DataFrame(result["issues"]), hide_index=True, width="stretch")
+
+
+def wait_for_job(job_id: str, label: str) -> None:
+    """Poll a short job without blocking the script; rerun the page once it finishes."""
+
+    @st.fragment(run_every=0.7)
+    def poll() -> None:
+        job = workbench().jobs.get(job_id)
+        if not job.active:
+            if job.status != "succeeded":
+                st.error(f"{label} failed: {job.error}")
+                return
+            st.rerun()
+        st.caption(f"{label} … ({job.status})")
+
+    poll()
+
+
+# ---------------------------------------------------------------------------------------------- build job panel
+LOG_LEVELS = ("error", "warning", "info", "verbose", "debug")
+
+
+def build_job_panel(job_id: str) -> None:
+    """Live while the job runs (progress, filtered log, cancel); a static result view once it has finished."""
+    wb = workbench()
+    job = wb.jobs.get(job_id)
+    st.markdown(f"**{job.title}**  \n`job {job.id}`")
+    levels = st.multiselect("Log levels", LOG_LEVELS, default=["error", "warning", "info"],
+                            key=BUILD_LOG_LEVELS)
+    if job.active:
+
+        @st.fragment(run_every=1.0)
+        def live() -> None:
+            j = wb.jobs.get(job_id)
+            if not j.active:
+                st.rerun()
+            job_status_line(j)
+            if st.button("Cancel build", key=f"build.cancel.{job_id}", type="secondary"):
+                wb.jobs.cancel(job_id)
+                st.toast("Cancelling …")
+            text, _ = wb.jobs.read_log(job_id)
+            log_view(text, levels)
+
+        live()
+        return
+    job_status_line(job)
+    if job.status == "succeeded":
+        build_results(job)
+    text, _ = wb.jobs.read_log(job_id)
+    with st.expander("Build log", expanded=job.status != "succeeded"):
+        log_view(text, levels)
+        st.download_button("Download log", data=text, file_name=f"build-{job.id}.log", key=f"build.log.{job.id}",
+                           on_click="ignore")
+
+
+def build_results(job: Any) -> None:
+    from .reports.build_report import BUNDLE, REPORT, commands, portability
+    from .spec import BuildSpec
+
+    wb = workbench()
+    res = job.result
+    spec = BuildSpec.from_dict(job.payload["spec"])
+    c = st.columns(4)
+    c[0].metric("Plan", f"{res.get('plan_bytes', 0) / 1024:.1f} KiB")
+    c[1].metric("Build time", f"{res.get('build_seconds', 0):.2f} s")
+    c[2].metric("Backend", f"{res.get('backend')} {res.get('backend_version', '')}")
+    c[3].metric("Precision", spec.precision.upper())
+    d = st.columns(3)
+    with d[0]:
+        download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}")
+    with d[1]:
+        download_file("Download bundle (.zip)", wb.jobs.artifact(job.id, BUNDLE), "application/zip",
+                      key=f"dl.bundle.{job.id}")
+    with d[2]:
+        download_file("Download report (.md)", wb.jobs.artifact(job.id, REPORT), "text/markdown",
+                      key=f"dl.report.{job.id}")
+    check = res.get("precision_check") or {}
+    if check.get("summary"):
+        (st.success if check.get("honoured", True) else st.warning)(check["summary"])
+    for w in res.get("warnings", []):
+        st.warning(w)
+    for n in res.get("notes", []):
+        st.caption(n)
+    port = portability(spec, res.get("backend_version", ""))
+    with st.container(border=True):
+        st.markdown("**Portability**")
+        st.markdown(f"- **Runs on:** {port.runs_on}\n- **Will not run on:** {port.will_not_run_on}\n"
+                    f"- **Runtime:** {port.version_rule}")
+    cmds = commands(spec, job.model_name, res.get("network_model", ""))
+    st.markdown("**Redo this build outside the app**" + (
+        f" (on `{res['network_model']}` from the bundle)" if res.get("network_model") else ""))
+    st.code(cmds["polygraphy"], language="bash")
+    st.code(cmds["trtexec"], language="bash")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def node_choices(digest: str) -> list[str]:
+    """Op types first, then node names: what a user may keep out of quantization."""
+    from .model import node_names
+
+    wb = workbench()
+    ref = wb.model(digest)
+    return sorted(model_summary(digest).op_histogram) + node_names(ref.path)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _calibration_stats(model_path: str, data_path: str) -> Any:
+    import pandas as pd
+
+    from .calibration_data import load_npz, model_inputs
+
+    data = load_npz(Path(data_path), model_inputs(Path(model_path)), extra_keys=("label",))
+    return pd.DataFrame(data.stats()), data.n_samples
+
+
+def calibration_preview(ref: ModelRef, data_path: str) -> None:
+    with error_boundary("Calibration data"):
+        stats, n = _calibration_stats(str(ref.path), data_path)
+        st.caption(f"{n} samples in {Path(data_path).name}")
+        st.dataframe(stats, width="stretch")
