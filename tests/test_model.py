@@ -69,15 +69,32 @@ def test_truncated_model_is_refused(models_dir, tmp_path):
         summarize(cut)
 
 
+def _field(number: int, payload: bytes) -> bytes:
+    """Protobuf wire format of a length-delimited field (protobuf itself refuses to build such a deep message)."""
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
 def test_deeply_nested_protobuf_is_refused_not_crashing(tmp_path):
-    # An If whose then_branch holds an If ... 200 levels deep: beyond protobuf's recursion limit.
-    inner = helper.make_graph([], "g", [], [helper.make_tensor_value_info("c", TensorProto.BOOL, [])])
-    for _ in range(200):
-        node = helper.make_node("If", ["c"], ["c"], then_branch=inner, else_branch=inner)
-        inner = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("c", TensorProto.BOOL, [])])
-    model = helper.make_model(inner)
+    # An If whose then_branch holds an If ... 2000 levels deep: far beyond protobuf's recursion limit.
+    graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("c", TensorProto.BOOL, [])])
+    blob = graph.SerializeToString()
+    for _ in range(2000):
+        attr = _field(1, b"then_branch") + b"\xa0\x01\x05" + _field(6, blob)  # name, type=GRAPH, g
+        node = _field(1, b"c") + _field(2, b"c") + _field(4, b"If") + _field(5, attr)
+        blob = _field(1, node) + _field(2, b"g")
+    model = helper.make_model(graph)
     path = tmp_path / "deep.onnx"
-    path.write_bytes(model.SerializeToString())
+    path.write_bytes(model.SerializeToString().replace(_field(7, graph.SerializeToString()), _field(7, blob)))
+    assert path.stat().st_size > 10_000
     with pytest.raises(ModelError, match="deep.onnx"):
         summarize(path)
 

@@ -186,7 +186,11 @@ def _quantized_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporte
     calib = spec.calibration
     assert calib is not None  # validate_spec guarantees it
     inputs = calibration_data.model_inputs(model_path)
-    if calib.synthetic:
+    data: calibration_data.CalibrationData | None
+    if calib.ranges_path:
+        reporter.log(f"Reusing the calibration ranges in {Path(calib.ranges_path).name}: no recalibration.")
+        data = None
+    elif calib.synthetic:
         reporter.log("Calibrating on RANDOM data: shapes only, accuracy meaningless.", logging.WARNING)
         shapes = {}
         prof = spec.profiles[0] if spec.profiles else None
@@ -203,9 +207,12 @@ def _quantized_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporte
         exclude_nodes=tuple(calib.exclude_nodes), exclude_op_types=tuple(calib.exclude_op_types),
     )
     out = out_dir / QDQ
-    result = quantize.quantize_qdq(model_path, out, data, qspec, reporter=_Scaled(reporter, 0.02, _BUILD_START))
-    reporter.log(f"Quantized {result.n_quantized_nodes} nodes with the {calib.calibrator} calibrator on "
-                 f"{result.n_samples} samples.")
+    result = quantize.quantize_qdq(model_path, out, data, qspec, reporter=_Scaled(reporter, 0.02, _BUILD_START),
+                                   reuse_ranges=calib.ranges_path)
+    for w in result.warnings:
+        reporter.log(w, logging.WARNING)
+    reporter.log(f"Quantized {result.n_quantized_nodes} nodes with the {result.calibrator} calibrator on "
+                 f"{result.n_samples} samples" + (f", {result.batches}" if result.batches else "") + ".")
     return out
 
 

@@ -342,10 +342,16 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
 # ---------------------------------------------------------------------------------------------- workspace
 
 
-def _hash_files(files: Iterable[Path]) -> str:
+def _hash_folder(model_file: Path) -> str:
+    """Content digest of a model folder: the model's bytes plus each external-data file by relative path.
+
+    The model file's own name is left out, so the same model uploaded under two names is one model.
+    """
+    folder = model_file.parent
     h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.name.encode() + b"\x00")
+    others = sorted(p for p in folder.rglob("*") if p.is_file() and p != model_file and p.name != "meta.json")
+    for label, f in [("\x00model", model_file)] + [(p.relative_to(folder).as_posix(), p) for p in others]:
+        h.update(label.encode() + b"\x00")
         with open(f, "rb") as fh:
             while chunk := fh.read(_CHUNK):
                 h.update(chunk)
@@ -438,8 +444,7 @@ def _stage_path_model(source: Path, staging: Path) -> Path:
 
 def _store_folder(ws: Workspace, model_file: Path, display: str) -> ModelRef:
     folder = model_file.parent
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    digest = _hash_files(files)
+    digest = _hash_folder(model_file)
     final = ws.models_dir / digest
     meta = {"digest": digest, "file": model_file.name, "name": display, "imported": time.time()}
     if not final.exists():

@@ -59,6 +59,7 @@ class CalibrationSpec:
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
     synthetic: bool = False  # random data: shapes only, accuracy meaningless
+    ranges_path: str | None = None  # calibration.json of an earlier run: reuse its ranges, no recalibration
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
             raise SpecError(f"Compute capability '{cc}' is not of the form 8.6.")
     if spec.precision in ("int8", "fp8"):
         c = spec.calibration
-        if c is None or (not c.data_path and not c.synthetic):
+        if c is None or (not c.data_path and not c.synthetic and not c.ranges_path):
             raise SpecError(f"{spec.precision.upper()} needs calibration data.",
                             "Upload an .npz with one array per input, or choose random data (shapes only).")
         if c.calibrator not in CALIBRATORS:

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine (Python >= 3.10, no GPU needed):
+#   ./run.sh app    set up (first time) and start the app on http://localhost:8501
+#   ./run.sh test   set up (first time) and run the whole test suite
+# Set VENV=/path to use another virtual environment; PORT=NNNN to move the app.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV"
+    fi
+    # Reinstall only when pyproject.toml changed since the last setup.
+    local stamp="$VENV/.workbench-installed"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+        touch "$stamp"
+    fi
+}
+
+browser() {
+    # The browser tests drive Debian's chromium (never a downloaded browser); install it when we can.
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+            (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+                || echo "run.sh: could not install chromium; browser tests will be skipped" >&2
+        else
+            echo "run.sh: chromium not found; browser tests will be skipped (apt-get install chromium)" >&2
+        fi
+    fi
+}
+
+case "${1:-app}" in
+    app)
+        setup
+        exec "$VENV/bin/python" -m streamlit run app.py --server.port "${PORT:-8501}" "${@:2}"
+        ;;
+    test)
+        setup
+        browser
+        exec "$VENV/bin/python" -m pytest "${@:2}"
+        ;;
+    setup)
+        setup
+        ;;
+    *)
+        echo "usage: ./run.sh app|test|setup [extra args]" >&2
+        exit 2
+        ;;
+esac
