@@ -72,3 +72,18 @@ def write_all(folder: Path) -> Path:
         onnx.save(fn(), str(folder / f"{name}.onnx"))
     with_external_data(folder / "ext")
     return folder
+
+
+def slow_to_build(depth: int = 120, channels: int = 32) -> onnx.ModelProto:
+    """A deep chain of Conv→Relu blocks with different kernel shapes: takes seconds to build, for cancel tests."""
+    rng = np.random.default_rng(2)
+    nodes, inits, prev = [], [], "x"
+    for i in range(depth):
+        k = 3 if i % 2 else 1
+        inits.append(_f(f"w{i}", rng.normal(size=(channels, channels, k, k)) * 0.05))
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[k // 2] * 4))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
+        prev = f"r{i}"
+    g = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, 64, 64])],
+                          [helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["N", channels, 64, 64])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendError, BackendUnavailable, SpecError, WorkbenchError
+from .errors import BackendError, BackendUnavailable, ModelError, SpecError, WorkbenchError
 from .progress import Cancelled, Reporter, check_cancel
 from .spec import BuildSpec, validate_spec
 
@@ -150,6 +150,26 @@ def _parser_error_hint(text: str) -> str:
         return (f"The ONNX parser rejected node '{node}' (op {op}). If {op} is a custom op, the build needs a "
                 f"TensorRT plugin for it; otherwise try a newer opset export, or replace the op.")
     return "See the build log for the parser's messages."
+
+
+def _parser_rejection(network_path: Path, backend: str, text: str) -> WorkbenchError:
+    """The parser's own errors, node by node (parsed again to get them as objects, not log text)."""
+    from .parse_check import parse_model
+
+    try:
+        issues = parse_model(network_path, backend).issues
+    except Exception as err:  # the re-parse is only for a better message
+        log.debug("re-parse for the error message failed: %s", err)
+        issues = ()
+    if not issues:
+        return BackendError(f"{backend} could not parse the model: {text}", _parser_error_hint(text))
+    first = issues[0]
+    more = f" (and {len(issues) - 1} more: " + ", ".join(f"'{i.node}'" for i in issues[1:6]) + ")" \
+        if len(issues) > 1 else ""
+    return ModelError(
+        f"{backend}'s ONNX parser rejected node '{first.node}' (op {first.op}){more}: {first.message}",
+        _parser_error_hint(f"name: {first.node} and operator: {first.op}"),
+    )
 
 
 def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter,
@@ -321,7 +341,7 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
             raise Cancelled("Build cancelled by the user.") from err
         text = str(err)
         if "parse" in text.lower() or "ONNX" in text:
-            raise BackendError(f"{spec.backend} could not parse the model: {text}", _parser_error_hint(text)) from err
+            raise _parser_rejection(network_path, spec.backend, text) from err
         raise BackendError(f"{spec.backend} failed to build the engine: {text}",
                            "See the build log for the builder's own messages.") from err
     build_seconds = time.monotonic() - build_start

@@ -66,6 +66,7 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
             data_path=str(Path(args.calib_data).resolve()) if args.calib_data else None,
             calibrator=args.calibrator, percentile=args.percentile,
             exclude_nodes=tuple(args.exclude or ()), synthetic=bool(args.random_calibration),
+            ranges_path=str(Path(args.reuse_ranges).resolve()) if args.reuse_ranges else None,
         )
     return BuildSpec(backend=args.backend, precision=args.precision, profiles=profiles,
                      workspace_mb=args.workspace_mb, optimization_level=args.opt_level,
@@ -120,6 +121,8 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", nargs="+", metavar="NODE_OR_OPTYPE", help="keep these out of quantization")
     p.add_argument("--random-calibration", action="store_true",
                    help="calibrate on random data (shapes only: accuracy meaningless)")
+    p.add_argument("--reuse-ranges", metavar="calibration.json",
+                   help="reuse the calibration ranges of an earlier quantize/build (no recalibration)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,10 +1,19 @@
-"""CLI subcommands for the reports (layers, quantize, compare); registered by :mod:`workbench.cli`."""
+"""CLI subcommands beyond inspect/build, one module each; registered by :mod:`workbench.cli`."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+
+# Each module has ``register(sub)`` adding its subcommand.
+SUBCOMMAND_MODULES = ("cli_quantize", "cli_layers", "cli_compare")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Adds the subcommands whose core modules are present."""
-    return None
+    for name in SUBCOMMAND_MODULES:
+        module = f"{__package__}.{name}"
+        try:
+            importlib.import_module(module).register(sub)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # a real import error inside the module: don't hide it
+                raise

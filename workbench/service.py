@@ -12,6 +12,7 @@ from .build import PLAN, check_spec_for_backend
 from .errors import BackendError, JobError, ModelError
 from .jobs import FAILED, SUCCEEDED, Job, JobStore
 from .model import ModelRef, ModelSummary, TensorDesc, get_model, import_model, list_models, summarize
+from .quantize_task import QuantizeRequest
 from .spec import BuildSpec, validate_spec
 from .workspace import Workspace
 
@@ -86,6 +87,32 @@ class Workbench:
                 raise ModelError(f"Calibration data '{data.name}' does not exist.", "Upload it again.")
         return self.jobs.submit("build", {"model_path": str(ref.path), "spec": spec.to_dict()},
                                 title=f"{ref.name}: {spec.summary()}", model_digest=ref.digest, model_name=ref.name)
+
+    # ------------------------------------------------------------------ quantization
+    def submit_quantize(self, ref: ModelRef, req: QuantizeRequest) -> str:
+        """Check the data against the model now (specific errors before anything runs), then queue calibration."""
+        from .quantize_task import load_data
+
+        req.quantize_spec()  # validates calibrator, precision, percentile
+        if not req.reuse_ranges:
+            load_data(ref.path, req)
+        return self.jobs.submit("quantize", {"model_path": str(ref.path), "request": req.to_dict()},
+                                title=f"{ref.name}: {req.precision.upper()} Q/DQ, {req.calibrator}"
+                                + (" (random data)" if req.synthetic else ""),
+                                model_digest=ref.digest, model_name=ref.name)
+
+    def submit_score(self, ref: ModelRef, req: QuantizeRequest) -> str:
+        from .quantize_task import load_data
+
+        load_data(ref.path, req)
+        return self.jobs.submit("score", {"model_path": str(ref.path), "request": req.to_dict()},
+                                title=f"{ref.name}: score calibrators", model_digest=ref.digest,
+                                model_name=ref.name)
+
+    def jobs_of(self, kind: str, ref: ModelRef | None = None, status: str | None = None) -> list[Job]:
+        """Jobs of one kind, newest first, optionally of one model and in one status."""
+        return [j for j in self.jobs.list(kind=kind)
+                if (ref is None or j.model_digest == ref.digest) and (status is None or j.status == status)]
 
     def store_data(self, data: IO[bytes] | bytes, filename: str) -> Path:
         return store_data_file(self.ws, data, filename)

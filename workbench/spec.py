@@ -261,6 +261,17 @@ def _poly_shapes(profile: Profile, which: str) -> list[str]:
     return [f"{n}:[{','.join(map(str, getattr(r, which)))}]" for n, r in profile.shapes.items()]
 
 
+NO_TF32_SCRIPT = "no_tf32.py"
+NO_TF32_SOURCE = '''"""Polygraphy config post-processing: strict FP32 on TensorRT-RTX (it enables TF32 by default)."""
+
+
+def postprocess_config(builder, network, config):
+    import tensorrt_rtx as trt
+
+    config.clear_flag(trt.BuilderFlag.TF32)
+'''
+
+
 def polygraphy_command(spec: BuildSpec, model: str, plan: str) -> str:
     """The ``polygraphy convert`` line that redoes this build (for a quantized build: on the Q/DQ model)."""
     parts: list[str] = []
@@ -274,8 +285,9 @@ def polygraphy_command(spec: BuildSpec, model: str, plan: str) -> str:
                 parts += [f"--trt-{which}-shapes", *shapes]
     if spec.backend == "tensorrt" and spec.precision in ("tf32", "fp16", "bf16", "int8", "fp8"):
         parts.append(f"--{spec.precision}")
-    if spec.backend == "tensorrt-rtx" and spec.precision == "tf32":
-        parts.append("--tf32")
+    if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
+        # TensorRT-RTX enables TF32 by default and Polygraphy has no flag to clear it: a shipped script does.
+        parts += ["--trt-config-postprocess-script", NO_TF32_SCRIPT]
     if spec.workspace_mb:
         parts += ["--pool-limit", f"workspace:{spec.workspace_mb}M"]
     parts += ["--builder-optimization-level", str(spec.optimization_level)]

@@ -11,12 +11,13 @@ from typing import Any
 from .build import LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC, build_engine, select_backend
 from .jobs import LOG_FILE, Job
 from .progress import Reporter
-from .spec import BuildSpec
+from .spec import NO_TF32_SCRIPT, NO_TF32_SOURCE, BuildSpec
 
 log = logging.getLogger(__name__)
 
 # Files that go into a build's bundle, in this order.
-BUNDLE_FILES = [PLAN, SPEC, LAYERS, RESULT, "report.md", "commands.sh", LOG_FILE, NETWORK, QDQ, "calibration.json"]
+BUNDLE_FILES = [PLAN, SPEC, LAYERS, RESULT, "report.md", "commands.sh", NO_TF32_SCRIPT, LOG_FILE, NETWORK, QDQ,
+                "calibration.json"]
 
 
 def _layer_step(spec: BuildSpec) -> Callable[[Path], dict[str, Any]]:
@@ -46,6 +47,8 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     (job_dir / REPORT).write_text(render_report(job.to_dict(), spec, res, job.model_name or model_path.name,
                                                 job.model_digest))
     cmds = commands(spec, job.model_name or model_path.name, result.network_model)
+    if NO_TF32_SCRIPT in cmds["polygraphy"]:
+        (job_dir / NO_TF32_SCRIPT).write_text(NO_TF32_SOURCE)
     (job_dir / COMMANDS).write_text("#!/bin/sh\n# Redo this build outside the workbench.\n"
                                     + "\n".join(cmds.values()) + "\n")
     write_bundle(job_dir, BUNDLE_FILES)
@@ -59,4 +62,21 @@ def run_parse(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     return run_parse_task(job, job_dir, reporter)
 
 
-TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {"build": run_build, "parse": run_parse}
+def run_quantize(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .quantize_task import run_quantize as task
+
+    return task(job, job_dir, reporter)
+
+
+def run_score(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .quantize_task import run_score as task
+
+    return task(job, job_dir, reporter)
+
+
+TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {
+    "build": run_build,
+    "parse": run_parse,
+    "quantize": run_quantize,
+    "score": run_score,
+}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,13 +104,16 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
 def write_bundle(job_dir: Path, files: list[str]) -> Path:
     """Zip the named artifacts of a job (those that exist) into ``bundle.zip``."""
     out = job_dir / BUNDLE
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in files:
-            path = job_dir / name
-            if path.is_file():
-                zf.write(path, arcname=name)
-    out.write_bytes(buf.getvalue())
+    part = job_dir / (BUNDLE + ".part")  # streamed to disk (plans can be GBs), renamed when complete
+    try:
+        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for name in files:
+                path = job_dir / name
+                if path.is_file():
+                    zf.write(path, arcname=name)
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
     return out
 
 

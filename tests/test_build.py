@@ -1,0 +1,160 @@
+"""A user builds real TensorRT-RTX engines from the bundled samples (no GPU needed) and takes the plan to CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from workbench.errors import SpecError
+from workbench.samples import get_sample
+from workbench.spec import BuildSpec, CalibrationSpec, Profile, ShapeRange, profiles_from_args
+
+pytestmark = pytest.mark.slow
+
+
+def _build(wb, model: Path, spec: BuildSpec, timeout: float = 300):
+    ref = wb.import_path(model)
+    job = wb.jobs.wait(wb.submit_build(ref, spec), timeout=timeout)
+    return job, wb.jobs.read_log(job.id)[0]
+
+
+def _layers(wb, job_id: str):
+    from workbench.layers import load_layers
+
+    return load_layers(wb.jobs.artifact(job_id, "layers.json"))
+
+
+def test_fp32_build_of_the_cnn_sample_leaves_a_plan_report_and_bundle(session_wb, cnn_build):
+    wb = session_wb
+    job = wb.jobs.get(cnn_build)
+    plan = wb.plan_path(cnn_build)
+    assert plan.stat().st_size == job.result["plan_bytes"] > 10_000
+    assert job.result["backend"] == "tensorrt-rtx"
+    report = wb.jobs.artifact(cnn_build, "report.md").read_text()
+    assert "cnn_residual.onnx" in report and "input" in report
+    commands = wb.jobs.artifact(cnn_build, "commands.sh").read_text()
+    assert "polygraphy convert cnn_residual.onnx" in commands
+    assert "--trt-min-shapes 'input:[1,3,32,32]'" in commands
+    with zipfile.ZipFile(wb.jobs.artifact(cnn_build, "bundle.zip")) as zf:
+        names = set(zf.namelist())
+        assert {"engine.plan", "spec.json", "layers.json", "report.md", "commands.sh", "job.log"} <= names
+        assert zf.read("engine.plan") == plan.read_bytes()
+    # The FP32 request is honoured: every compute layer of the engine is FP32.
+    layers = _layers(wb, cnn_build)
+    compute = [ly for ly in layers.layers if ly.onnx_nodes]
+    assert compute and all(ly.precision == "FP32" for ly in compute)
+    assert job.result["precision_check"]["honoured"]
+
+
+def test_the_build_report_json_carries_spec_versions_and_layers(session_wb, cnn_build):
+    doc = json.loads(session_wb.build_report_json(cnn_build))
+    assert doc["spec"]["profiles"][0]["input"]["max"] == [16, 3, 32, 32]
+    assert doc["versions"]["polygraphy"]
+    assert len(doc["layers"]["layers"]) == len(_layers(session_wb, cnn_build).layers)
+
+
+def test_the_emitted_polygraphy_command_rebuilds_the_engine_outside_the_workbench(session_wb, cnn_build, tmp_path):
+    wb = session_wb
+    job_dir = wb.jobs.job_dir(cnn_build)
+    line = next(ln for ln in wb.jobs.artifact(cnn_build, "commands.sh").read_text().splitlines()
+                if "polygraphy convert" in ln)
+    shutil.copyfile(get_sample("cnn_residual").path, tmp_path / "cnn_residual.onnx")
+    for extra in ("no_tf32.py",):
+        if (job_dir / extra).exists():
+            shutil.copyfile(job_dir / extra, tmp_path / extra)
+    words = shlex.split(line)
+    env = dict(os.environ)
+    while "=" in words[0]:
+        key, value = words.pop(0).split("=", 1)
+        env[key] = value
+    exe = Path(sys.executable).parent / words[0]
+    proc = subprocess.run([str(exe), *words[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (tmp_path / "engine.plan").stat().st_size > 10_000
+
+
+def test_a_static_model_builds_without_any_profile(wb, models_dir):
+    job, log = _build(wb, models_dir / "static_mlp.onnx", BuildSpec())
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    assert wb.plan_path(job.id).stat().st_size > 0
+
+
+def test_two_profiles_over_two_dynamic_axes(wb):
+    sample = get_sample("dynamic_2axis")
+    spec = BuildSpec(profiles=profiles_from_args(
+        ["image:1x3x32x32", "image:1x3x64x64"], ["image:2x3x64x64", "image:4x3x96x96"],
+        ["image:4x3x64x64", "image:8x3x128x128"]))
+    job, log = _build(wb, sample.path, spec)
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    layers = _layers(wb, job.id)
+    image = next(t for t in layers.io_tensors if t.name == "image")
+    assert len(image.profiles) == 2
+    assert [list(p.max) for p in image.profiles] == [[4, 3, 64, 64], [8, 3, 128, 128]]
+
+
+def test_fp16_build_converts_the_network_and_the_engine_really_runs_in_fp16(wb):
+    job, log = _build(wb, get_sample("cnn_residual").path, BuildSpec(
+        precision="fp16", profiles=get_sample("cnn_residual").profiles()))
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    assert "Half" in log  # the builder's own layer listing
+    fp16 = [ly for ly in _layers(wb, job.id).layers if "FP16" in ly.precision]
+    assert fp16, "no engine layer runs in FP16"
+    assert job.result["precision_check"]["honoured"]
+    assert wb.jobs.artifact(job.id, "network.onnx").stat().st_size > 0  # the converted model ships too
+
+
+def test_int8_build_calibrates_on_the_users_data_and_runs_int8_layers(wb):
+    sample = get_sample("digits_mlp")
+    spec = BuildSpec(precision="int8", profiles=sample.profiles(),
+                     calibration=CalibrationSpec(data_path=str(sample.calibration_data), calibrator="minmax"))
+    job, log = _build(wb, sample.path, spec)
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    int8 = [ly for ly in _layers(wb, job.id).layers if "INT8" in ly.precision]
+    assert int8, "no engine layer runs in INT8"
+    assert wb.jobs.artifact(job.id, "model_qdq.onnx").stat().st_size > 0
+    ranges = wb.jobs.artifact(job.id, "calibration.json")
+    # A later build reuses the ranges instead of recalibrating.
+    again = spec.with_(calibration=CalibrationSpec(ranges_path=str(ranges), calibrator="minmax"))
+    job2, log2 = _build(wb, sample.path, again)
+    assert job2.status == "succeeded", (job2.error, log2[-2000:])
+    assert "Reusing the calibration ranges" in log2
+
+
+def test_a_custom_op_the_parser_rejects_fails_naming_the_node(wb, models_dir):
+    job, log = _build(wb, models_dir / "custom_op.onnx", BuildSpec())
+    assert job.status == "failed"
+    assert "my_fancy_node" in job.error + job.hint
+    assert "FancyActivation" in job.error + job.hint
+    with pytest.raises(Exception, match="not a finished build"):
+        wb.plan_path(job.id)
+
+
+def test_bad_profiles_are_refused_before_any_worker_starts(wb):
+    ref = wb.import_path(get_sample("cnn_residual").path)
+    bad = BuildSpec(profiles=(Profile({"input": ShapeRange((8, 3, 32, 32), (4, 3, 32, 32), (16, 3, 32, 32))}),))
+    with pytest.raises(SpecError, match="input") as err:
+        wb.submit_build(ref, bad)
+    assert "min" in err.value.message and "opt" in err.value.message
+    wrong_static = BuildSpec(profiles=(Profile({"input": ShapeRange((1, 3, 32, 32), (1, 3, 32, 32),
+                                                                    (1, 3, 64, 64))}),))
+    with pytest.raises(SpecError, match="input"):
+        wb.submit_build(ref, wrong_static)
+    with pytest.raises(SpecError, match="input"):
+        wb.submit_build(ref, BuildSpec())  # the dynamic batch needs a profile
+    assert wb.builds() == []
+
+
+def test_int8_without_calibration_data_is_refused(wb):
+    sample = get_sample("digits_mlp")
+    ref = wb.import_path(sample.path)
+    with pytest.raises(SpecError, match="calibration data"):
+        wb.submit_build(ref, BuildSpec(precision="int8", profiles=sample.profiles()))

@@ -1,0 +1,128 @@
+"""Builds run in worker processes: the user can cancel them, a killed worker is reported, restarts lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests import onnx_models
+from workbench.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore
+from workbench.spec import BuildSpec, profiles_from_args
+
+pytestmark = pytest.mark.slow
+
+# Several seconds of real building: two profiles over a deep network.
+SLOW_SPEC = BuildSpec(profiles=profiles_from_args(
+    ["x:1x32x64x64", "x:1x32x64x64"], ["x:8x32x64x64", "x:2x32x64x64"], ["x:32x32x64x64", "x:4x32x64x64"]))
+
+
+@pytest.fixture(scope="module")
+def slow_model(tmp_path_factory):
+    import onnx
+
+    path = tmp_path_factory.mktemp("slow") / "deep_convs.onnx"
+    onnx.save(onnx_models.slow_to_build(depth=400), str(path))
+    return path
+
+
+def _wait_until_building(wb, job_id: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = wb.jobs.get(job_id)
+        assert job.status in ("queued", RUNNING), (job.status, job.error)
+        if job.status == RUNNING and job.phase.startswith("Building"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never started building")
+
+
+def test_cancel_mid_build_stops_the_worker_and_offers_no_plan(wb, slow_model):
+    ref = wb.import_path(slow_model)
+    job_id = wb.submit_build(ref, SLOW_SPEC)
+    _wait_until_building(wb, job_id)
+    t0 = time.monotonic()
+    wb.jobs.cancel(job_id)
+    job = wb.jobs.wait(job_id, timeout=60)
+    assert job.status == CANCELLED
+    assert time.monotonic() - t0 < 10  # the builder stops at its next progress step (or is killed after 5 s)
+    assert not (wb.jobs.job_dir(job_id) / "engine.plan").exists()
+    log = wb.jobs.read_log(job_id)[0]
+    assert "Cancelled" in log
+    with pytest.raises(Exception, match="not a finished build"):
+        wb.plan_path(job_id)
+
+
+def test_a_worker_killed_mid_build_is_marked_failed_and_the_next_job_runs(wb, slow_model, models_dir):
+    ref = wb.import_path(slow_model)
+    victim = wb.submit_build(ref, SLOW_SPEC)
+    _wait_until_building(wb, victim)
+    queued = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    assert wb.jobs.get(queued).status == "queued"  # one heavy job at a time by default
+    os.killpg(wb.jobs.get(victim).pid, signal.SIGKILL)
+    job = wb.jobs.wait(victim, timeout=30)
+    assert job.status == FAILED
+    assert "killed by signal 9" in job.error or "process is gone" in job.error
+    assert not (wb.jobs.job_dir(victim) / "engine.plan").exists()
+    assert "worker process died" in wb.jobs.read_log(victim)[0]
+    nxt = wb.jobs.wait(queued, timeout=120)
+    assert nxt.status == SUCCEEDED, nxt.error
+
+
+def test_after_a_server_restart_finished_builds_are_still_listed_and_downloadable(wb, models_dir):
+    from workbench.service import Workbench
+
+    job_id = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    assert wb.jobs.wait(job_id, timeout=120).status == SUCCEEDED
+    plan = wb.plan_path(job_id).read_bytes()
+    restarted = Workbench.open(wb.ws.root)  # a new process would see exactly this: the files
+    assert [j.id for j in restarted.builds()] == [job_id]
+    assert restarted.plan_path(job_id).read_bytes() == plan
+
+
+def test_a_worker_that_vanished_while_the_server_was_down_is_marked_interrupted(wb, models_dir):
+    import json
+
+    job_id = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    wb.jobs.wait(job_id, timeout=120)
+    # Rewrite the state as a server that died mid-build left it: running, with a pid that is no longer ours.
+    path = wb.jobs.job_dir(job_id) / "job.json"
+    state = json.loads(path.read_text())
+    state.update(status=RUNNING, finished=None, pid=os.getpid(), pid_start="not-this-process", result={})
+    path.write_text(json.dumps(state))
+    restarted = JobStore(wb.ws)
+    job = restarted.get(job_id)
+    assert job.status == FAILED and "before finishing" in job.error
+
+
+def test_two_sessions_building_at_once_get_their_own_logs_and_plans(wb, models_dir):
+    from workbench.service import Workbench
+
+    other = Workbench.open(wb.ws.root)  # a second browser session: same server, same workspace
+    a = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    b = other.submit_build(other.import_path(models_dir / "tiny_cnn.onnx"),
+                           BuildSpec(profiles=profiles_from_args(["x:1x3x16x16"], ["x:2x3x16x16"], ["x:4x3x16x16"])))
+    ja, jb = wb.jobs.wait(a, timeout=120), other.jobs.wait(b, timeout=120)
+    assert ja.status == jb.status == SUCCEEDED
+    log_a, log_b = wb.jobs.read_log(a)[0], other.jobs.read_log(b)[0]
+    assert "static_mlp" in log_a and "tiny_cnn" not in log_a
+    assert "tiny_cnn" in log_b and "static_mlp" not in log_b
+    assert wb.plan_path(a).read_bytes() != other.plan_path(b).read_bytes()
+    # Bounded concurrency: the two heavy jobs did not overlap.
+    assert ja.finished <= jb.started + 0.5 or jb.finished <= ja.started + 0.5
+
+
+def test_job_ids_are_unguessable_and_artifacts_cannot_escape_the_job_folder(wb, models_dir):
+    from workbench.errors import JobError
+
+    job_id = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    wb.jobs.wait(job_id, timeout=120)
+    assert len(job_id) == 22  # 128 random bits
+    for name in ("../job.json", "/etc/passwd", "..", ".lock", ""):
+        with pytest.raises(JobError):
+            wb.jobs.artifact(job_id, name)
+    for bad_id in ("../../etc", job_id[:-1] + ("A" if job_id[-1] != "A" else "B"), "x" * 22):
+        with pytest.raises(JobError):
+            wb.jobs.get(bad_id)

@@ -1,0 +1,95 @@
+"""``trt-workbench quantize``: calibrate on the user's data and write a Q/DQ ONNX model (and its ranges)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import SpecError
+
+
+class _StderrReporter:
+    """Progress and log lines to stderr (the CLI's stdout is kept for results)."""
+
+    def __init__(self, verbose: bool) -> None:
+        self._verbose = verbose
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        if self._verbose or level >= logging.WARNING:
+            prefix = "warning: " if level >= logging.WARNING else ""
+            sys.stderr.write(f"{prefix}{message}\n")
+
+    def progress(self, fraction: float, phase: str) -> None:
+        if self._verbose:
+            sys.stderr.write(f"[{fraction * 100:5.1f}%] {phase}\n")
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .quantize import qdq_summary, quantize_qdq
+    from .quantize_task import RANGES, QuantizeRequest, load_data
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise SpecError(f"Model '{model}' does not exist.", "Check the path.")
+    out = Path(args.output)
+    if out.resolve() == model.resolve():
+        raise SpecError("The output would overwrite the input model.", "Choose another -o path.")
+    if not (args.calib_data or args.random_calibration or args.reuse_ranges):
+        raise SpecError("quantize needs --calib-data DATA.npz (one array per model input, first axis = samples).",
+                        "Or --reuse-ranges calibration.json from an earlier run, or --random-calibration "
+                        "(shapes only: accuracy meaningless).")
+    req = QuantizeRequest(
+        data_path=str(Path(args.calib_data).resolve()) if args.calib_data else None,
+        calibrator=args.calibrator, percentile=args.percentile, precision=args.precision,
+        exclude_nodes=tuple(args.exclude or ()), exclude_op_types=tuple(args.exclude_op_types or ()),
+        synthetic=bool(args.random_calibration), reuse_ranges=args.reuse_ranges,
+    )
+    reporter = _StderrReporter(args.verbose)
+    data = None if req.reuse_ranges else load_data(model, req, reporter)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ranges = Path(args.ranges) if args.ranges else out.with_name(out.stem + "." + RANGES)
+    result = quantize_qdq(model, out, data, req.quantize_spec(), reporter, reuse_ranges=req.reuse_ranges,
+                          ranges_path=ranges)
+    for w in result.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    qs = qdq_summary(result.model_path)
+    doc = {**json.loads(json.dumps(result.to_dict(), default=str)), "quantize_nodes": qs.n_quantize,
+           "dequantize_nodes": qs.n_dequantize, "synthetic": bool(data is not None and data.synthetic)}
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        sys.stdout.write(
+            f"Wrote {out} ({req.precision.upper()} Q/DQ, {result.calibrator} calibrator, {result.n_samples} samples, "
+            f"{result.n_quantized_nodes} nodes quantized, {len(result.excluded)} kept in float) and ranges "
+            f"{result.ranges_path or ranges}\n")
+        if doc["synthetic"]:
+            sys.stdout.write("NOTE: calibrated on random data: shapes only, accuracy meaningless.\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .quantize import CALIBRATORS
+
+    p = sub.add_parser("quantize", help="calibrate and write a Q/DQ ONNX model (INT8 or FP8)")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_QDQ.onnx")
+    p.add_argument("--calib-data", metavar="DATA.npz", help="one array per model input, first axis = samples")
+    p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy")
+    p.add_argument("--percentile", type=float, default=99.999)
+    p.add_argument("--precision", choices=("int8", "fp8"), default="int8")
+    p.add_argument("--exclude", nargs="+", metavar="NODE_OR_OPTYPE",
+                   help="keep these nodes (by name) or op types out of quantization")
+    p.add_argument("--exclude-op-types", nargs="+", metavar="OPTYPE", help=argparse.SUPPRESS)
+    p.add_argument("--reuse-ranges", metavar="calibration.json", help="reuse the ranges of an earlier run")
+    p.add_argument("--ranges", metavar="OUT.json", help="where to write the ranges (default: beside the output)")
+    p.add_argument("--random-calibration", action="store_true",
+                   help="calibrate on random data (shapes only: accuracy meaningless)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_quantize)
