@@ -7,6 +7,7 @@ st.set_page_config(page_title="TensorRT Workbench", page_icon=":material/memory:
 pages = [
     st.Page("pages/model.py", title="Model", icon=":material/upload_file:", default=True),
     st.Page("pages/build.py", title="Build", icon=":material/build:"),
+    st.Page("pages/quantize.py", title="Quantize", icon=":material/tune:"),
     st.Page("pages/engines.py", title="Engines", icon=":material/inventory_2:"),
     st.Page("pages/fusion.py", title="Fusion", icon=":material/account_tree:"),
     st.Page("pages/accuracy.py", title="Accuracy", icon=":material/troubleshoot:"),

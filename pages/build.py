@@ -4,9 +4,17 @@ import streamlit as st
 
 from workbench import ui
 from workbench.errors import SpecError
-from workbench.samples import list_samples
-from workbench.spec import (CALIBRATORS, PRECISIONS, BuildSpec, CalibrationSpec, Profile, ShapeRange,
-                            default_profile, format_shape, parse_shape)
+from workbench.spec import (
+    CALIBRATORS,
+    PRECISIONS,
+    BuildSpec,
+    CalibrationSpec,
+    Profile,
+    ShapeRange,
+    default_profile,
+    format_shape,
+    parse_shape,
+)
 
 st.title("Build")
 ref = ui.require_model()
@@ -66,22 +74,8 @@ with form:
     calibration = None
     if precision in ("int8", "fp8"):
         st.markdown("**Calibration**")
-        sample = {s.path.name: s for s in list_samples()}.get(ref.name)
-        sources = (["sample"] if sample and sample.calibration_data else []) + ["upload", "random"]
-        source = st.radio("Calibration data", sources, horizontal=True, key="build.calib_source",
-                          format_func={"sample": "Sample's calibration set", "upload": "Upload .npz",
-                                       "random": "Random (shapes only — accuracy meaningless)"}.get)
-        data_path = None
-        if source == "sample" and sample:
-            data_path = str(sample.calibration_data)
-        elif source == "upload":
-            up = st.file_uploader("Calibration data (.npz: one array per model input, first axis = samples)",
-                                  type=["npz"], key="build.calib_upload")
-            if up is not None:
-                with ui.error_boundary("Calibration data"):
-                    data_path = str(wb.store_data(up, up.name))
-        if data_path:
-            ui.calibration_preview(ref, data_path)
+        data_path, synthetic = ui.calibration_source(ref, "build.calib")
+        reuse = ui.ranges_choice(ref, "build.reuse_ranges")
         calibrator = st.selectbox("Calibrator", CALIBRATORS, key="build.calibrator")
         percentile = st.number_input("Percentile", 90.0, 100.0, 99.999, format="%.3f", key="build.percentile",
                                      disabled=calibrator != "percentile")
@@ -91,7 +85,8 @@ with form:
         calibration = CalibrationSpec(
             data_path=data_path, calibrator=calibrator, percentile=float(percentile),
             exclude_nodes=tuple(e for e in exclude if e not in ops),
-            exclude_op_types=tuple(e for e in exclude if e in ops), synthetic=source == "random")
+            exclude_op_types=tuple(e for e in exclude if e in ops), synthetic=synthetic and not reuse,
+            ranges_path=reuse)
 
     # ---- advanced
     with st.expander("Advanced"):

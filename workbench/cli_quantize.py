@@ -37,7 +37,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     model = Path(args.model)
     if not model.is_file():
         raise SpecError(f"Model '{model}' does not exist.", "Check the path.")
-    out = Path(args.output)
+    out = Path(args.output).resolve()
     if out.resolve() == model.resolve():
         raise SpecError("The output would overwrite the input model.", "Choose another -o path.")
     if not (args.calib_data or args.random_calibration or args.reuse_ranges):
@@ -53,7 +53,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     reporter = _StderrReporter(args.verbose)
     data = None if req.reuse_ranges else load_data(model, req, reporter)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ranges = Path(args.ranges) if args.ranges else out.with_name(out.stem + "." + RANGES)
+    ranges = Path(args.ranges).resolve() if args.ranges else out.with_name(out.stem + "." + RANGES)
     result = quantize_qdq(model, out, data, req.quantize_spec(), reporter, reuse_ranges=req.reuse_ranges,
                           ranges_path=ranges)
     for w in result.warnings:

@@ -15,7 +15,9 @@ It reports what it found as ``data-workbench-selected`` / ``data-workbench-missi
 posts ``{type: 'workbench.selected', found, missing}`` to the parent frame.
 
 :func:`publish_model` puts a model (and its external-data files) under an unguessable folder of the static
-root, because Streamlit's static serving has no access control; old publications are removed.
+root, because Streamlit's static serving has no access control; publishing the same file again reuses its
+folder, and only the few most recently used publications are kept. :func:`viewer_url` builds the address of
+the viewer showing a published model.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from .model import safe_filename
 
 log = logging.getLogger(__name__)
 
+KNOWN_VERSION = "9.3.3"  # the Netron release the patches below were written against
 NETRON_BASE = "/app/static/netron/index.html"
 STATIC_URL_PREFIX = "/app/static"
 MAX_STATIC_BYTES = 200 * 1024 * 1024  # Streamlit's static serving answers 404 for bigger files
 MARKER = ".workbench-netron.json"
 PUBLISH_DIR = "m"
+_IDENTITY = ".source"  # in each publication: which file it was made from (hashed)
 SELECT_SCRIPT = "workbench.js"
 
 _TOKEN_BYTES = 24  # 192 bits; token_urlsafe gives 32 characters
@@ -309,11 +313,11 @@ def _patched_files(source: Path, version: str) -> dict[str, str]:
             continue
         texts[patch.file] = texts[patch.file].replace(patch.anchor, patch.replacement)
     if problems:
-        raise WorkbenchError(
-            f"Cannot make Netron {version} (in {source}) safe to serve offline; its code is not what the "
-            "workbench patches expect:\n- " + "\n- ".join(problems),
-            "A Netron update changed these places. Install the Netron version the workbench knows "
-            "(pip install 'netron==9.3.3') or update the patches in workbench/netron.py.",
+        raise BackendUnavailable(
+            f"Cannot make Netron {version} (in {source}) safe to serve offline: its code is not what the "
+            "workbench patches expect, so the graph view is off:\n- " + "\n- ".join(problems),
+            f"A Netron update changed these places. Install the Netron version the workbench knows "
+            f"(pip install 'netron=={KNOWN_VERSION}') or update the patches in workbench/netron.py.",
         )
     texts[SELECT_SCRIPT] = _SELECT_JS
     return texts
@@ -330,7 +334,7 @@ def _copy_tree(source: Path, target: Path, skip: set[str]) -> None:
             shutil.copyfile(Path(folder) / name, target / rel / name)
 
 
-def _check_offline(target: Path) -> None:
+def _check_offline(target: Path, version: str) -> None:
     """Post-condition: no script or page of the copy still names an internet endpoint we removed."""
     found = []
     for path in sorted(target.rglob("*")):
@@ -338,9 +342,12 @@ def _check_offline(target: Path) -> None:
             text = path.read_text(encoding="utf-8", errors="replace")
             found += [f"{path.relative_to(target)}: {token!r}" for token in _FORBIDDEN if token in text]
     if found:
-        raise WorkbenchError(
-            "Netron's copy still contacts the internet after patching: " + "; ".join(found) + ".",
-            "A Netron update added these; update the patches in workbench/netron.py or pin netron==9.3.3.",
+        raise BackendUnavailable(
+            f"Netron {version}'s copy would still contact the internet after patching: "
+            + "; ".join(found)
+            + ".",
+            f"A Netron update added these; update the patches in workbench/netron.py or install "
+            f"netron=={KNOWN_VERSION}.",
         )
 
 
@@ -360,14 +367,15 @@ def _locked(lock_path: Path) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def prepare_netron(dest: Path, *, source: Path | None = None) -> Path:
+def prepare_netron(dest: Path, source: Path | None = None) -> Path:
     """Copy Netron's web viewer into ``dest`` (e.g. ``<app>/static/netron``), patched for offline use.
 
     Idempotent and cheap when ``dest`` already holds a copy of the same Netron version made with the same
     patch set (one small marker file is read). Otherwise the copy is prepared in a temporary sibling folder
     and renamed into place, under a file lock, so concurrent app starts never see a half-written viewer.
-    ``source`` is the Netron package folder (default: the installed one). Raises :class:`WorkbenchError`
-    naming the file and anchor when Netron's code does not match a patch.
+    ``source`` is the Netron package folder (default: the installed one). Raises
+    :class:`~workbench.errors.BackendUnavailable` naming the Netron version, the file and the anchor when
+    Netron's code does not match a patch; an existing copy is then left as it was.
     """
     dest = Path(dest)
     source = Path(source).resolve() if source is not None else netron_source()
@@ -390,7 +398,7 @@ def prepare_netron(dest: Path, *, source: Path | None = None) -> Path:
             _copy_tree(source, tmp, skip=set(texts))
             for name, text in texts.items():
                 (tmp / name).write_text(text, encoding="utf-8")
-            _check_offline(tmp)
+            _check_offline(tmp, version)
             (tmp / MARKER).write_text(json.dumps(want, indent=1))
             if dest.exists() or dest.is_symlink():
                 old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex}"
@@ -440,11 +448,22 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+    except OSError:  # another file system, or links not allowed: copy (keeping the times)
+        shutil.copy2(src, dst)
+
+
+def _identity(model_path: Path, st: os.stat_result) -> str:
+    """Which file a publication was made from: path, inode, size and modification time, hashed.
+
+    Kept in the publication folder (only someone who knows the token can read it), hashed so it does not
+    reveal the server's paths.
+    """
+    key = f"{model_path.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _publications(root: Path) -> list[tuple[int, str, Path]]:
+    """(mtime, token, folder) of every publication, oldest first; the folder's mtime is its last use."""
     found = []
     with contextlib.suppress(FileNotFoundError):
         for entry in root.iterdir():
@@ -452,6 +471,27 @@ def _publications(root: Path) -> list[tuple[int, str, Path]]:
                 with contextlib.suppress(FileNotFoundError):
                     found.append((entry.stat().st_mtime_ns, entry.name, entry))
     return sorted(found)
+
+
+def _touch_newest(folder: Path, newest: int) -> None:
+    """Mark ``folder`` as the most recently used publication, even within the file system's clock tick."""
+    stamp = max(time.time_ns(), newest + 1)
+    os.utime(folder, ns=(stamp, stamp))
+
+
+def _reuse(root: Path, name: str, identity: str) -> Path | None:
+    """The publication of the same file under the same name, if one is still there; marked as just used."""
+    pubs = _publications(root)
+    newest = pubs[-1][0] if pubs else 0
+    for _, _, folder in reversed(pubs):
+        try:
+            if (folder / _IDENTITY).read_text() != identity or not (folder / name).is_file():
+                continue
+            _touch_newest(folder, newest)
+        except OSError:  # pruned by another session meanwhile
+            continue
+        return folder
+    return None
 
 
 def _prune(root: Path, keep: int) -> None:
@@ -466,37 +506,53 @@ def _prune(root: Path, keep: int) -> None:
 
 
 def publish_model(
-    static_root: Path, model_path: Path, *, keep: int = 8, url_prefix: str = STATIC_URL_PREFIX
+    static_root: Path, model_path: Path, keep: int = 8, *, url_prefix: str = STATIC_URL_PREFIX
 ) -> str:
-    """Serve ``model_path`` under ``static_root/m/<token>/<safe name>``; return its same-origin URL path.
+    """Serve ``model_path`` as ``static_root/m/<token>/<safe name>``; return its same-origin URL path.
 
     The token is ``secrets.token_urlsafe`` (192 bits): static serving has no access control, so the URL is
     the only key. The file is hard-linked (copied across file systems). External-data files of an ONNX
     model are published next to it under their relative names: Netron fetches them lazily, only when a
-    tensor's values are shown; the graph draws without them, so one too big for static serving is left out
-    with a warning. Only the ``keep`` newest publications are kept. A model over Streamlit's 200 MiB static
-    limit is refused with a :class:`WorkbenchError`.
+    tensor's values are shown, so one too big for static serving is left out with a warning.
+
+    Publishing the same file again (same path, inode, size and modification time) returns the same URL
+    without copying anything, so it is cheap to call on every page rerun. Only the ``keep`` most recently
+    published or reused models stay exposed; older ones are deleted. A model over Streamlit's 200 MiB
+    static limit is refused with a :class:`~workbench.errors.ModelError`. ``url_prefix`` is where
+    Streamlit serves ``static_root`` (``/app/static``, behind ``server.baseUrlPath`` if one is set).
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
     model_path = Path(model_path)
     try:
-        size = model_path.stat().st_size
+        st = model_path.stat()
     except OSError as err:
-        raise ModelError(f"Cannot publish '{model_path.name}' to the viewer: {err.strerror}.", "Check the path.") from err
+        raise ModelError(
+            f"Cannot show '{model_path.name}' in the graph view: {err.strerror}.", "Open the model again."
+        ) from err
     if not model_path.is_file():
-        raise ModelError(f"Cannot publish '{model_path.name}' to the viewer: not a regular file.", "Pass a model file.")
-    if size > MAX_STATIC_BYTES:
-        raise WorkbenchError(
-            f"'{model_path.name}' is too large for the in-app viewer ({_mib(size)} MiB > "
-            f"{_mib(MAX_STATIC_BYTES)} MiB); open it in Netron desktop.",
-            "Streamlit's static file serving refuses files over 200 MiB. Netron desktop: https://netron.app "
-            "(download the app) or `netron model.onnx` on your own machine.",
+        raise ModelError(
+            f"Cannot show '{model_path.name}' in the graph view: it is not a regular file.",
+            "Open a model file.",
         )
-    extras = _external_files(model_path)
+    if st.st_size > MAX_STATIC_BYTES:
+        raise ModelError(
+            f"'{model_path.name}' is too large for the in-app graph view ({_mib(st.st_size)} MiB; the app "
+            f"serves files up to {_mib(MAX_STATIC_BYTES)} MiB).",
+            "Save the model with its weights as external data (onnx.save(..., save_as_external_data=True)) so "
+            "the graph file is small, or open it in Netron on your own machine (pip install netron; "
+            "netron model.onnx).",
+        )
     name = safe_filename(model_path.name)
     root = Path(static_root) / PUBLISH_DIR
     root.mkdir(parents=True, exist_ok=True)
+    prefix = f"{url_prefix.rstrip('/')}/{PUBLISH_DIR}"
+    identity = _identity(model_path, st)
+    existing = _reuse(root, name, identity)
+    if existing is not None:
+        return f"{prefix}/{existing.name}/{name}"
+
+    extras = _external_files(model_path)
     token = secrets.token_urlsafe(_TOKEN_BYTES)
     tmp = root / f".tmp-{token}"
     final = root / token
@@ -505,27 +561,28 @@ def publish_model(
         _link_or_copy(model_path, tmp / name)
         for location in extras:
             rel = _safe_relative(location)
-            src = model_path.parent / location
-            if rel is None or rel.as_posix() == name:
+            if rel is None or rel.as_posix() in (name, _IDENTITY):
                 log.warning("not publishing external data %r of %s: unsafe name", location, model_path.name)
                 continue
-            if src.stat().st_size > MAX_STATIC_BYTES:
+            src = model_path.parent / location
+            size = src.stat().st_size
+            if size > MAX_STATIC_BYTES:
                 log.warning(
-                    "not publishing external data %r of %s (%s MiB > 200 MiB): its values are not viewable",
-                    location, model_path.name, _mib(src.stat().st_size),
-                )
+                    "not publishing external data %r of %s (%s MiB > %s MiB): its values are not viewable",
+                    location, model_path.name, _mib(size), _mib(MAX_STATIC_BYTES),
+                )  # fmt: skip
                 continue
             _link_or_copy(src, tmp.joinpath(*rel.parts))
-        newest = max((ns for ns, _, _ in _publications(root)), default=0)
+        (tmp / _IDENTITY).write_text(identity)
+        pubs = _publications(root)
         os.rename(tmp, final)
-        stamp = max(time.time_ns(), newest + 1)  # strictly newest, even within the file system's clock tick
-        os.utime(final, ns=(stamp, stamp))
+        _touch_newest(final, pubs[-1][0] if pubs else 0)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _prune(root, keep)
-    url = f"{url_prefix.rstrip('/')}/{PUBLISH_DIR}/{token}/{name}"
-    log.info("published %s as %s", model_path, url)
+    url = f"{prefix}/{token}/{name}"
+    log.info("published %s for the graph view (%d external-data files)", model_path.name, len(extras))
     return url
 
 

@@ -30,6 +30,8 @@ BUILD_JOB = "build.job_id"
 BUILD_LOG_LEVELS = "build.log_levels"
 ENGINES_SELECTED = "engines.selected"
 FUSION_JOB = "fusion.job_id"
+QUANTIZE_JOB = "quantize.job_id"
+SCORE_JOB = "quantize.score_job_id"
 FUSION_COMPARE_JOB = "fusion.compare_job_id"
 NETRON_SELECT = "netron.select"
 
@@ -46,10 +48,12 @@ def workbench() -> Workbench:
 
 @st.cache_resource(show_spinner="Preparing the Netron viewer …")
 def netron_base() -> str:
+    """Prepare the offline Netron copy in ``static/netron`` once per server process; its page's URL path."""
     from .netron import prepare_netron
 
     prepare_netron(STATIC_DIR / "netron")
-    return "/app/static/netron/index.html"
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")  # Streamlit serves static/ below it
+    return f"{'/' + base if base else ''}/app/static/netron/index.html"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -58,11 +62,13 @@ def model_summary(digest: str) -> ModelSummary:
     return wb.summary(wb.model(digest))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def published_model_url(path: str, mtime: float) -> str:
+def published_model_url(path: str | os.PathLike[str]) -> str:
+    """Same-origin URL of the model for the viewer. Not cached on purpose: publish_model reuses an existing
+    publication of the same file (a few stat calls) and republishes one that was pruned meanwhile."""
     from .netron import publish_model
 
-    return publish_model(STATIC_DIR, Path(path))
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")  # Streamlit serves static/ below it
+    return publish_model(STATIC_DIR, Path(path), url_prefix=f"{'/' + base if base else ''}/app/static")
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -104,12 +110,13 @@ def require_model() -> ModelRef | None:
 
 # ---------------------------------------------------------------------------------------------- widgets
 def netron_view(path: Path, select: Sequence[str] = (), height: int = 620) -> None:
-    """Embed Netron (same origin, no external requests) showing the model at ``path``."""
+    """Embed Netron (same origin, no external requests) showing the model at ``path``; ``select`` names
+    nodes to highlight. Changing only ``select`` re-selects in the loaded view without reloading it."""
     from .netron import viewer_url
 
-    base = netron_base()
-    url = published_model_url(str(path), path.stat().st_mtime)
-    st.iframe(viewer_url(url, select=select, netron_base=base), height=height)
+    url = viewer_url(published_model_url(path), select=select, netron_base=netron_base())
+    st.iframe(url, height=height, alt=f"Netron graph of {Path(path).name}")
+    st.caption(f"[Open the graph in a new tab]({url})")
 
 
 def _severity_colors() -> dict[str, str]:
@@ -298,3 +305,73 @@ def calibration_preview(ref: ModelRef, data_path: str) -> None:
         stats, n = _calibration_stats(str(ref.path), data_path)
         st.caption(f"{n} samples in {Path(data_path).name}")
         st.dataframe(stats, width="stretch")
+
+
+def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data") -> tuple[str | None, bool]:
+    """Where calibration data comes from: the sample's own set, an uploaded .npz, or (labelled) random data.
+
+    Returns (data path or None, synthetic). Shows a preview of real data.
+    """
+    from .samples import list_samples
+
+    sample = {s.path.name: s for s in list_samples()}.get(ref.name)
+    sources = (["sample"] if sample and sample.calibration_data else []) + ["upload", "random"]
+    source = st.radio(label, sources, horizontal=True, key=f"{key}.source",
+                      format_func={"sample": "Sample's calibration set", "upload": "Upload .npz",
+                                   "random": "Random (shapes only — accuracy meaningless)"}.get)
+    data_path = None
+    if source == "sample" and sample:
+        data_path = str(sample.calibration_data)
+    elif source == "upload":
+        up = st.file_uploader("Calibration data (.npz: one array per model input, first axis = samples; "
+                              "never unpickled)", type=["npz"], key=f"{key}.upload")
+        if up is not None:
+            with error_boundary(f"Calibration data {up.name}"):
+                data_path = str(workbench().store_data(up, up.name))
+    elif source == "random":
+        st.warning("Random calibration data: the engine builds, but its accuracy is meaningless.")
+    if data_path:
+        calibration_preview(ref, data_path)
+    return data_path, source == "random"
+
+
+def job_panel(job_id: str, what: str = "Job") -> Any:
+    """Progress, cancel and log of any job while it runs (rerunning the page when it ends); the job when done."""
+    wb = workbench()
+    job = wb.jobs.get(job_id)
+    st.markdown(f"**{job.title}**  \n`job {job.id}`")
+    if job.active:
+
+        @st.fragment(run_every=1.0)
+        def live() -> None:
+            j = wb.jobs.get(job_id)
+            if not j.active:
+                st.rerun()
+            job_status_line(j)
+            if st.button(f"Cancel {what.lower()}", key=f"job.cancel.{job_id}", type="secondary"):
+                wb.jobs.cancel(job_id)
+                st.toast("Cancelling …")
+            log_view(wb.jobs.read_log(job_id)[0], ("error", "warning", "info"), height=220)
+
+        live()
+        return job
+    job_status_line(job)
+    with st.expander(f"{what} log", expanded=job.status != "succeeded"):
+        log_view(wb.jobs.read_log(job_id)[0], ("error", "warning", "info"), height=260)
+    return job
+
+
+def ranges_choice(ref: ModelRef, key: str) -> str | None:
+    """Offer the calibration ranges of this model's earlier quantize/INT8 jobs, to build without recalibrating."""
+    wb = workbench()
+    options: dict[str, str] = {}
+    for kind in ("quantize", "build"):
+        for job in wb.jobs_of(kind, ref, status="succeeded"):
+            path = wb.jobs.job_dir(job.id) / "calibration.json"
+            if path.is_file():
+                options[str(path)] = f"{job.title} · {time.strftime('%m-%d %H:%M', time.localtime(job.created))}"
+    if not options:
+        return None
+    choice = st.selectbox("Reuse calibration ranges from an earlier run (no recalibration)", [""] + list(options),
+                          format_func=lambda p: options.get(p, "— calibrate again —"), key=key)
+    return choice or None

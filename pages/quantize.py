@@ -1,0 +1,90 @@
+"""Quantize page: calibration data, calibrators scored on the user's data, a Q/DQ model as a job."""
+
+import pandas as pd
+import streamlit as st
+
+from workbench import ui
+from workbench.quantize import CALIBRATORS
+from workbench.quantize_task import RANGES, SCORES, QuantizeRequest
+
+st.title("Quantize")
+ref = ui.require_model()
+if ref is None:
+    st.stop()
+wb = ui.workbench()
+summary = ui.model_summary(ref.digest)
+st.caption(f"Model **{ref.name}** · explicit quantization: calibrate with ONNX Runtime and write a Q/DQ model "
+           "(symmetric INT8 activations, per-channel weights) that TensorRT ≥ 11 and TensorRT-RTX build directly.")
+
+form, panel = st.columns([1, 1], gap="large")
+with form:
+    data_path, synthetic = ui.calibration_source(ref, "quantize.calib")
+    precision = st.radio("Precision", ["int8", "fp8"], horizontal=True, key="quantize.precision",
+                         format_func=str.upper)
+    calibrator = st.selectbox("Calibrator", CALIBRATORS, key="quantize.calibrator",
+                              help="entropy and min-max are TensorRT's classics; percentile clips outliers.")
+    percentile = st.number_input("Percentile", 90.0, 100.0, 99.999, format="%.3f", key="quantize.percentile",
+                                 disabled=calibrator != "percentile")
+    ops = set(summary.op_histogram)
+    exclude = st.multiselect("Keep in higher precision (node names or op types)", ui.node_choices(ref.digest),
+                             key="quantize.exclude",
+                             help="Suggestions come from the Accuracy page's culprit finder.")
+    reuse = ui.ranges_choice(ref, "quantize.reuse")
+    req = QuantizeRequest(
+        data_path=data_path, calibrator=calibrator, percentile=float(percentile), precision=precision,
+        exclude_nodes=tuple(e for e in exclude if e not in ops), exclude_op_types=tuple(e for e in exclude if e in ops),
+        synthetic=synthetic, reuse_ranges=reuse)
+    a, b = st.columns(2)
+    if a.button("Quantize", type="primary", key="quantize.submit"):
+        with ui.error_boundary("Quantize"):
+            st.session_state[ui.QUANTIZE_JOB] = wb.submit_quantize(ref, req)
+    if b.button("Score all calibrators", key="quantize.score",
+                help="Quantize with each calibrator and compare against FP32 in ONNX Runtime on held-out data."):
+        with ui.error_boundary("Score calibrators"):
+            from workbench.samples import list_samples
+
+            sample = {s.path.name: s for s in list_samples()}.get(ref.name)
+            test = str(sample.test_data) if sample and sample.test_data else None
+            st.session_state[ui.SCORE_JOB] = wb.submit_score(
+                ref, QuantizeRequest(**{**req.to_dict(), "reuse_ranges": None, "test_data_path": test}))
+
+with panel:
+    job_id = st.session_state.get(ui.QUANTIZE_JOB)
+    if job_id:
+        with ui.error_boundary("Quantize job"):
+            job = ui.job_panel(job_id, "Quantization")
+            if job is not None and job.status == "succeeded":
+                res = job.result
+                if res.get("synthetic"):
+                    st.warning("Calibrated on random data: shapes only — accuracy meaningless.")
+                c = st.columns(3)
+                c[0].metric("Quantized nodes", res.get("n_quantized_nodes"))
+                c[1].metric("Kept in float", len(res.get("excluded", [])))
+                c[2].metric("Samples", res.get("n_samples"))
+                for w in res.get("warnings", []):
+                    st.warning(w)
+                d = st.columns(2)
+                with d[0]:
+                    ui.download_file("Download Q/DQ model", wb.jobs.artifact(job.id, "model_qdq.onnx"),
+                                     key=f"dl.qdq.{job.id}")
+                with d[1]:
+                    ui.download_file("Download ranges (JSON)", wb.jobs.artifact(job.id, RANGES), "application/json",
+                                     key=f"dl.ranges.{job.id}")
+                st.caption("Build it: on the Build page choose INT8/FP8 and reuse these ranges, or "
+                           "`trt-workbench build model_qdq.onnx …`.")
+    score_id = st.session_state.get(ui.SCORE_JOB)
+    if score_id:
+        with ui.error_boundary("Calibrator scores"):
+            job = ui.job_panel(score_id, "Scoring")
+            if job is not None and job.status == "succeeded":
+                frame = pd.read_json(wb.jobs.artifact(job.id, SCORES), orient="records")
+                if job.result.get("synthetic"):
+                    st.warning("Scored on random data: the numbers say nothing about real accuracy.")
+                st.markdown(f"**Calibrators on held-out data** — best: **{job.result.get('best')}**")
+                cols = [c for c in ("calibrator", "output", "accuracy_fp32", "accuracy_qdq", "accuracy_delta_pp",
+                                    "max_abs_err", "mean_abs_err", "cosine", "quantize_s") if c in frame]
+                st.dataframe(frame[cols], hide_index=True, width="stretch")
+    if not job_id and not score_id:
+        st.info("Choose data and a calibrator, then **Quantize** (a background job: you can leave the page). "
+                "**Score all calibrators** measures each one against FP32 on your data, so choosing is a "
+                "measurement, not a guess.")

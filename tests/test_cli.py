@@ -1,0 +1,97 @@
+"""The CLI a CI job uses: same core as the app, exit codes 0 (ok) / 1 (backend failed) / 2 (bad input)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.samples import get_sample
+
+
+def cli(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture()
+def run(tmp_path):
+    return lambda *a: cli(*a, cwd=tmp_path, home=tmp_path / "ws")
+
+
+def test_inspect_prints_inputs_with_dynamic_dims_and_json(run):
+    model = str(get_sample("dynamic_2axis").path)
+    out = run("inspect", model)
+    assert out.returncode == 0, out.stderr
+    assert "image" in out.stdout and "(dynamic)" in out.stdout
+    doc = json.loads(run("inspect", model, "--json").stdout)
+    assert doc["inputs"][0]["name"] == "image"
+
+
+def test_inspect_of_a_non_onnx_file_is_exit_2_with_the_file_named_and_no_traceback(run, tmp_path):
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("hello")
+    out = run("inspect", str(bad))
+    assert out.returncode == 2
+    assert "notes.onnx" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_build_writes_the_plan_and_a_report(run, tmp_path):
+    out = run("build", str(get_sample("cnn_residual").path), "-o", "cnn.plan", "--min-shapes", "input:1x3x32x32",
+              "--opt-shapes", "input:2x3x32x32", "--max-shapes", "input:4x3x32x32", "--report", "r.json")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "cnn.plan").stat().st_size > 10_000
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["result"]["plan_bytes"] == (tmp_path / "cnn.plan").stat().st_size
+
+
+def test_build_with_a_bad_profile_is_exit_2_naming_the_input(run):
+    out = run("build", str(get_sample("cnn_residual").path), "-o", "x.plan", "--min-shapes", "input:8x3x32x32",
+              "--opt-shapes", "input:2x3x32x32", "--max-shapes", "input:4x3x32x32")
+    assert out.returncode == 2
+    assert "input" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_build_of_a_model_the_parser_rejects_is_a_clear_failure(run, models_dir):
+    out = run("build", str(models_dir / "custom_op.onnx"), "-o", "x.plan")
+    assert out.returncode in (1, 2)
+    assert "my_fancy_node" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_quantize_then_build_int8_from_the_cli(run, tmp_path):
+    sample = get_sample("digits_mlp")
+    out = run("quantize", str(sample.path), "-o", "qdq.onnx", "--calib-data", str(sample.calibration_data),
+              "--calibrator", "percentile", "--percentile", "99.99", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["dequantize_nodes"] > 0 and (tmp_path / "qdq.onnx").is_file()
+    assert Path(doc["ranges_path"]).is_file()
+    out = run("build", str(sample.path), "-o", "int8.plan", "--precision", "int8", "--calib-data",
+              str(sample.calibration_data), "--calibrator", "entropy", "--min-shapes", "input:1x64",
+              "--opt-shapes", "input:8x64", "--max-shapes", "input:32x64")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "int8.plan").stat().st_size > 0
+
+
+def test_quantize_with_data_that_does_not_fit_the_model_is_exit_2(run, tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "wrong.npz", pixels=np.zeros((4, 64), np.float32))
+    out = run("quantize", str(get_sample("digits_mlp").path), "-o", "q.onnx", "--calib-data", "wrong.npz")
+    assert out.returncode == 2
+    assert "pixels" in out.stderr and "input" in out.stderr
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_every_subcommand_is_there(run):
+    out = run("--help")
+    for cmd in ("inspect", "build", "quantize", "layers", "compare"):
+        assert cmd in out.stdout, f"'{cmd}' missing from trt-workbench --help"

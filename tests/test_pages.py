@@ -1,0 +1,157 @@
+"""Page logic through Streamlit's AppTest: every page opens fresh and with a model, never with a traceback."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+from workbench import ui
+from workbench.samples import get_sample
+
+PAGES = ["model", "build", "engines", "fusion", "accuracy", "settings", "quantize"]
+TIMEOUT = 60
+
+
+@pytest.fixture()
+def app_ws(wb, monkeypatch):
+    """Pages see the test's workspace (the cached Workbench is per process: clear it around each test)."""
+    monkeypatch.chdir(REPO)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield wb
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _page(name: str, **state) -> AppTest:
+    """The app as a user reaches a page: the entry file's navigation, then that page."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    if name != "model":  # the default page
+        at.switch_page(f"pages/{name}.py")
+    return at.run()
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if (REPO / "pages" / f"{p}.py").exists()])
+def test_every_page_opens_on_a_fresh_workspace(app_ws, name):
+    at = _page(name)
+    _no_exception(at)
+    assert at.title, f"page {name} shows no title"
+    if name not in ("model", "settings", "engines"):
+        assert any("No model open yet" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if (REPO / "pages" / f"{p}.py").exists()])
+def test_every_page_opens_with_a_sample_model(app_ws, name):
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = _page(name, **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_opening_a_sample_shows_its_summary_and_dynamic_inputs(app_ws):
+    at = _page("model")
+    at.selectbox(key="model.sample").select("cnn_residual").run()
+    at.button(key="model.open_sample").click().run()
+    _no_exception(at)
+    assert at.session_state[ui.MODEL_DIGEST]
+    assert at.subheader[0].value == "cnn_residual.onnx"
+    metrics = {m.label: m.value for m in at.metric}
+    from workbench.model import summarize
+
+    summary = summarize(get_sample("cnn_residual").path)
+    assert metrics["Nodes"] == f"{summary.node_count:,}"
+    assert any("batch" in str(df.value.to_dict()) for df in at.dataframe)
+
+
+def test_a_garbage_upload_is_a_clear_error_and_the_app_stays_up(app_ws):
+    with pytest.raises(Exception) as err:
+        app_ws.import_upload(b"this is not onnx", "notes.onnx")
+    assert "notes.onnx" in str(getattr(err.value, "message", err.value))
+    at = _page("model")  # still opens, nothing stored
+    _no_exception(at)
+    assert app_ws.models() == []
+
+
+def test_the_build_page_proposes_a_profile_and_queues_a_real_build(app_ws):
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    assert at.text_input(key="build.p0.input.min").value == "1x3x32x32"
+    at.text_input(key="build.p0.input.max").input("4x3x32x32").run()
+    at.button(key="build.submit").click().run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    job_id = at.session_state[ui.BUILD_JOB]
+    job = app_ws.jobs.wait(job_id, timeout=300)
+    assert job.status == "succeeded", job.error
+    assert job.payload["spec"]["profiles"][0]["input"]["max"] == [4, 3, 32, 32]
+    # Back on the page after the build: results with downloads and the equivalent commands.
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest, ui.BUILD_JOB: job_id})
+    _no_exception(at)
+    assert any("polygraphy convert" in c.value for c in at.code)
+
+
+def test_the_build_page_names_the_input_and_dim_of_a_bad_profile(app_ws):
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
+    at.text_input(key="build.p0.input.min").input("32x3x32x32").run()
+    at.button(key="build.submit").click().run()
+    _no_exception(at)
+    assert at.error and "input" in at.error[0].value
+    assert ui.BUILD_JOB not in at.session_state
+    assert app_ws.builds() == []
+
+
+def test_engines_page_lists_a_finished_build(app_ws, models_dir):
+    from workbench.spec import BuildSpec
+
+    job_id = app_ws.submit_build(app_ws.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    app_ws.jobs.wait(job_id, timeout=120)
+    at = _page("engines")
+    _no_exception(at)
+    assert list(at.dataframe[0].value["job"]) == [job_id]
+
+
+def test_settings_page_says_which_backends_are_here_and_that_there_is_no_gpu(app_ws):
+    from workbench.backends import gpu_info
+
+    at = _page("settings")
+    _no_exception(at)
+    table = at.dataframe[0].value
+    rtx = table[table["backend"] == "tensorrt-rtx"].iloc[0]
+    assert bool(rtx["installed"])
+    if not gpu_info().present:
+        assert any("No GPU visible" in i.value for i in at.info)
+
+
+def test_quantize_page_calibrates_the_digits_sample_and_offers_the_qdq_model(app_ws):
+    ref = app_ws.import_path(get_sample("digits_mlp").path)
+    at = _page("quantize", **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    assert at.radio(key="quantize.calib.source").value == "sample"
+    at.selectbox(key="quantize.calibrator").select("percentile").run()
+    at.button(key="quantize.submit").click().run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    job = app_ws.jobs.wait(at.session_state[ui.QUANTIZE_JOB], timeout=300)
+    assert job.status == "succeeded", job.error
+    assert job.result["n_quantized_nodes"] > 0
+    at = _page("quantize", **{ui.MODEL_DIGEST: ref.digest, ui.QUANTIZE_JOB: job.id})
+    _no_exception(at)
+    assert any(m.label == "Quantized nodes" and m.value == str(job.result["n_quantized_nodes"]) for m in at.metric)
+
+
+def test_quantize_page_refuses_random_data_silently_never(app_ws):
+    ref = app_ws.import_path(get_sample("digits_mlp").path)
+    at = _page("quantize", **{ui.MODEL_DIGEST: ref.digest})
+    at.radio(key="quantize.calib.source").set_value("random").run()
+    _no_exception(at)
+    assert any("accuracy is meaningless" in w.value for w in at.warning)
