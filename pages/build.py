@@ -6,6 +6,7 @@ from workbench import ui
 from workbench.errors import SpecError
 from workbench.spec import (
     CALIBRATORS,
+    IMPLICIT_CALIBRATORS,
     PRECISIONS,
     BuildSpec,
     CalibrationSpec,
@@ -76,7 +77,14 @@ with form:
         st.markdown("**Calibration**")
         data_path, synthetic = ui.calibration_source(ref, "build.calib")
         reuse = ui.ranges_choice(ref, "build.reuse_ranges")
-        calibrator = st.selectbox("Calibrator", CALIBRATORS, key="build.calibrator")
+        implicit = False
+        if backend_name == "tensorrt" and not info.strongly_typed_only and precision == "int8":
+            implicit = st.checkbox("TensorRT's implicit calibrator (TensorRT ≤ 10, writes a calibration cache)",
+                                   key="build.implicit",
+                                   help="Otherwise the workbench calibrates with ONNX Runtime into a Q/DQ model "
+                                        "(explicit quantization), which every TensorRT generation builds.")
+        calibrator = st.selectbox("Calibrator", IMPLICIT_CALIBRATORS if implicit else CALIBRATORS,
+                                  key="build.calibrator")
         percentile = st.number_input("Percentile", 90.0, 100.0, 99.999, format="%.3f", key="build.percentile",
                                      disabled=calibrator != "percentile")
         exclude = st.multiselect("Keep out of quantization (node names or op types)", ui.node_choices(ref.digest),
@@ -86,7 +94,7 @@ with form:
             data_path=data_path, calibrator=calibrator, percentile=float(percentile),
             exclude_nodes=tuple(e for e in exclude if e not in ops),
             exclude_op_types=tuple(e for e in exclude if e in ops), synthetic=synthetic and not reuse,
-            ranges_path=reuse)
+            ranges_path=reuse, implicit=implicit)
 
     # ---- advanced
     with st.expander("Advanced"):

@@ -31,6 +31,7 @@ NETWORK = "network.onnx"  # the model actually parsed (FP16-converted or Q/DQ), 
 QDQ = "model_qdq.onnx"
 LAYERS = "layers.json"
 RESULT = "result.json"
+CALIB_CACHE = "calibration.cache"  # full TensorRT <= 10, implicit calibration
 
 CUDA_DRIVER_NOTE = (
     "This machine has no CUDA driver, so TensorRT-RTX reports 'CUDA driver version is insufficient' while it builds. "
@@ -196,8 +197,49 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
             "Choose FP16, or install nvidia-modelopt[onnx] on this machine.",
         )
     if spec.precision in ("int8", "fp8"):
+        if spec.calibration is not None and spec.calibration.implicit and not strongly_typed:
+            notes.append(f"INT8 with TensorRT's implicit {spec.calibration.calibrator} calibrator "
+                         f"(calibration cache: {CALIB_CACHE}).")
+            return model_path, notes
         return _quantized_network(model_path, spec, out_dir, reporter), notes
     return model_path, notes
+
+
+_IMPLICIT_BASES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator",
+                   "legacy": "IInt8LegacyCalibrator"}
+
+
+def _implicit_calibrator(trt: Any, model_path: Path, spec: BuildSpec, out_dir: Path) -> Any:
+    """Polygraphy's Calibrator over the user's data, for TensorRT <= 10's implicit INT8 (GPU machines)."""
+    from polygraphy.backend.trt import Calibrator
+
+    from . import calibration_data
+
+    calib = spec.calibration
+    assert calib is not None
+    cache = out_dir / CALIB_CACHE
+    if calib.cache_path:
+        cache.write_bytes(Path(calib.cache_path).read_bytes())  # reuse: TensorRT reads it and skips calibration
+    inputs = calibration_data.model_inputs(model_path)
+    data = calibration_data.load_npz(Path(calib.data_path or ""), inputs)
+
+    def batches() -> Any:
+        for batch in data.batches(16):
+            yield dict(batch)
+
+    return Calibrator(batches(), cache=str(cache), BaseClass=getattr(trt, _IMPLICIT_BASES[calib.calibrator]))
+
+
+def _timing_cache_path(version: str) -> Path:
+    """One timing cache per GPU model and TensorRT version, shared by the workspace's builds."""
+    from .backends import gpu_info
+    from .workspace import Workspace
+
+    gpu = gpu_info()
+    tag = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{gpu.name or 'gpu'}-sm{gpu.compute_capability or ''}-trt{version}")
+    folder = Workspace.default().root / "timing-caches"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{tag}.cache"
 
 
 def _quantized_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter) -> Path:
@@ -313,6 +355,16 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
         kwargs["hardware_compatibility_level"] = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     if spec.backend == "tensorrt" and spec.version_compatible:
         kwargs["version_compatible"] = True
+    timing_cache = None
+    if spec.backend == "tensorrt" and spec.timing_cache:
+        timing_cache = _timing_cache_path(version)
+        kwargs["load_timing_cache"] = str(timing_cache) if timing_cache.is_file() else None
+        notes.append(f"Timing cache: {timing_cache.name} (reused by later builds on this GPU and version).")
+    if spec.backend == "tensorrt" and spec.calibration is not None and spec.calibration.implicit:
+        if strongly:
+            raise SpecError(f"TensorRT {version} removed implicit calibration.",
+                            "Untick 'implicit calibrator': the workbench then writes a Q/DQ model instead.")
+        kwargs["calibrator"] = _implicit_calibrator(trt, model_path, spec, out_dir)
     if spec.backend == "tensorrt-rtx":
         from polygraphy.backend.tensorrt_rtx.config import CreateConfigRTX
 
@@ -335,7 +387,8 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     reporter.progress(0.1, "Parsing ONNX")
     build_start = time.monotonic()
     try:
-        engine_bytes = EngineBytesFromNetwork(network, config=config)()
+        engine_bytes = EngineBytesFromNetwork(network, config=config,
+                                              save_timing_cache=str(timing_cache) if timing_cache else None)()
     except PolygraphyException as err:
         if monitor.cancel_requested or reporter.cancelled():
             raise Cancelled("Build cancelled by the user.") from err

@@ -15,6 +15,8 @@ from .model import MAX_DIM, ModelSummary, TensorDesc
 BACKENDS = ("tensorrt-rtx", "tensorrt")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 CALIBRATORS = ("entropy", "minmax", "percentile")
+# TensorRT <= 10's own calibrators: IInt8EntropyCalibrator2, IInt8MinMaxCalibrator, IInt8LegacyCalibrator.
+IMPLICIT_CALIBRATORS = ("entropy", "minmax", "legacy")
 MAX_WORKSPACE_MB = 1 << 20  # 1 TiB: anything above is a typo
 
 Shape = tuple[int, ...]
@@ -60,6 +62,8 @@ class CalibrationSpec:
     exclude_op_types: tuple[str, ...] = ()
     synthetic: bool = False  # random data: shapes only, accuracy meaningless
     ranges_path: str | None = None  # calibration.json of an earlier run: reuse its ranges, no recalibration
+    implicit: bool = False  # full TensorRT <= 10 only: the builder's own calibrator (with a calibration cache)
+    cache_path: str | None = None  # implicit: an earlier calibration cache to reuse
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ def validate_profiles(profiles: Sequence[Profile], inputs: Sequence[TensorDesc])
                     raise SpecError(f"{where}, input '{name}': {label} shape {format_shape(shape)} has rank "
                                     f"{len(shape)}, the model's input has rank {len(t.shape)} {t.shape_text()}.")
                 for d, v in enumerate(shape):
-                    if v < 0 or v > MAX_DIM:
+                    if v < 1 or v > MAX_DIM:
                         raise SpecError(f"{where}, input '{name}', dim {d}: {label} = {v} is not a valid size.",
                                         "Dimensions must be positive.")
                     if t.shape is not None and isinstance(t.shape[d], int) and v != t.shape[d]:
@@ -226,8 +230,6 @@ def validate_profiles(profiles: Sequence[Profile], inputs: Sequence[TensorDesc])
             for d, (a, b, c) in enumerate(zip(rng.min, rng.opt, rng.max, strict=False)):
                 if not (a <= b <= c):
                     raise SpecError(f"{where}, input '{name}', dim {d}: need min <= opt <= max, got {a}, {b}, {c}.")
-                if a == 0 and c == 0:
-                    continue
 
 
 def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
@@ -248,8 +250,15 @@ def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
         if c is None or (not c.data_path and not c.synthetic and not c.ranges_path):
             raise SpecError(f"{spec.precision.upper()} needs calibration data.",
                             "Upload an .npz with one array per input, or choose random data (shapes only).")
-        if c.calibrator not in CALIBRATORS:
+        if c.calibrator not in CALIBRATORS and not (c.implicit and c.calibrator in IMPLICIT_CALIBRATORS):
             raise SpecError(f"Unknown calibrator '{c.calibrator}'.", f"Choose one of {', '.join(CALIBRATORS)}.")
+        if c.implicit and spec.backend != "tensorrt":
+            raise SpecError("Implicit calibration is a full-TensorRT (≤ 10) feature; TensorRT-RTX takes Q/DQ models.",
+                            "Untick 'implicit calibrator' to calibrate with ONNX Runtime into a Q/DQ model.")
+        if c.implicit and (c.calibrator not in IMPLICIT_CALIBRATORS or spec.precision != "int8"):
+            raise SpecError(f"TensorRT's implicit calibrators do INT8 with {', '.join(IMPLICIT_CALIBRATORS)} only "
+                            f"(asked: {spec.precision.upper()} with {c.calibrator}).",
+                            "Use explicit (Q/DQ) quantization for percentile or FP8.")
     if summary is not None:
         validate_profiles(spec.profiles, summary.inputs)
 

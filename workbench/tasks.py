@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .build import LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC, build_engine, select_backend
+from .build import CALIB_CACHE, LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC, build_engine, select_backend
 from .jobs import LOG_FILE, Job
 from .progress import Reporter
 from .spec import NO_TF32_SCRIPT, NO_TF32_SOURCE, BuildSpec
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # Files that go into a build's bundle, in this order.
 BUNDLE_FILES = [PLAN, SPEC, LAYERS, RESULT, "report.md", "commands.sh", NO_TF32_SCRIPT, LOG_FILE, NETWORK, QDQ,
-                "calibration.json"]
+                "calibration.json", CALIB_CACHE]
 
 
 def _layer_step(spec: BuildSpec) -> Callable[[Path], dict[str, Any]]:

@@ -1,0 +1,88 @@
+"""Build specs: profiles a user types are checked before any build, and the CI commands say the same thing."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.errors import SpecError
+from workbench.model import summarize
+from workbench.samples import get_sample
+from workbench.spec import (
+    BuildSpec,
+    CalibrationSpec,
+    default_profile,
+    parse_shapes_arg,
+    polygraphy_command,
+    profiles_from_args,
+    trtexec_command,
+    validate_profiles,
+    validate_spec,
+)
+
+
+@pytest.fixture(scope="module")
+def two_axis():
+    return summarize(get_sample("dynamic_2axis").path).inputs  # image [batch, 3, height, width]
+
+
+def test_the_proposed_profile_fixes_static_dims_and_opens_dynamic_ones(two_axis):
+    prof = default_profile(two_axis)
+    rng = prof.shapes["image"]
+    assert rng.min[1] == rng.opt[1] == rng.max[1] == 3
+    assert rng.min[0] <= rng.opt[0] <= rng.max[0]
+    validate_profiles([prof], two_axis)  # the proposal itself is valid
+
+
+@pytest.mark.parametrize(("mins", "opts", "maxs", "expected"), [
+    ("image:8x3x64x64", "image:2x3x64x64", "image:4x3x64x64", "dim 0: need min <= opt <= max, got 8, 2, 4"),
+    ("image:1x4x64x64", "image:1x4x64x64", "image:1x4x64x64", "dim 1: min = 4, but the model fixes this dim to 3"),
+    ("image:1x3x64", "image:1x3x64x64", "image:1x3x64x64", "min shape 1x3x64 has rank 3"),
+    ("image:0x3x64x64", "image:1x3x64x64", "image:1x3x64x64", "dim 0: min = 0 is not a valid size"),
+    ("image:-1x3x64x64", "image:1x3x64x64", "image:1x3x64x64", "dim 0: min = -1 is not a valid size"),
+    ("picture:1x3x64x64", "picture:1x3x64x64", "picture:1x3x64x64", "'picture' is not an input of the model"),
+])
+def test_bad_profiles_name_the_input_and_the_dim(two_axis, mins, opts, maxs, expected):
+    with pytest.raises(SpecError) as err:
+        validate_profiles(profiles_from_args([mins], [opts], [maxs]), two_axis)
+    assert expected in err.value.message
+
+
+def test_a_dynamic_input_without_shapes_is_named(two_axis):
+    with pytest.raises(SpecError, match="'image'"):
+        validate_profiles([], two_axis)
+
+
+def test_trtexec_and_polygraphy_shape_syntax_both_parse():
+    assert parse_shapes_arg("a:1x3x8x8,b:2x4") == {"a": (1, 3, 8, 8), "b": (2, 4)}
+    assert parse_shapes_arg("a:[1,3,8,8],b:[2,4]") == {"a": (1, 3, 8, 8), "b": (2, 4)}
+    with pytest.raises(SpecError, match="not a shape"):
+        parse_shapes_arg("a:1xthree")
+
+
+def test_spec_round_trips_through_json():
+    spec = BuildSpec(precision="int8", profiles=profiles_from_args(["x:1x3"], ["x:2x3"], ["x:4x3"]),
+                     calibration=CalibrationSpec(data_path="/d.npz", calibrator="percentile", percentile=99.9,
+                                                 exclude_nodes=("fc",)))
+    assert BuildSpec.from_json(spec.to_json()) == spec
+
+
+def test_absurd_knobs_are_refused():
+    for spec, words in [(BuildSpec(workspace_mb=1 << 40), "Workspace limit"),
+                        (BuildSpec(optimization_level=9), "optimization level"),
+                        (BuildSpec(compute_capabilities=("eighty-six",)), "Compute capability"),
+                        (BuildSpec(precision="int4"), "Unknown precision"),
+                        (BuildSpec(backend="tensorrt-rtx", precision="int8",
+                                   calibration=CalibrationSpec(data_path="/d.npz", implicit=True)), "Implicit")]:
+        with pytest.raises(SpecError, match=words):
+            validate_spec(spec)
+
+
+def test_commands_carry_every_profile_and_precision():
+    spec = BuildSpec(backend="tensorrt", precision="fp16", workspace_mb=512, profiles=profiles_from_args(
+        ["x:1x3", "x:1x3"], ["x:2x3", "x:8x3"], ["x:4x3", "x:16x3"]))
+    poly = polygraphy_command(spec, "m.onnx", "m.plan")
+    assert poly.count("--trt-max-shapes") == 2 and "'x:[16,3]'" in poly and "--fp16" in poly
+    trt = trtexec_command(spec, "m.onnx", "m.plan")
+    assert trt.count("--maxShapes=") == 2 and "--fp16" in trt and "--memPoolSize=workspace:512M" in trt
+    rtx = polygraphy_command(BuildSpec(), "m.onnx", "m.plan")
+    assert rtx.startswith("POLYGRAPHY_USE_TENSORRT_RTX=1 ") and "no_tf32.py" in rtx
