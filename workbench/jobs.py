@@ -212,7 +212,7 @@ class JobStore:
             raise JobError(f"Job {job_id} has no '{name}'.", "The job may have failed or not finished yet.")
         return path
 
-    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.2,
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.05,
              on_log: Callable[[str], None] | None = None) -> Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         offset = 0

@@ -6,6 +6,7 @@ declared locations and sizes are checked, so a model with gigabytes of external 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -349,7 +350,7 @@ def _hash_folder(model_file: Path) -> str:
     """
     folder = model_file.parent
     h = hashlib.sha256()
-    others = sorted(p for p in folder.rglob("*") if p.is_file() and p != model_file and p.name != "meta.json")
+    others = sorted(p for p in folder.rglob("*") if p.is_file() and p != model_file and p.name not in ("meta.json", SUMMARY_FILE))
     for label, f in [("\x00model", model_file)] + [(p.relative_to(folder).as_posix(), p) for p in others]:
         h.update(label.encode() + b"\x00")
         with open(f, "rb") as fh:
@@ -404,15 +405,16 @@ def import_model(
                 shutil.copyfile(source, raw)
             else:
                 # A model given by path may come with external data next to it: copy what it references.
-                return _store_folder(ws, _stage_path_model(source, staging), display)
+                staged, summary = _stage_path_model(source, staging)
+                return _store_folder(ws, staged, display, summary)
         else:
             _write_stream(source, raw, max_bytes, filename)
         if is_archive(display):
             unpacked = staging / "unpacked"
             extract_archive(raw, unpacked)
             model_file = _find_model_file(unpacked, filename)
-            summarize(model_file)  # validates, external data included
-            return _store_folder(ws, model_file, Path(model_file).name)
+            summary = summarize(model_file)  # validates, external data included
+            return _store_folder(ws, model_file, Path(model_file).name, summary)
         if raw.stat().st_size == 0:
             raise ModelError(f"'{filename}' is empty (0 bytes).", "The upload did not complete; try again.")
         folder = staging / "model"
@@ -420,16 +422,16 @@ def import_model(
         target = folder / (display if display.endswith(".onnx") else display + ".onnx")
         os.replace(raw, target)
         try:
-            summarize(target)
+            summary = summarize(target)
         except ModelError as err:
             err.message = err.message.replace(f"'{target.name}'", f"'{filename}'")
             raise
-        return _store_folder(ws, target, display)
+        return _store_folder(ws, target, display, summary)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _stage_path_model(source: Path, staging: Path) -> Path:
+def _stage_path_model(source: Path, staging: Path) -> tuple[Path, ModelSummary]:
     summary = summarize(source)
     folder = staging / "model"
     folder.mkdir()
@@ -439,16 +441,21 @@ def _stage_path_model(source: Path, staging: Path) -> Path:
         dst = folder / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source.parent / rel, dst)
-    return target
+    return target, dataclasses.replace(summary, file=target.name)
 
 
-def _store_folder(ws: Workspace, model_file: Path, display: str) -> ModelRef:
+SUMMARY_FILE = "summary.json"  # the summary computed while validating the upload: opening never re-parses
+
+
+def _store_folder(ws: Workspace, model_file: Path, display: str, summary: ModelSummary | None = None) -> ModelRef:
     folder = model_file.parent
     digest = _hash_folder(model_file)
     final = ws.models_dir / digest
     meta = {"digest": digest, "file": model_file.name, "name": display, "imported": time.time()}
     if not final.exists():
         (folder / "meta.json").write_text(json.dumps(meta))
+        if summary is not None:
+            (folder / SUMMARY_FILE).write_text(json.dumps(summary.to_dict()))
         try:
             os.replace(folder, final)
         except OSError:

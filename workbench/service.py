@@ -11,12 +11,19 @@ from typing import IO, Any
 from .build import PLAN, check_spec_for_backend
 from .errors import BackendError, JobError, ModelError
 from .jobs import FAILED, SUCCEEDED, Job, JobStore
-from .model import ModelRef, ModelSummary, TensorDesc, get_model, import_model, list_models, summarize
+from .model import (
+    SUMMARY_FILE,
+    ModelRef,
+    ModelSummary,
+    TensorDesc,
+    get_model,
+    import_model,
+    list_models,
+    summarize,
+)
 from .quantize_task import QuantizeRequest
 from .spec import BuildSpec, validate_spec
 from .workspace import Workspace
-
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""Build cost of the workbench against the reference tool, side by side.
+
+For each bundled sample, builds the same engine twice: with ``trt-workbench build`` (job + worker process, layer
+report, bundle) and with the ``polygraphy convert`` line the workbench itself emits (commands.sh). Prints wall time
+and peak RSS of each and the ratio workbench / polygraphy. No GPU needed (TensorRT-RTX).
+
+    python bench/build_overhead.py [--repeat 3] [--samples cnn_residual transformer_block]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+_MEASURE = (
+    "import resource, subprocess, sys, time, json\n"
+    "t = time.perf_counter(); rc = subprocess.run(json.loads(sys.argv[1]), env=json.loads(sys.argv[2]), "
+    "cwd=sys.argv[3], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
+    "dt = time.perf_counter() - t\n"
+    "print(json.dumps({'rc': rc, 'seconds': dt, 'peak_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
+)
+
+
+def measure(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Wall time and peak RSS (largest child process) of one command, in a fresh wrapper process."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, json.dumps(argv), json.dumps(env), str(cwd)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def main() -> int:
+    from workbench.samples import get_sample
+    from workbench.spec import BuildSpec, polygraphy_command
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--samples", nargs="+", default=["cnn_residual", "dynamic_2axis", "transformer_block"])
+    args = ap.parse_args()
+    exe_dir = Path(sys.executable).parent
+    rows = []
+    for name in args.samples:
+        sample = get_sample(name)
+        spec = BuildSpec(profiles=sample.profiles()[:1])
+        with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp_s:
+            tmp = Path(tmp_s)
+            env = {**os.environ, "WORKBENCH_HOME": str(tmp / "ws")}
+            (tmp / sample.path.name).write_bytes(sample.path.read_bytes())
+            from workbench.spec import NO_TF32_SCRIPT, NO_TF32_SOURCE
+
+            (tmp / NO_TF32_SCRIPT).write_text(NO_TF32_SOURCE)
+            words = shlex.split(polygraphy_command(spec, sample.path.name, "ref.plan"))
+            poly_env = dict(env)
+            while "=" in words[0]:
+                k, v = words.pop(0).split("=", 1)
+                poly_env[k] = v
+            poly = [str(exe_dir / words[0]), *words[1:]]
+            shapes: list[str] = []
+            for prof in spec.profiles:
+                for which in ("min", "opt", "max"):
+                    shapes += [f"--{which}-shapes",
+                               ",".join(f"{n}:{'x'.join(map(str, getattr(r, which)))}" for n, r in prof.shapes.items())]
+            wb = [str(exe_dir / "trt-workbench"), "build", sample.path.name, "-o", "wb.plan", *shapes]
+            results: dict[str, list[dict[str, float]]] = {"workbench": [], "polygraphy": []}
+            for _ in range(args.repeat):
+                for label, argv, e in (("polygraphy", poly, poly_env), ("workbench", wb, env)):
+                    r = measure(argv, e, tmp)
+                    if r["rc"] != 0:
+                        print(f"{name}: {label} failed (exit {r['rc']}): {' '.join(argv)}", file=sys.stderr)
+                        return 1
+                    results[label].append(r)
+            med = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
+            peak = {k: max(r["peak_kib"] for r in v) / 1024 for k, v in results.items()}
+            rows.append((name, med["workbench"], med["polygraphy"], med["workbench"] / med["polygraphy"],
+                         peak["workbench"], peak["polygraphy"], peak["workbench"] / peak["polygraphy"]))
+    print(f"{'sample':<20}{'wb s':>8}{'poly s':>8}{'time x':>8}{'wb MiB':>9}{'poly MiB':>9}{'mem x':>7}")
+    for r in rows:
+        print(f"{r[0]:<20}{r[1]:>8.2f}{r[2]:>8.2f}{r[3]:>8.2f}{r[4]:>9.0f}{r[5]:>9.0f}{r[6]:>7.2f}")
+    print(f"(median of {args.repeat} runs; peak = largest process RSS; workbench includes its job worker, "
+          "layer report and bundle)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
