@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="TensorRT Workbench", page_icon=":material/memory:", layout="wide")
+st.set_page_config(page_title="TensorRT Workbench", page_icon="🧮", layout="wide")
 
 pages = [
     st.Page("pages/model.py", title="Model", icon=":material/upload_file:", default=True),

@@ -5,8 +5,9 @@ app's static folder and patches the copy so that it never contacts the internet:
 cookie-consent dialog, no analytics beacons, no "update to the newest version" lock-out after 180 days, no
 GitHub gist downloads, models only from the same origin, and a Content-Security-Policy that lets the browser
 itself refuse any other connection. Every patch matches an exact anchor in Netron's source; when an anchor
-is missing (Netron changed) the copy is refused with a :class:`WorkbenchError` instead of serving a viewer
-that half works and half phones home.
+is missing or no longer unique (Netron changed) the copy is refused with a
+:class:`~workbench.errors.BackendUnavailable` naming the Netron version, the file and the anchor, instead of
+serving a viewer that half works and half phones home.
 
 The patch also adds ``workbench.js``: after the model has loaded it selects (highlights and scrolls to) the
 nodes named in the fragment ``#select=<name>,<name>`` (each name percent-encoded), again on every
@@ -452,6 +453,32 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _external_to_copy(model_path: Path, name: str, budget: int) -> list[tuple[Path, PurePosixPath]]:
+    """The external-data files to copy next to the published model, or none when they exceed ``budget``.
+
+    Never hard-linked: onnx refuses to read external data that has more than one link ("potential hardlink
+    attack"), so a link would break the workspace's own model. Netron reads these files only to show a
+    tensor's values and draws the graph without them.
+    """
+    chosen: list[tuple[Path, PurePosixPath]] = []
+    total = 0
+    for location in _external_files(model_path):
+        rel = _safe_relative(location)
+        if rel is None or rel.as_posix() in (name, _IDENTITY):
+            log.warning("not publishing external data %r of %s: unsafe name", location, model_path.name)
+            continue
+        src = model_path.parent / location
+        total += src.stat().st_size
+        chosen.append((src, rel))
+    if total > budget:
+        log.warning(
+            "not publishing the external data of %s (%s MiB > %s MiB): the graph view cannot show weight values",
+            model_path.name, _mib(total), _mib(budget),
+        )  # fmt: skip
+        return []
+    return chosen
+
+
 def _identity(model_path: Path, st: os.stat_result) -> str:
     """Which file a publication was made from: path, inode, size and modification time, hashed.
 
@@ -506,14 +533,20 @@ def _prune(root: Path, keep: int) -> None:
 
 
 def publish_model(
-    static_root: Path, model_path: Path, keep: int = 8, *, url_prefix: str = STATIC_URL_PREFIX
+    static_root: Path,
+    model_path: Path,
+    keep: int = 8,
+    *,
+    url_prefix: str = STATIC_URL_PREFIX,
+    max_external_bytes: int = MAX_STATIC_BYTES,
 ) -> str:
     """Serve ``model_path`` as ``static_root/m/<token>/<safe name>``; return its same-origin URL path.
 
     The token is ``secrets.token_urlsafe`` (192 bits): static serving has no access control, so the URL is
-    the only key. The file is hard-linked (copied across file systems). External-data files of an ONNX
-    model are published next to it under their relative names: Netron fetches them lazily, only when a
-    tensor's values are shown, so one too big for static serving is left out with a warning.
+    the only key. The model file is hard-linked (copied across file systems). Its external-data files are
+    copied next to it under their relative names when together they fit in ``max_external_bytes``; Netron
+    reads them only to show a tensor's values, so beyond that they are left out (with a log warning) and
+    the graph is drawn all the same.
 
     Publishing the same file again (same path, inode, size and modification time) returns the same URL
     without copying anything, so it is cheap to call on every page rerun. Only the ``keep`` most recently
@@ -552,27 +585,17 @@ def publish_model(
     if existing is not None:
         return f"{prefix}/{existing.name}/{name}"
 
-    extras = _external_files(model_path)
+    extras = _external_to_copy(model_path, name, max_external_bytes)
     token = secrets.token_urlsafe(_TOKEN_BYTES)
     tmp = root / f".tmp-{token}"
     final = root / token
     try:
         tmp.mkdir()
         _link_or_copy(model_path, tmp / name)
-        for location in extras:
-            rel = _safe_relative(location)
-            if rel is None or rel.as_posix() in (name, _IDENTITY):
-                log.warning("not publishing external data %r of %s: unsafe name", location, model_path.name)
-                continue
-            src = model_path.parent / location
-            size = src.stat().st_size
-            if size > MAX_STATIC_BYTES:
-                log.warning(
-                    "not publishing external data %r of %s (%s MiB > %s MiB): its values are not viewable",
-                    location, model_path.name, _mib(size), _mib(MAX_STATIC_BYTES),
-                )  # fmt: skip
-                continue
-            _link_or_copy(src, tmp.joinpath(*rel.parts))
+        for src, rel in extras:
+            target = tmp.joinpath(*rel.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
         (tmp / _IDENTITY).write_text(identity)
         pubs = _publications(root)
         os.rename(tmp, final)

@@ -1,0 +1,324 @@
+"""Netron served by the app: the offline copy of the installed viewer, models published for it, viewer URLs.
+
+What the patched viewer then does in a real browser (no request leaves the machine, no consent dialog, no
+expiry, node selection) is in tests/test_browser.py; here the copy, its failures and the publications.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import filecmp
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import onnx
+import pytest
+
+from tests import onnx_models
+from workbench import netron
+from workbench.errors import BackendUnavailable, ModelError, WorkbenchError
+from workbench.netron import (
+    MARKER,
+    MAX_STATIC_BYTES,
+    NETRON_BASE,
+    prepare_netron,
+    publish_model,
+    viewer_url,
+)
+
+SHIPPED = netron.netron_source()
+TOKEN_URL = re.compile(r"^/app/static/m/(?P<token>[A-Za-z0-9_-]{32})/(?P<name>[^/]+)$")
+
+
+def _text(folder: Path, name: str) -> str:
+    return (folder / name).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    return prepare_netron(tmp_path_factory.mktemp("static") / "netron")
+
+
+@pytest.fixture()
+def editable_source(tmp_path) -> Path:
+    """A Netron package folder we may change: links to the installed files; edited files become copies."""
+    folder = tmp_path / "netron-src"
+    folder.mkdir()
+    for entry in SHIPPED.iterdir():
+        if entry.is_file():
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def _edit(folder: Path, name: str, old: str, new: str) -> None:
+    text = _text(folder, name)
+    assert old in text, f"the installed {name} no longer has {old!r}; update this test with the patches"
+    (folder / name).unlink()
+    (folder / name).write_text(text.replace(old, new), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+
+
+@pytest.mark.parametrize("patch", netron._PATCHES, ids=lambda p: f"{p.file}:{p.why}")
+def test_every_patch_is_applied_to_the_copy(prepared, patch):
+    shipped, copy = _text(SHIPPED, patch.file), _text(prepared, patch.file)
+    assert shipped.count(patch.anchor) == 1
+    assert patch.replacement in copy
+    assert copy.count(patch.anchor) == patch.replacement.count(patch.anchor)
+
+
+def test_the_copy_no_longer_phones_home_asks_consent_or_expires(prepared):
+    shipped_browser, browser = _text(SHIPPED, "browser.js"), _text(prepared, "browser.js")
+    shipped_base = _text(SHIPPED, "base.js")
+    # What Netron as shipped does at start-up, and what is left of it.
+    for call in ("await age();", "await consent();", "await telemetry();"):
+        assert call in shipped_browser and call not in browser
+    assert "https://ipinfo.io" in shipped_browser
+    assert "sendBeacon" in shipped_base and "analytics.google.com" in shipped_base
+    for path in prepared.rglob("*.js"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert "ipinfo.io" not in text and "sendBeacon" not in text and "analytics.google.com" not in text, (
+            path
+        )
+    # The browser itself refuses any other origin; the node-selection script is loaded after Netron.
+    index = _text(prepared, "index.html")
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', index)
+    assert csp and "default-src 'self'" in csp.group(1) and "connect-src 'self'" in csp.group(1)
+    assert index.index('src="index.js"') < index.index(f'src="{netron.SELECT_SCRIPT}"')
+    assert "#select=" in _text(prepared, netron.SELECT_SCRIPT)
+
+
+def test_the_copy_is_the_installed_viewer_apart_from_the_patched_files(prepared):
+    patched = {p.file for p in netron._PATCHES}
+    shipped = {p.name for p in SHIPPED.iterdir() if p.is_file() and p.suffix not in (".py", ".pyc")}
+    copied = {p.name for p in prepared.iterdir()}
+    assert copied == shipped | {netron.SELECT_SCRIPT, MARKER}
+    same = sorted(shipped - patched)
+    match, mismatch, errors = filecmp.cmpfiles(SHIPPED, prepared, same, shallow=False)
+    assert (mismatch, errors) == ([], [])
+    assert not any(p.suffix == ".py" for p in prepared.iterdir()), "no Python of the netron package is served"
+    version = re.search(r'<meta name="version" content="([^"]+)">', _text(SHIPPED, "index.html")).group(1)
+    assert f'<meta name="version" content="{version}">' in _text(prepared, "index.html")
+
+
+def test_preparing_again_is_a_no_op_until_the_patch_set_changes(tmp_path):
+    dest = prepare_netron(tmp_path / "static" / "netron")
+    before = (dest / "browser.js").stat().st_ino
+    assert prepare_netron(dest) == dest
+    assert (dest / "browser.js").stat().st_ino == before, "an up-to-date copy was rewritten"
+
+    # A copy made by other patches (an older workbench) is replaced, in one rename.
+    marker = dest / MARKER
+    marker.write_text(marker.read_text().replace(netron.patch_set_digest(), "0" * 64))
+    prepare_netron(dest)
+    assert (dest / "browser.js").stat().st_ino != before
+    assert netron.patch_set_digest() in marker.read_text()
+    assert sorted(p.name for p in dest.parent.iterdir() if p.name != ".netron.lock") == ["netron"]
+
+
+def _prepare_in_child(dest: str) -> str:
+    return str(prepare_netron(Path(dest)))
+
+
+def test_concurrent_sessions_prepare_one_complete_copy(tmp_path):
+    dest = tmp_path / "static" / "netron"
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    with (
+        concurrent.futures.ProcessPoolExecutor(3, mp_context=context) as procs,
+        concurrent.futures.ThreadPoolExecutor(3) as threads,
+    ):
+        futures = [procs.submit(_prepare_in_child, str(dest)) for _ in range(3)]
+        futures += [threads.submit(_prepare_in_child, str(dest)) for _ in range(3)]
+        assert {f.result(timeout=120) for f in futures} == {str(dest)}
+    assert sorted(p.name for p in dest.parent.iterdir()) == [".netron.lock", "netron"], (
+        "leftover temp folders"
+    )
+    assert _text(dest, "browser.js") == _text(prepare_netron(tmp_path / "again" / "netron"), "browser.js")
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        # Netron moves its IP lookup elsewhere: the anchor is gone.
+        ("browser.js", "https://ipinfo.io/json", "https://ipapi.example/json", "anchor for the IP lookup not found"),
+        # A second beacon call: the anchor is no longer unique.
+        ("base.js", "this._navigator.sendBeacon(url, body);",
+         "this._navigator.sendBeacon(url, body);\n                this._navigator.sendBeacon(url, body);",
+         "anchor for the analytics beacon found 2 times"),
+        # A new endpoint in a file the patches do not touch.
+        ("view.js", "view.View = class {", "const where = 'https://ipinfo.io/json';\nview.View = class {",
+         "view.js: 'ipinfo.io'"),
+    ],
+    ids=["anchor-missing", "anchor-twice", "new-endpoint"],
+)  # fmt: skip
+def test_a_netron_update_that_changes_what_is_patched_fails_loudly(
+    tmp_path, editable_source, file, old, new, expected
+):
+    _edit(
+        editable_source, "index.html", '<meta name="version" content="', '<meta name="version" content="99.'
+    )
+    _edit(editable_source, file, old, new)
+    dest = tmp_path / "static" / "netron"
+    good = prepare_netron(dest)  # a copy from the installed Netron is already being served
+    served = _text(good, "browser.js")
+
+    with pytest.raises(BackendUnavailable) as caught:
+        prepare_netron(dest, editable_source)
+
+    message = caught.value.message
+    assert "Netron 99." in message and expected in message, message
+    assert f"netron=={netron.KNOWN_VERSION}" in (caught.value.hint or "")
+    assert _text(dest, "browser.js") == served, "the working copy was replaced by a broken one"
+    assert sorted(p.name for p in dest.parent.iterdir()) == [".netron.lock", "netron"]
+
+
+def test_a_missing_netron_install_is_reported(tmp_path):
+    with pytest.raises(BackendUnavailable, match="cannot read"):
+        prepare_netron(tmp_path / "netron", tmp_path / "not-netron")
+
+
+# ---------------------------------------------------------------------------------------------- publish
+
+
+@pytest.fixture()
+def model(tmp_path) -> Path:
+    path = tmp_path / "models" / "tiny_cnn.onnx"
+    path.parent.mkdir()
+    onnx.save(onnx_models.tiny_cnn(), str(path))
+    return path
+
+
+def _served(static: Path, url: str) -> Path:
+    match = TOKEN_URL.match(url)
+    assert match, url
+    return static / "m" / match["token"] / match["name"]
+
+
+def test_a_model_is_published_under_an_unguessable_name_without_copying(tmp_path, model):
+    static = tmp_path / "static"
+    url = publish_model(static, model)
+    served = _served(static, url)
+    assert served.read_bytes() == model.read_bytes()
+    assert os.path.samefile(served, model), "same file system: a hard link, not a copy"
+    # The only file next to it that the server would also answer is the (hashed) source identity.
+    assert sorted(p.name for p in served.parent.iterdir()) == [".source", served.name]
+    assert str(model) not in (served.parent / ".source").read_text()
+
+
+def test_publishing_the_same_model_again_reuses_it_and_another_gets_its_own(tmp_path, model):
+    static = tmp_path / "static"
+    first = publish_model(static, model)
+    assert publish_model(static, model) == first
+    other = tmp_path / "other" / model.name  # same name, another model
+    other.parent.mkdir()
+    onnx.save(onnx_models.static_mlp(), str(other))
+    second = publish_model(static, other)
+    assert second != first and second.endswith(f"/{model.name}")
+    assert _served(static, second).read_bytes() == other.read_bytes()
+
+
+def test_only_the_most_recently_used_models_stay_exposed(tmp_path):
+    static = tmp_path / "static"
+    paths = []
+    for i, make in enumerate((onnx_models.tiny_cnn, onnx_models.static_mlp, onnx_models.custom_op)):
+        paths.append(tmp_path / f"m{i}.onnx")
+        onnx.save(make(), str(paths[-1]))
+    a = publish_model(static, paths[0], keep=2)
+    b = publish_model(static, paths[1], keep=2)
+    assert publish_model(static, paths[0], keep=2) == a  # used again: now the most recent
+    c = publish_model(static, paths[2], keep=2)
+    assert _served(static, a).is_file() and _served(static, c).is_file()
+    assert not _served(static, b).parent.exists(), "the least recently used model is still served"
+    assert len([p for p in (static / "m").iterdir()]) == 2
+    # A pruned model is published again (under a new name) when it is shown again.
+    b2 = publish_model(static, paths[1], keep=2)
+    assert b2 != b and _served(static, b2).is_file()
+
+
+def test_external_data_files_are_copied_next_to_the_model_and_the_original_still_loads(tmp_path):
+    path = onnx_models.with_external_data(tmp_path / "ext", location="weights.bin")
+    weights = onnx.load(str(path)).graph.initializer[0].raw_data
+    static = tmp_path / "static"
+    served = _served(static, publish_model(static, path))
+    # Netron resolves the location against the model's URL, exactly as onnx does against its folder.
+    assert onnx.load(str(served)).graph.initializer[0].raw_data == weights
+    # Copied, not linked: onnx refuses external data with several hard links, which would break the
+    # workspace's own model for every later onnx.load (summary, quantization, comparison).
+    assert os.stat(path.parent / "weights.bin").st_nlink == 1
+    assert onnx.load(str(path)).graph.initializer[0].raw_data == weights
+
+
+def test_external_data_over_the_budget_is_left_out_and_the_graph_still_published(tmp_path):
+    path = onnx_models.with_external_data(tmp_path / "ext", location="weights.bin")
+    static = tmp_path / "static"
+    budget = (path.parent / "weights.bin").stat().st_size - 1
+    served = _served(static, publish_model(static, path, max_external_bytes=budget))
+    assert served.read_bytes() == path.read_bytes()
+    assert not (served.parent / "weights.bin").exists()
+
+
+def test_another_file_system_gets_a_copy_and_still_reuses_it(model):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(model).st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's temp folder to force a copy")
+    static = Path(tempfile.mkdtemp(dir=shm, prefix="wb-static-"))
+    try:
+        url = publish_model(static, model)
+        served = _served(static, url)
+        assert not os.path.samefile(served, model) and served.read_bytes() == model.read_bytes()
+        assert publish_model(static, model) == url
+    finally:
+        shutil.rmtree(static, ignore_errors=True)
+
+
+def test_a_model_too_big_for_static_serving_is_refused_with_the_limit(tmp_path):
+    big = tmp_path / "huge.onnx"
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_STATIC_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(ModelError) as caught:
+        publish_model(tmp_path / "static", big)
+    assert "huge.onnx" in caught.value.message and "200 MiB" in caught.value.message
+    assert "external data" in (caught.value.hint or "")
+    assert not list((tmp_path / "static" / "m").glob("*")), "nothing is exposed"
+
+
+def test_a_missing_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="gone.onnx"):
+        publish_model(tmp_path / "static", tmp_path / "gone.onnx")
+
+
+# ---------------------------------------------------------------------------------------------- URLs
+
+
+def test_viewer_url_opens_the_model_and_selects_names_of_any_shape():
+    names = ["stem/conv", "a,b", "with space", "#hash", "ünï"]
+    url = viewer_url("/app/static/m/TOKEN/my model.onnx", select=names)
+    parts = urlsplit(url)
+    assert parts.path == NETRON_BASE
+    assert parse_qs(parts.query)["url"] == ["/app/static/m/TOKEN/my model.onnx"]
+    assert parts.fragment.startswith("select=")
+    # As workbench.js reads it: split on commas, then percent-decode each name.
+    assert [unquote(n) for n in parts.fragment.removeprefix("select=").split(",")] == names
+
+
+def test_viewer_url_without_selection_has_no_fragment_and_a_string_is_one_name():
+    assert "#" not in viewer_url("/app/static/m/T/x.onnx")
+    assert viewer_url("/app/static/m/T/x.onnx", select="a,b").endswith("#select=a%2Cb")
+    base = "/proxy/app/static/netron/index.html"
+    assert viewer_url("/proxy/app/static/m/T/x.onnx", netron_base=base).startswith(base + "?url=")
+
+
+@pytest.mark.parametrize(
+    "bad", ["https://example.com/x.onnx", "//example.com/x.onnx", "x.onnx", "/a\\b.onnx"]
+)
+def test_viewer_url_opens_models_from_this_server_only(bad):
+    with pytest.raises(WorkbenchError, match="same-origin"):
+        viewer_url(bad)
