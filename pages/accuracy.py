@@ -1,10 +1,200 @@
-"""Accuracy page: per-layer comparison against ONNX Runtime with Polygraphy."""
+"""Accuracy page: a build (or an ONNX Runtime simulation of it) against ONNX Runtime running the FP32 model, tensor
+by tensor; the layers that add the error; keep them in float and compare again. Comparisons run as jobs."""
+
+from pathlib import Path
 
 import streamlit as st
 
 from workbench import ui
+from workbench.accuracy import load_before_after, load_comparison, load_samples
+from workbench.accuracy import options as opt
+from workbench.accuracy.comparison import MARK_ALL_WARNING, SAMPLES_FILE
+from workbench.accuracy.job import SOURCE_LABELS, requantize_request, submit_compare
+from workbench.reports import accuracy_figures as figs
+
+JOB = "accuracy.job_id"
+NEXT = "accuracy.next_job_id"  # a job submitted below the comparison picker, shown on the next run
+UPLOADS = "accuracy.uploads"  # upload file id -> stored path, so a rerun never stores an upload twice
+DATA = {"sample": "Sample's calibration set", "test": "Sample's labelled test set", "upload": "Upload .npz",
+        "random": "Random (shapes only — accuracy meaningless)"}  # fmt: skip
 
 st.title("Accuracy")
 ref = ui.require_model()
-if ref is not None:
-    st.info("Accuracy comparison against ONNX Runtime is not available in this version yet.")
+if ref is None:
+    st.stop()
+wb = ui.workbench()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _result(job_dir: str, stamp: float):
+    return load_comparison(job_dir), load_before_after(job_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _samples(job_dir: str, stamp: float):
+    return load_samples(Path(job_dir) / SAMPLES_FILE)
+
+
+def _upload(label: str, kind: str, key: str) -> str | None:
+    """An uploaded file stored in the workspace once (by upload id), as a path."""
+    up = st.file_uploader(label, type=[kind], key=key)
+    if up is None:
+        return None
+    seen = st.session_state.setdefault(UPLOADS, {})
+    if up.file_id not in seen:
+        stored = wb.import_upload(up, up.name).path if kind == "onnx" else wb.store_data(up, up.name)
+        seen[up.file_id] = str(stored)
+    return seen[up.file_id]
+
+
+calib_file, test_file = opt.sample_files(ref.name)
+builds = opt.build_choices(wb.jobs, ref.digest)
+earlier = opt.comparisons(wb.jobs, ref.digest)
+with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Comparison"):
+    st.caption(
+        "Reference: ONNX Runtime running the original FP32 model. Without a GPU no engine can run here, "
+        "so a build is compared through an ONNX Runtime simulation of the network it built (labelled so)."
+    )
+    sources = (["build"] if builds else []) + ["fp16", "int8", "file"]
+    source = st.radio(
+        "Candidate", sources, format_func=SOURCE_LABELS.get, horizontal=True, key="accuracy.source"
+    )
+    kw: dict = {}
+    engine = False
+    if source == "build":
+        build = st.selectbox("Build", builds, format_func=lambda b: b.label, key="accuracy.build")
+        kw["build_job"], engine = build.job_id, build.runs_here
+    elif source == "int8":
+        cals = (["sample"] if calib_file else []) + ["upload", "random"]
+        cal = st.radio(
+            "Calibration data", cals, format_func=DATA.get, horizontal=True, key="accuracy.calib_source"
+        )
+        upload = _upload("Calibration .npz", "npz", "accuracy.calib_upload") if cal == "upload" else None
+        kw["calib_path"] = str(calib_file) if cal == "sample" else upload
+        kw["calibrator"] = st.selectbox(
+            "Calibrator", ("entropy", "minmax", "percentile"), key="accuracy.calibrator"
+        )
+    elif source == "file":
+        kw["candidate_path"] = _upload("Candidate ONNX (FP16 or Q/DQ)", "onnx", "accuracy.candidate_upload")
+    datas = (["test"] if test_file else []) + ["upload", "random"]
+    data_src = st.radio("Data", datas, format_func=DATA.get, horizontal=True, key="accuracy.data_source")
+    data_path = str(test_file) if data_src == "test" else None
+    if data_src == "upload":
+        data_path = _upload(
+            "Data .npz (one array per input; 'label' enables top-1)", "npz", "accuracy.data_upload"
+        )
+    c = st.columns(5)
+    kw["atol"] = c[0].number_input("atol", 0.0, value=1e-3, format="%g", key="accuracy.atol")
+    kw["rtol"] = c[1].number_input("rtol", 0.0, value=1e-3, format="%g", key="accuracy.rtol")
+    kw["max_samples"] = int(c[2].number_input("Max samples", 1, 100_000, 256, key="accuracy.max_samples"))
+    outputs = ["(none)", *opt.output_names(ref.path)]
+    label = c[3].selectbox("Top-1 on output", outputs, key="accuracy.label", help="Needs a 'label' array.")
+    kw["top_k"] = int(c[4].number_input("Culprits", 1, 20, 3, key="accuracy.top_k"))
+    kw["per_layer"] = st.checkbox("Per layer (every tensor both sides have)", True, key="accuracy.per_layer")
+    kw["mark_all"] = engine and kw["per_layer"] and st.checkbox("Mark every tensor", key="accuracy.mark_all")
+    if kw["mark_all"]:
+        st.warning(MARK_ALL_WARNING)
+    missing = (source == "file" and not kw["candidate_path"]) or (data_src == "upload" and not data_path)
+    if st.button("Compare", type="primary", key="accuracy.submit", disabled=bool(missing)):
+        request = opt.new_request(source, ref.path, ref.name, data_path=data_path, label=label, **kw)
+        st.session_state[JOB] = submit_compare(wb.jobs, ref, request)
+        st.toast("Comparison queued.")
+
+if st.session_state.get(NEXT):
+    st.session_state[JOB] = st.session_state.pop(NEXT)
+earlier = opt.comparisons(wb.jobs, ref.digest)  # again: the button above may have queued one
+if not earlier:
+    st.info("No comparison of this model yet: choose a candidate and data above and press **Compare**.")
+    st.stop()
+if st.session_state.get(JOB) not in {j.id for j in earlier}:
+    st.session_state[JOB] = earlier[0].id
+labels = {j.id: opt.comparison_label(j) for j in earlier}
+job_id = st.selectbox("Comparison", list(labels), format_func=labels.get, key=JOB)
+job = wb.jobs.get(job_id)
+if job.active:
+
+    @st.fragment(run_every=1.0)
+    def live() -> None:
+        j = wb.jobs.get(job_id)
+        if not j.active:
+            st.rerun()
+        ui.job_status_line(j)
+        if st.button("Cancel", key=f"accuracy.cancel.{job_id}"):
+            wb.jobs.cancel(job_id)
+
+    live()
+    st.stop()
+ui.job_status_line(job)
+if job.status != "succeeded":
+    with st.expander("Log", expanded=True):
+        ui.log_view(wb.jobs.read_log(job_id)[0], ui.LOG_LEVELS[:3])
+    st.stop()
+
+job_dir = wb.jobs.job_dir(job_id)
+with ui.error_boundary("Comparison result"):
+    result, ba = _result(str(job_dir), opt.stamp(job_dir))
+    (st.warning if result.is_simulation else st.success)(
+        f"Candidate **{result.candidate}** — {result.kind_label}."
+    )
+    errors, warnings = opt.alerts(result)
+    for text in errors:
+        st.error(text)
+    for text in warnings:
+        st.warning(text)
+    for col, (name, value, delta, tip) in zip(st.columns(4), opt.headline(result), strict=False):
+        col.metric(name, value, delta, help=tip)
+    names = [
+        "Along the network",
+        "Table",
+        "Tensor",
+        "Culprits",
+        *(["Before / after"] if ba else []),
+        "Export",
+    ]
+    tabs = dict(zip(names, st.tabs(names), strict=True))
+    with tabs["Along the network"]:
+        metrics = list(figs.METRICS)
+        metric = st.selectbox(
+            "Metric", metrics, format_func=lambda k: figs.METRICS[k][0], key="accuracy.metric"
+        )
+        st.plotly_chart(figs.depth_figure(result, metric), key="accuracy.depth")
+    with tabs["Table"]:
+        st.dataframe(figs.tensor_table(result), hide_index=True, key="accuracy.table")
+    with tabs["Tensor"]:
+        samples = _samples(str(job_dir), opt.stamp(job_dir))
+        shown = list(samples)
+        if shown:
+            first = shown.index(figs.default_tensor(result, shown))
+            name = st.selectbox("Tensor", shown, index=first, key="accuracy.tensor")
+            st.plotly_chart(figs.histogram_figure(name, *samples[name]), key="accuracy.hist")
+            st.plotly_chart(figs.scatter_figure(name, *samples[name]), key="accuracy.scatter")
+    with tabs["Culprits"]:
+        if not result.culprits:
+            st.info("Run a per-layer comparison of a reduced-precision candidate to rank the culprits.")
+        else:
+            st.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
+            st.dataframe(figs.culprit_table(result), hide_index=True)
+            choices = ui.node_choices(ref.digest)
+            default = [n for n in result.proposed_exclusions if n in choices]
+            keep = st.multiselect("Keep in higher precision", choices, default, key=f"accuracy.keep.{job_id}")
+            again = requantize_request(wb.jobs, job, keep) if keep else None
+            if keep and again is None:
+                st.caption(
+                    "Re-quantizing needs a Q/DQ candidate the workbench quantized (an INT8 simulation or an "
+                    f"INT8 build). With the CLI: `trt-workbench quantize … --exclude {' '.join(keep)}`."
+                )
+            if st.button(
+                "Re-quantize without these and compare", disabled=again is None, key="accuracy.requantize"
+            ):
+                st.session_state[NEXT] = submit_compare(wb.jobs, ref, again)
+                st.rerun()
+    if ba:
+        with tabs["Before / after"]:
+            st.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")
+            st.dataframe(figs.before_after_table(ba), hide_index=True)
+    with tabs["Export"]:
+        mimes = {"report": "text/html", "qdq": "application/octet-stream"}
+        for kind, path in opt.artifacts(job_dir).items():
+            mime = mimes.get(kind, "application/json")
+            ui.download_file(f"Download {path.name}", path, mime, key=f"accuracy.dl.{kind}.{job_id}")
+        st.caption("compare_results.json is Polygraphy's RunResults format (`polygraphy inspect data`).")

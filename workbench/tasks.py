@@ -74,7 +74,14 @@ def run_score(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     return task(job, job_dir, reporter)
 
 
+def run_compare(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .accuracy.job import run_compare as task
+
+    return task(job, job_dir, reporter)
+
+
 TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {
+    "compare": run_compare,
     "build": run_build,
     "parse": run_parse,
     "quantize": run_quantize,
