@@ -1,10 +1,217 @@
-"""Fusion page: which ONNX nodes became which engine layer."""
+"""Fusion page: which ONNX nodes became which engine layer, in tables, graphs and pictures."""
+
+import time
 
 import streamlit as st
 
 from workbench import ui
 
 st.title("Layer fusion")
+wb = ui.workbench()
+
+# Arriving from the Engines page with a build of another model: open that model.
+if st.session_state.get(ui.FUSION_JOB):
+    with ui.error_boundary("Build"):
+        digest = wb.jobs.get(st.session_state[ui.FUSION_JOB]).model_digest
+        if digest and digest != st.session_state.get(ui.MODEL_DIGEST):
+            st.session_state[ui.MODEL_DIGEST] = digest
+
 ref = ui.require_model()
-if ref is not None:
-    st.info("The layer-fusion report is not available in this version yet.")
+if ref is None:
+    st.stop()
+builds = [j for j in wb.builds() if j.model_digest == ref.digest and j.status == "succeeded"]
+if not builds:
+    st.info(f"No finished build of **{ref.name}** yet: build one on the **Build** page.")
+    st.stop()
+
+labels = {j.id: f"{j.title} · {time.strftime('%m-%d %H:%M', time.localtime(j.created))}" for j in builds}
+if st.session_state.get(ui.FUSION_JOB) not in labels:
+    st.session_state[ui.FUSION_JOB] = builds[0].id
+job_id = st.selectbox("Build", list(labels), format_func=labels.get, key=ui.FUSION_JOB)
+job_dir = wb.jobs.job_dir(job_id)
+
+
+@st.cache_data(show_spinner="Reading the engine's layers …", max_entries=16)
+def _report(job_dir: str, stamp: float, profile: int):
+    from workbench.fusion import job_report
+
+    return job_report(job_dir, profile=profile)
+
+
+def _load(job_dir, profile: int = 0):
+    from workbench.fusion import job_stamp
+
+    return _report(str(job_dir), job_stamp(job_dir), profile)
+
+
+layers = report = None
+with ui.error_boundary("Layer report"):
+    layers, report = _load(job_dir)
+    if layers.num_profiles > 1:
+        profile = st.radio(
+            "Optimization profile", range(layers.num_profiles), horizontal=True, key="fusion.profile"
+        )
+        if profile:
+            layers, report = _load(job_dir, int(profile))
+if report is None or layers is None:
+    st.stop()
+
+counts = report.fate_counts
+m = st.columns(6)
+m[0].metric("ONNX nodes", report.num_onnx_nodes)
+m[1].metric("Engine layers", report.num_layers)
+m[2].metric("Fused", counts["fused"], help="in one engine layer together with other ONNX nodes")
+m[3].metric("Split", counts["split"], help="in several engine layers (e.g. a convolution and its epilogue)")
+m[4].metric("Eliminated / folded", counts["eliminated"] + counts["constant_folded"])
+m[5].metric("Unaccounted", counts["unaccounted"], help="in no layer and not explained: should be 0")
+st.write(report.summary())
+if report.unaccounted:
+    st.error(
+        "ONNX nodes in no engine layer, unexplained: "
+        + ", ".join(f"`{n.node}` ({n.op_type})" for n in report.unaccounted[:20])
+    )
+for note in report.notes + layers.warnings:
+    st.caption(note)
+
+SELECTED = "fusion.selected_layer"  # survives tab switches (the table widget's own state does not)
+tabs = st.tabs(
+    ["Layers", "Graph", "Pictures", "Reading the names", "Compare builds", "Export"],
+    key="fusion.tab",
+    on_change="rerun",
+)  # only the open tab runs: Netron must not load inside a hidden tab
+with tabs[0]:
+    if tabs[0].open:
+        import pandas as pd
+
+        from workbench.layers import TABLE_COLUMNS
+
+        rows = layers.search(st.text_input("Search layers", key="fusion.search"), profile=report.profile)
+        event = st.dataframe(
+            pd.DataFrame(rows, columns=list(TABLE_COLUMNS)),
+            hide_index=True,
+            width="stretch",
+            on_select="rerun",
+            selection_mode="single-row",
+            key="fusion.table",
+        )
+        picked = [i for i in (event.selection.rows if event and event.selection else []) if i < len(rows)]
+        st.session_state[SELECTED] = rows[picked[0]]["index"] if picked else None
+    selected = next((ly for ly in layers.layers if ly.index == st.session_state.get(SELECTED)), None)
+    if tabs[0].open and selected is None:
+        st.caption("Select a layer to see its ONNX nodes and tensors.")
+    elif tabs[0].open:
+        st.subheader(selected.name)
+        st.caption(f"{selected.type} · {selected.precision_label} · tactic `{selected.tactic or '-'}`")
+        st.markdown("**ONNX nodes in this layer**")
+        if selected.onnx_nodes:
+            st.dataframe(pd.DataFrame(report.layer_node_rows(selected)), hide_index=True, width="stretch")
+        else:
+            st.caption("None: TensorRT added this layer (reformat, copy or shape program).")
+        st.markdown("**Tensors**")
+        st.dataframe(pd.DataFrame(selected.tensor_rows()), hide_index=True, width="stretch")
+
+if tabs[1].open:
+    with tabs[1]:
+        st.caption(
+            "Left: the ONNX model TensorRT parsed. Right: the engine as a graph, one node per engine layer "
+            "(attributes: fused ONNX nodes, precision, tactic). The layer selected in the Layers tab is "
+            "highlighted in both."
+        )
+        with ui.error_boundary("Graph view"):
+            from workbench.fusion import job_engine_graph, job_network_model
+
+            graph = job_engine_graph(job_dir, layers, report, name=f"{ref.name} engine")
+            left, right = st.columns(2)
+            with left:
+                ui.netron_view(
+                    job_network_model(job_dir), select=selected.onnx_nodes if selected else (), height=560
+                )
+            with right:
+                ui.netron_view(graph, select=(selected.name,) if selected else (), height=560)
+
+if tabs[2].open:
+    from workbench.reports import fusion_figures as ff
+
+    with tabs[2]:
+        kind = st.segmented_control(
+            "Fusion groups as", ["sunburst", "treemap"], default="sunburst", key="fusion.kind"
+        )
+        st.plotly_chart(
+            ff.fusion_groups(report, kind=kind or "sunburst"), width="stretch", key="fusion.fig.groups"
+        )
+        a, b = st.columns(2)
+        a.plotly_chart(ff.node_fates(report), width="stretch", key="fusion.fig.fates")
+        b.plotly_chart(ff.precision_breakdown(report), width="stretch", key="fusion.fig.precision")
+        st.plotly_chart(ff.layer_type_breakdown(report), width="stretch", key="fusion.fig.types")
+
+if tabs[3].open:
+    import pandas as pd
+
+    with tabs[3]:
+        for title, table in (
+            ("**Opaque regions**: compiler-made kernels and the ONNX nodes inside", report.opaque_rows()),
+            ("**Layers TensorRT added** (no ONNX node of their own)", report.inserted_rows()),
+            ("**ONNX nodes without a layer of their own, and why**", report.without_layer_rows()),
+        ):
+            st.markdown(title)
+            if table:
+                st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+            else:
+                st.caption("None.")
+        if report.conventions:
+            st.markdown("**How to read the layer names in this engine**")
+            st.markdown("\n".join(f"- **{k.replace('_', ' ')}**: {v}" for k, v in report.conventions.items()))
+        if report.unknown_metadata:
+            st.warning(
+                "Layer metadata names nodes this model lacks: " + ", ".join(report.unknown_metadata[:20])
+            )
+
+if tabs[4].open:
+    others = [j for j in builds if j.id != job_id]
+    with tabs[4]:
+        if not others:
+            st.caption("Build this model again (another precision or profile) to compare two builds here.")
+        else:
+            if st.session_state.get(ui.FUSION_COMPARE_JOB) not in {j.id for j in others}:
+                st.session_state[ui.FUSION_COMPARE_JOB] = others[0].id
+            other = st.selectbox(
+                "Compare with", [j.id for j in others], format_func=labels.get, key=ui.FUSION_COMPARE_JOB
+            )
+            with ui.error_boundary("Comparison"):
+                import pandas as pd
+
+                from workbench.fusion import diff_builds
+                from workbench.reports.fusion_figures import diff_precision
+                from workbench.reports.fusion_html import to_csv
+
+                diff = diff_builds(layers, _load(wb.jobs.job_dir(other))[0], profile=report.profile)
+                st.write(diff.summary())
+                only = st.toggle("Only nodes that changed", value=True, key="fusion.only_changed")
+                st.dataframe(pd.DataFrame(diff.to_rows(changed_only=only)), hide_index=True, width="stretch")
+                st.plotly_chart(
+                    diff_precision(diff, "this build", "other build"), width="stretch", key="fusion.fig.diff"
+                )
+                st.download_button(
+                    "Comparison (CSV)",
+                    data=lambda: to_csv(diff.to_rows()),
+                    on_click="ignore",
+                    file_name=f"fusion-{job_id}-vs-{other}.csv",
+                    mime="text/csv",
+                    key="fusion.dl.diff",
+                )
+
+if tabs[5].open:
+    from workbench.reports import fusion_html as fh
+
+    with tabs[5]:
+        files = fh.export_files(report, layers, f"fusion-{job_id}", title=labels[job_id])
+        for col, (label, content, file_name, mime) in zip(st.columns(len(files)), files, strict=True):
+            col.download_button(
+                label,
+                data=content,
+                file_name=file_name,
+                mime=mime,
+                on_click="ignore",
+                key=f"fusion.dl.{file_name}",
+            )
+        st.caption("The HTML report is one self-contained file (figures included): it opens offline.")

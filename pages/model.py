@@ -9,6 +9,8 @@ from workbench.samples import list_samples
 
 st.title("Model")
 wb = ui.workbench()
+with st.expander("Demo: the whole flow in one click", expanded=st.session_state.get(ui.DEMO_JOB) is not None):
+    ui.demo_panel()
 limit_mb = int(st.get_option("server.maxUploadSize"))
 
 left, right = st.columns([3, 2])

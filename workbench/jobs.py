@@ -37,7 +37,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 JOB_FILE, LOG_FILE, PROGRESS_FILE, CANCEL_FILE = "job.json", "job.log", "progress.json", "cancel"
 CANCEL_GRACE_S = 5.0
-LIGHT_KINDS = ("parse",)  # quick jobs: start at once, outside the bound on heavy jobs
+# Start at once, outside the bound on heavy jobs: quick checks, and orchestrators that wait for heavy jobs.
+LIGHT_KINDS = ("parse", "demo")
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _POPENS: dict[int, subprocess.Popen[bytes]] = {}  # children started by this process, reaped on refresh
 

@@ -121,6 +121,14 @@ class Workbench:
         return [j for j in self.jobs.list(kind=kind)
                 if (ref is None or j.model_digest == ref.digest) and (status is None or j.status == status)]
 
+    def start_demo(self) -> tuple[ModelRef, str]:
+        """Open the digits sample and run the whole flow on it as one demo job: (model, demo job id)."""
+        from .demo import SAMPLE, submit_demo
+        from .samples import get_sample
+
+        ref = self.import_path(get_sample(SAMPLE).path)
+        return ref, submit_demo(self.jobs, ref)
+
     def store_data(self, data: IO[bytes] | bytes, filename: str) -> Path:
         return store_data_file(self.ws, data, filename)
 

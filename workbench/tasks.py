@@ -80,7 +80,14 @@ def run_compare(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     return task(job, job_dir, reporter)
 
 
+def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .demo import run_demo as task
+
+    return task(job, job_dir, reporter)
+
+
 TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {
+    "demo": run_demo,
     "compare": run_compare,
     "build": run_build,
     "parse": run_parse,

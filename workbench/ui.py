@@ -375,3 +375,52 @@ def ranges_choice(ref: ModelRef, key: str) -> str | None:
     choice = st.selectbox("Reuse calibration ranges from an earlier run (no recalibration)", [""] + list(options),
                           format_func=lambda p: options.get(p, "— calibrate again —"), key=key)
     return choice or None
+
+
+DEMO_JOB = "demo.job_id"
+
+
+def demo_panel() -> None:
+    """One click: the whole flow on the digits sample, ending on the exported HTML report."""
+    wb = workbench()
+    job_id = st.session_state.get(DEMO_JOB)
+    if not job_id:
+        if st.button("▶ Run the demo: FP32 and INT8 builds, fusion and accuracy reports on the digits sample",
+                     key="demo.start", type="primary"):
+            with error_boundary("Demo"):
+                ref, job_id = wb.start_demo()
+                set_current_model(ref)
+                st.session_state[DEMO_JOB] = job_id
+                st.rerun()
+        return
+    with error_boundary("Demo"):
+        job = job_panel(job_id, "Demo")
+        if job is None or job.status != "succeeded":
+            return
+        from .demo import REPORT
+
+        res = job.result
+        cmp = res.get("compare") or {}
+        c = st.columns(4)
+        c[0].metric("FP32 plan", f"{res['fp32']['plan_bytes'] / 1024:.0f} KiB", f"{res['fp32']['layers']} layers",
+                    delta_color="off")
+        c[1].metric("INT8 plan", f"{res['int8']['plan_bytes'] / 1024:.0f} KiB",
+                    f"{res['int8']['int8_layers']} of {res['int8']['layers']} layers in INT8", delta_color="off")
+        task = cmp.get("task") or {}
+        if task:
+            c[2].metric("Top-1, INT8 simulation", f"{task['candidate_accuracy']:.2%}",
+                        f"{(task['candidate_accuracy'] - task['reference_accuracy']) * 100:+.2f} pp vs FP32")
+        top = cmp.get("top_culprit") or {}
+        if top:
+            c[3].metric("Adds the most error", top["tensor"], ", ".join(top["nodes"]), delta_color="off")
+        st.caption(cmp.get("candidate_label", ""))
+        d = st.columns(3)
+        with d[0]:
+            download_file("Download the demo report (HTML)", workbench().jobs.artifact(job_id, REPORT), "text/html",
+                          key="demo.download")
+        if d[1].button("Open the fusion report", key="demo.fusion"):
+            st.session_state[FUSION_JOB] = res["steps"]["int8"]
+            st.switch_page("pages/fusion.py")
+        if d[2].button("Start over", key="demo.reset"):
+            st.session_state.pop(DEMO_JOB, None)
+            st.rerun()

@@ -53,8 +53,11 @@ class _G:
 
     def model(self, name: str, inputs, outputs) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="trt-workbench tests/golden/make_golden.py")
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET)],
+            producer_name="trt-workbench tests/golden/make_golden.py",
+        )
         model.ir_version = 8
         onnx.checker.check_model(model, full_check=True)
         return model
@@ -64,9 +67,15 @@ def _conv_bn(g: _G, x: str, prefix: str, cin: int, cout: int, relu: bool) -> str
     w = g.rand(f"{prefix}/conv.w", (cout, cin, 3, 3), scale=(2.0 / (cin * 9)) ** 0.5)
     b = g.const(f"{prefix}/conv.b", np.zeros(cout))
     y = g.node("Conv", [x, w, b], f"{prefix}/conv", pads=[1, 1, 1, 1])
-    bn = [g.const(f"{prefix}/bn.{k}", v) for k, v in (
-        ("scale", 1 + 0.1 * g.rng.normal(size=cout)), ("bias", 0.1 * g.rng.normal(size=cout)),
-        ("mean", 0.1 * g.rng.normal(size=cout)), ("var", 1 + 0.1 * g.rng.random(cout)))]
+    bn = [
+        g.const(f"{prefix}/bn.{k}", v)
+        for k, v in (
+            ("scale", 1 + 0.1 * g.rng.normal(size=cout)),
+            ("bias", 0.1 * g.rng.normal(size=cout)),
+            ("mean", 0.1 * g.rng.normal(size=cout)),
+            ("var", 1 + 0.1 * g.rng.random(cout)),
+        )
+    ]
     y = g.node("BatchNormalization", [y, *bn], f"{prefix}/bn")
     return g.node("Relu", [y], f"{prefix}/relu") if relu else y
 
@@ -89,8 +98,11 @@ def cnn() -> onnx.ModelProto:
     w_t = g.node("Transpose", [g.rand("head/fc.w_t", (10, 8))], "head/fc_weight_transpose", perm=[1, 0])
     y = g.node("Gemm", [y, w_t, g.const("head/fc.b", np.zeros(10))], "head/fc")
     g.nodes[-1].output[0] = "logits"
-    return g.model("golden_cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
-                   [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])])
+    return g.model(
+        "golden_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+    )
 
 
 def cnn_fp16() -> onnx.ModelProto:
@@ -111,11 +123,19 @@ def transformer(d: int = 32, heads: int = 2) -> onnx.ModelProto:
     dh = d // heads
 
     def ln(x: str, prefix: str) -> str:
-        return g.node("LayerNormalization", [x, g.const(f"{prefix}.g", 1 + 0.1 * g.rng.normal(size=d)),
-                                              g.const(f"{prefix}.b", 0.1 * g.rng.normal(size=d))], prefix, axis=-1)
+        return g.node(
+            "LayerNormalization",
+            [
+                x,
+                g.const(f"{prefix}.g", 1 + 0.1 * g.rng.normal(size=d)),
+                g.const(f"{prefix}.b", 0.1 * g.rng.normal(size=d)),
+            ],
+            prefix,
+            axis=-1,
+        )
 
     def linear(x: str, prefix: str, cin: int, cout: int) -> str:
-        y = g.node("MatMul", [x, g.rand(f"{prefix}.w", (cin, cout), scale=cin ** -0.5)], f"{prefix}/matmul")
+        y = g.node("MatMul", [x, g.rand(f"{prefix}.w", (cin, cout), scale=cin**-0.5)], f"{prefix}/matmul")
         return g.node("Add", [y, g.const(f"{prefix}.b", 0.02 * g.rng.normal(size=cout))], f"{prefix}/bias")
 
     h = ln("x", "attn/ln")
@@ -127,7 +147,7 @@ def transformer(d: int = 32, heads: int = 2) -> onnx.ModelProto:
         perm = [0, 2, 3, 1] if name == "k" else [0, 2, 1, 3]
         qkv.append(g.node("Transpose", [t], f"attn/{name}/transpose", perm=perm))
     s = g.node("MatMul", [qkv[0], qkv[1]], "attn/scores")
-    s = g.node("Mul", [s, g.const("attn/scale", dh ** -0.5)], "attn/scale_mul")
+    s = g.node("Mul", [s, g.const("attn/scale", dh**-0.5)], "attn/scale_mul")
     p = g.node("Softmax", [s], "attn/softmax", axis=-1)
     o = g.node("MatMul", [p, qkv[2]], "attn/context")
     o = g.node("Transpose", [o], "attn/merge/transpose", perm=[0, 2, 1, 3])
@@ -137,13 +157,15 @@ def transformer(d: int = 32, heads: int = 2) -> onnx.ModelProto:
     axes0 = g.const("attn/merge/axes0", [0], dtype=np.int64)
     b = g.node("Unsqueeze", [b, axes0], "attn/merge/batch_1d")
     t = g.node("Unsqueeze", [t, axes0], "attn/merge/seq_1d")
-    target = g.node("Concat", [b, t, g.const("attn/merge/d", [d], dtype=np.int64)], "attn/merge/target", axis=0)
+    target = g.node(
+        "Concat", [b, t, g.const("attn/merge/d", [d], dtype=np.int64)], "attn/merge/target", axis=0
+    )
     o = g.node("Reshape", [o, target], "attn/merge/reshape")
     o = linear(o, "attn/out", d, d)
     x1 = g.node("Add", ["x", o], "attn/residual")
     h = ln(x1, "mlp/ln")
     h = linear(h, "mlp/fc1", d, 2 * d)
-    e = g.node("Div", [h, g.const("mlp/gelu/sqrt2", 2 ** 0.5)], "mlp/gelu/div")
+    e = g.node("Div", [h, g.const("mlp/gelu/sqrt2", 2**0.5)], "mlp/gelu/div")
     e = g.node("Erf", [e], "mlp/gelu/erf")
     e = g.node("Add", [e, g.const("mlp/gelu/one", 1.0)], "mlp/gelu/add")
     e = g.node("Mul", [h, e], "mlp/gelu/mul")
@@ -151,9 +173,11 @@ def transformer(d: int = 32, heads: int = 2) -> onnx.ModelProto:
     e = linear(e, "mlp/fc2", 2 * d, d)
     g.node("Add", [x1, e], "mlp/residual")
     g.nodes[-1].output[0] = "y"
-    return g.model("golden_transformer",
-                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", d])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", d])])
+    return g.model(
+        "golden_transformer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", d])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", d])],
+    )
 
 
 def mlp_int8_weights() -> onnx.ModelProto:
@@ -170,19 +194,97 @@ def mlp_int8_weights() -> onnx.ModelProto:
     w_dq = g.node("DequantizeLinear", ["fc/w.q", "fc/w.scale", "fc/w.zero"], "fc/w_dequant", axis=1)
     h = g.node("MatMul", ["x", w_dq], "fc/matmul")
     g.nodes.append(helper.make_node("Relu", [h], ["y"]))  # deliberately unnamed
-    return g.model("golden_mlp_int8w", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])])
+    return g.model(
+        "golden_mlp_int8w",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])],
+    )
 
 
+def cnn_qdq_int8() -> onnx.ModelProto:
+    """Explicitly quantized conv→relu→conv→pool→flatten→matmul with Q/DQ on activations, INT8 weights.
+
+    A strongly typed build runs these convolutions in INT8 (INT8 inputs and weights, dequantized output). Around the
+    Flatten a DequantizeLinear→Flatten→QuantizeLinear chain shares one scale, which TensorRT cancels.
+    """
+    g = _G(seed=3)
+
+    def qdq(x: str, name: str, scale: float, share: str = "") -> str:
+        if share:  # reuse another pair's scale and zero point (as ONNX Runtime's quantizer does around views)
+            s, z = f"{share}.scale", f"{share}.zero"
+        else:
+            s, z = g.const(f"{name}.scale", scale), g.const(f"{name}.zero", 0, dtype=np.int8)
+        q = g.node("QuantizeLinear", [x, s, z], f"{name}/quantize")
+        return g.node("DequantizeLinear", [q, s, z], f"{name}/dequantize")
+
+    def conv(x: str, name: str, cin: int, cout: int) -> str:
+        w = np.clip(np.round(g.rng.normal(size=(cout, cin, 3, 3)) * 30), -127, 127)
+        g.const(f"{name}/w.q", w, dtype=np.int8)
+        g.const(f"{name}/w.scale", np.full(cout, 0.01), dtype=np.float32)
+        g.const(f"{name}/w.zero", np.zeros(cout), dtype=np.int8)
+        wd = g.node(
+            "DequantizeLinear",
+            [f"{name}/w.q", f"{name}/w.scale", f"{name}/w.zero"],
+            f"{name}/w_dequant",
+            axis=0,
+        )
+        return g.node(
+            "Conv", [x, wd, g.const(f"{name}/b", np.zeros(cout))], f"{name}/conv", pads=[1, 1, 1, 1]
+        )
+
+    y = conv(qdq("x", "in", 0.02), "c1", 3, 8)
+    y = g.node("Relu", [y], "c1/relu")
+    y = conv(qdq(y, "c1_out", 0.05), "c2", 8, 8)
+    y = g.node("GlobalAveragePool", [y], "head/pool")
+    y = g.node("Flatten", [qdq(y, "pool_out", 0.05)], "head/flatten")
+    y = qdq(
+        y, "flatten_out", 0.05, share="pool_out"
+    )  # DQ → Flatten → Q on one grid: TensorRT cancels the pair
+    w = np.clip(np.round(g.rng.normal(size=(8, 10)) * 30), -127, 127)
+    g.const("head/fc/w.q", w, dtype=np.int8)
+    g.const("head/fc/w.scale", np.full(10, 0.01), dtype=np.float32)
+    g.const("head/fc/w.zero", np.zeros(10), dtype=np.int8)
+    wd = g.node(
+        "DequantizeLinear", ["head/fc/w.q", "head/fc/w.scale", "head/fc/w.zero"], "head/fc/w_dequant", axis=1
+    )
+    g.node("MatMul", [y, wd], "head/fc")
+    g.nodes[-1].output[0] = "y"
+    return g.model(
+        "golden_cnn_qdq_int8",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+    )
+
+
+def deep_chain(pairs: int = 1000) -> onnx.ModelProto:
+    """``pairs`` × (1×1 Conv → Sigmoid/Relu): TensorRT-RTX makes one engine layer per pair (big-engine tests)."""
+    g = _G(seed=9)
+    y = "x"
+    for i in range(pairs):
+        y = g.node("Conv", [y, g.rand(f"w{i}", (4, 4, 1, 1))], f"c{i}")
+        y = g.node("Relu" if i % 2 else "Sigmoid", [y], f"a{i}")
+    g.nodes[-1].output[0] = "y"
+    return g.model(
+        "deep_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8, 8])],
+    )
+
+
+DEEP_PROFILE = [{"x": ([1, 4, 8, 8], [2, 4, 8, 8], [4, 4, 8, 8])}]
 _CNN_PROFILE = [{"x": ([1, 3, 16, 16], [4, 3, 16, 16], [8, 3, 16, 16])}]
 
 # name -> (model factory, profiles [{input: (min, opt, max)}], profiling verbosity)
 GOLDEN = {
     "cnn_fp32": (cnn, _CNN_PROFILE, "detailed"),
     "cnn_fp16": (cnn_fp16, _CNN_PROFILE, "detailed"),
-    "transformer_fp32": (transformer, [{"x": ([1, 4, 32], [1, 16, 32], [2, 32, 32])},
-                                       {"x": ([1, 32, 32], [4, 64, 32], [8, 128, 32])}], "detailed"),
+    "transformer_fp32": (
+        transformer,
+        [{"x": ([1, 4, 32], [1, 16, 32], [2, 32, 32])}, {"x": ([1, 32, 32], [4, 64, 32], [8, 128, 32])}],
+        "detailed",
+    ),
     "mlp_int8w": (mlp_int8_weights, [{"x": ([1, 64], [16, 64], [64, 64])}], "detailed"),
+    "cnn_qdq_int8": (cnn_qdq_int8, _CNN_PROFILE, "detailed"),
     # The same CNN with layer names only: TensorRT-RTX then prints the shorter "Engine Layer Information" listing.
     "cnn_fp32_names_only": (cnn, _CNN_PROFILE, "layer_names_only"),
 }
@@ -192,7 +294,9 @@ def _shape(dims: list[int]) -> str:
     return "[" + ",".join(str(d) for d in dims) + "]"
 
 
-def convert_command(model_path: Path, plan_path: Path, profiles: list[dict], verbosity: str = "detailed") -> list[str]:
+def convert_command(
+    model_path: Path, plan_path: Path, profiles: list[dict], verbosity: str = "detailed"
+) -> list[str]:
     """The Polygraphy CLI line that builds ``model_path`` with TensorRT-RTX and prints the layer listing."""
     cmd = ["polygraphy", "convert", str(model_path), "-o", str(plan_path)]
     for prof in profiles:
@@ -201,8 +305,9 @@ def convert_command(model_path: Path, plan_path: Path, profiles: list[dict], ver
     return cmd + ["--profiling-verbosity", verbosity, "--verbosity", "extra_verbose"]
 
 
-def build_log(model_path: Path, plan_path: Path, profiles: list[dict], verbosity: str = "detailed",
-              timeout: float = 300) -> str:
+def build_log(
+    model_path: Path, plan_path: Path, profiles: list[dict], verbosity: str = "detailed", timeout: float = 300
+) -> str:
     """Build with TensorRT-RTX through the Polygraphy CLI in a subprocess; return the whole log (stdout+stderr)."""
     exe = Path(sys.executable).with_name("polygraphy")
     cmd = convert_command(model_path, plan_path, profiles, verbosity)
@@ -219,7 +324,9 @@ def build_log(model_path: Path, plan_path: Path, profiles: list[dict], verbosity
 def _versions() -> str:
     from importlib.metadata import version
 
-    return ", ".join(f"{p} {version(p)}" for p in ("polygraphy", "tensorrt-rtx-cu13", "onnx", "onnxconverter-common"))
+    return ", ".join(
+        f"{p} {version(p)}" for p in ("polygraphy", "tensorrt-rtx-cu13", "onnx", "onnxconverter-common")
+    )
 
 
 def generate(out: Path) -> list[Path]:
@@ -239,12 +346,18 @@ def generate(out: Path) -> list[Path]:
             text = text[cut:]
             note = "tail only: from the last 'Engine generation completed' line to the end"
         text = text.replace(str(out) + os.sep, "")  # no machine paths in the golden files
+        text = text.replace(sys.prefix, "<venv>")
         log_path = out / f"{name}.build.log"
         log_path.write_text(text)
         cmd = convert_command(Path(model_name), Path(f"{name}.plan"), profiles, verbosity)
         (out / f"{name}.cmd").write_text(
-            "POLYGRAPHY_USE_TENSORRT_RTX=1 " + " ".join(shlex.quote(c) for c in cmd) + " > "
-            + log_path.name + " 2>&1\n" + f"# kept: {note}\n# versions: {_versions()}\n")
+            "POLYGRAPHY_USE_TENSORRT_RTX=1 "
+            + " ".join(shlex.quote(c) for c in cmd)
+            + " > "
+            + log_path.name
+            + " 2>&1\n"
+            + f"# kept: {note}\n# versions: {_versions()}\n"
+        )
         written += [model_path, log_path]
     return sorted(set(written))
 

@@ -23,6 +23,11 @@ PRECISION: dict[str, str] = {
     "INT8": "#54a24b",
     "FP8": "#b279a2",
     "INT4": "#9d755d",
+    "FP4": "#d67195",
+    "UINT8": "#8cd17d",
+    "INT32": "#79706e",
+    "INT64": "#5f5a58",
+    "BOOL": "#d4a6c8",
     "mixed": "#eeca3b",
     "unknown": "#bab0ac",
 }

@@ -1,0 +1,147 @@
+"""The stakeholder demo: one job that runs the whole flow on the bundled digits sample — build FP32 and INT8,
+fusion report of both, accuracy of the INT8 candidate against ONNX Runtime FP32 — and ends on one HTML report.
+
+The demo job only orchestrates: each step is an ordinary job (listed on the Engines page, with its own log),
+so the demo is what a user would do by hand, in order. It is a light job (outside the bound on heavy jobs),
+since it spends its time waiting for the jobs it queued.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import JobError
+from .jobs import SUCCEEDED, Job, JobStore
+from .progress import Cancelled, Reporter
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+KIND = "demo"
+REPORT = "demo_report.html"
+SAMPLE = "digits_mlp"
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    key: str
+    title: str
+    job_id: str = ""
+
+
+def submit_demo(jobs: JobStore, ref: Any) -> str:
+    return jobs.submit(KIND, {"model_path": str(ref.path), "model_digest": ref.digest, "model_name": ref.name},
+                       title=f"Demo on {ref.name}: FP32 and INT8 builds, fusion, accuracy",
+                       model_digest=ref.digest, model_name=ref.name)
+
+
+def _wait(jobs: JobStore, job_id: str, reporter: Reporter, lo: float, hi: float, what: str) -> Job:
+    while True:
+        job = jobs.get(job_id)
+        reporter.progress(lo + (hi - lo) * (job.progress or 0.0), f"{what}: {job.phase or job.status}")
+        if not job.active:
+            if job.status != SUCCEEDED:
+                raise JobError(f"Demo step '{what}' {job.status}: {job.error}", f"See job {job_id}'s log.")
+            reporter.log(f"{what}: done (job {job_id}).")
+            return job
+        if reporter.cancelled():
+            jobs.cancel(job_id)
+            raise Cancelled(f"Demo cancelled during '{what}'.")
+        time.sleep(0.2)
+
+
+def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .accuracy import CompareRequest, CompareSpec, submit_compare
+    from .model import get_model
+    from .samples import get_sample
+    from .service import Workbench
+    from .spec import BuildSpec, CalibrationSpec
+
+    wb = Workbench.open(Workspace.default().root)
+    ref = get_model(wb.ws, job.payload["model_digest"])
+    sample = get_sample(SAMPLE)
+    profiles = sample.profiles()
+    steps: dict[str, str] = {}
+
+    reporter.log("Step 1/3: building FP32 and INT8 (entropy calibration on the sample's calibration set).")
+    steps["fp32"] = wb.submit_build(ref, BuildSpec(precision="fp32", profiles=profiles))
+    steps["int8"] = wb.submit_build(ref, BuildSpec(
+        precision="int8", profiles=profiles,
+        calibration=CalibrationSpec(data_path=str(sample.calibration_data), calibrator="entropy")))
+    _wait(wb.jobs, steps["fp32"], reporter, 0.0, 0.3, "FP32 build")
+    _wait(wb.jobs, steps["int8"], reporter, 0.3, 0.6, "INT8 build")
+
+    reporter.log("Step 2/3: fusion report of both builds.")
+    reporter.progress(0.62, "Fusion report")
+    from .fusion import diff_builds, job_report
+    from .reports.fusion_html import render_html
+
+    fp32_layers, _ = job_report(wb.jobs.job_dir(steps["fp32"]))
+    int8_layers, int8_report = job_report(wb.jobs.job_dir(steps["int8"]))
+    diff = diff_builds(fp32_layers, int8_layers)
+    fusion_html = render_html(int8_report, int8_layers, title=f"{ref.name}: INT8 engine layers (vs FP32)", diff=diff)
+
+    reporter.log("Step 3/3: accuracy of the INT8 build against ONNX Runtime FP32, per layer.")
+    steps["compare"] = submit_compare(wb.jobs, ref, CompareRequest(
+        source="build", build_job=steps["int8"], data_path=str(sample.test_data),
+        spec=CompareSpec(label_output="logits")))
+    cmp_job = _wait(wb.jobs, steps["compare"], reporter, 0.65, 0.95, "Accuracy comparison")
+    accuracy_html_path = wb.jobs.job_dir(cmp_job.id) / "accuracy_report.html"
+    accuracy_html = accuracy_html_path.read_text() if accuracy_html_path.is_file() else ""
+
+    reporter.progress(0.97, "Writing the report")
+    fp32_job, int8_job = wb.jobs.get(steps["fp32"]), wb.jobs.get(steps["int8"])
+    summary = {
+        "model": ref.name, "steps": steps,
+        "fp32": {"plan_bytes": fp32_job.result.get("plan_bytes"), "layers": len(fp32_layers.layers)},
+        "int8": {"plan_bytes": int8_job.result.get("plan_bytes"), "layers": len(int8_layers.layers),
+                 "int8_layers": sum("INT8" in ly.precision for ly in int8_layers.layers)},
+        "fusion_changes": len(getattr(diff, "changes", ()) or ()),
+        "compare": cmp_job.result,
+    }
+    (job_dir / REPORT).write_text(render_demo(summary, fusion_html, accuracy_html))
+    (job_dir / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
+    reporter.log(f"Demo report written: {REPORT}.")
+    return json.loads(json.dumps(summary, default=str))
+
+
+def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -> str:
+    """One self-contained page: the headline numbers, then the fusion and accuracy reports (each offline)."""
+    e = html.escape
+    cmp = summary.get("compare") or {}
+    rows = [
+        ("Model", summary["model"]),
+        ("FP32 plan", f"{(summary['fp32']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['fp32']['layers']} layers"),
+        ("INT8 plan", f"{(summary['int8']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['int8']['layers']} layers, "
+                      f"{summary['int8']['int8_layers']} in INT8"),
+        ("Layers whose fusion or precision changed", str(summary["fusion_changes"])),
+        ("Accuracy candidate", str(cmp.get("candidate_label") or cmp.get("candidate_kind") or "")),
+        ("Outputs and tensors within tolerance", "yes" if cmp.get("passed") else
+         f"no: {cmp.get('n_failed')} of {cmp.get('n_tensors')} tensors out of tolerance"),
+    ]
+    task = cmp.get("task") or {}
+    if task:
+        rows.append(("Top-1 accuracy on held-out data", f"FP32 {task['reference_accuracy']:.2%} → candidate "
+                                                        f"{task['candidate_accuracy']:.2%}"))
+    top = cmp.get("top_culprit") or {}
+    if top:
+        rows.append(("Layer adding the most error", f"{top['tensor']} (ONNX: {', '.join(top['nodes'])})"))
+    table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+
+    def frame(doc: str, title: str) -> str:
+        return (f"<h2>{e(title)}</h2><iframe title='{e(title)}' srcdoc=\"{html.escape(doc, quote=True)}\" "
+                "style='width:100%;height:1400px;border:1px solid #ddd'></iframe>")
+
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>TensorRT Workbench demo</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:24px}th{text-align:left;padding-right:16px}"
+            "</style></head><body><h1>TensorRT Workbench — FP32 vs INT8 on "
+            f"{e(summary['model'])}</h1><table>{table}</table>"
+            + frame(fusion_html, "Layer fusion (INT8 engine)")
+            + (frame(accuracy_html, "Accuracy against ONNX Runtime FP32") if accuracy_html else "")
+            + "</body></html>")
