@@ -158,3 +158,15 @@ def test_int8_without_calibration_data_is_refused(wb):
     ref = wb.import_path(sample.path)
     with pytest.raises(SpecError, match="calibration data"):
         wb.submit_build(ref, BuildSpec(precision="int8", profiles=sample.profiles()))
+
+
+def test_int8_transformer_with_a_scalar_scale_builds(wb):
+    """The attention scale is a Mul by a scalar constant: a quantized constant TensorRT refuses to broadcast.
+    The quantizer keeps such nodes in float, so the Q/DQ transformer builds."""
+    sample = get_sample("transformer_block")
+    spec = BuildSpec(precision="int8", profiles=sample.profiles()[:1],
+                     calibration=CalibrationSpec(synthetic=True, calibrator="minmax"))
+    job, log = _build(wb, sample.path, spec)
+    assert job.status == "succeeded", (job.error, log[-3000:])
+    assert "attn/scale" in log and "Kept in float" in log
+    assert [ly for ly in _layers(wb, job.id).layers if "INT8" in ly.precision]

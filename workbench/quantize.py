@@ -155,6 +155,38 @@ def _node_label(node: Any, index: int) -> str:
     return node.name or f"{node.op_type}#{index}"
 
 
+_ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min")
+
+
+def _broadcast_constant_nodes(graph: Any) -> list[str]:
+    """Element-wise nodes with a constant operand of lower rank than the node's output (a scalar scale, a bias
+    vector): ONNX Runtime quantizes that constant, and TensorRT then has to broadcast a quantized constant,
+    which it refuses. Found building the transformer sample with TensorRT-RTX 1.7."""
+    consts = {i.name: len(i.dims) for i in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = len(a.t.dims)
+    out = []
+    for i, n in enumerate(graph.node):
+        if n.op_type not in _ELEMENTWISE or len(n.input) != 2:
+            continue
+        const = [x for x in n.input if x in consts]
+        if len(const) == 1:
+            other = next(x for x in n.input if x not in consts)
+            if other and consts[const[0]] < _rank(graph, other, default=consts[const[0]] + 1):
+                out.append(_node_label(n, i))
+    return out
+
+
+def _rank(graph: Any, tensor: str, default: int) -> int:
+    for vi in (*graph.value_info, *graph.input, *graph.output):
+        if vi.name == tensor and vi.type.tensor_type.HasField("shape"):
+            return len(vi.type.tensor_type.shape.dim)
+    return default
+
+
 def _resolve_exclusions(graph: Any, spec: QuantizeSpec) -> tuple[list[str], list[str], list[str]]:
     """(node names, op types, notes). Names in ``exclude_nodes`` that are op types count as op types."""
     names = [_node_label(n, i) for i, n in enumerate(graph.node)]
@@ -559,6 +591,13 @@ def quantize_qdq(
     excluded_nodes, excluded_types, notes = _resolve_exclusions(model.graph, spec)
     for note in notes:
         warn(note)
+    broadcast = [n for n in _broadcast_constant_nodes(model.graph) if n not in excluded_nodes]
+    if broadcast:
+        excluded_nodes = [*excluded_nodes, *broadcast]
+        reporter.log(
+            f"Kept in float (TensorRT rejects a quantized constant that must be broadcast: 'Quantized constant "
+            f"... is only allowed before DQ'): {', '.join(broadcast[:8])}{' ...' if len(broadcast) > 8 else ''}."
+        )
     excluded = sorted(
         {
             *excluded_nodes,
