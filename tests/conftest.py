@@ -85,3 +85,34 @@ def tensorrt_reason() -> str | None:
     if not gpu_info().present:
         return "full TensorRT needs a GPU to build"
     return None
+
+
+@pytest.fixture()
+def fresh_caches(monkeypatch):
+    """Pages cache the Workbench per process: clear Streamlit's caches so a page sees this test's workspace."""
+    import streamlit as st
+
+    monkeypatch.chdir(REPO)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture()
+def app_ws(wb, fresh_caches):
+    """The workspace the app's pages see in this test."""
+    return wb
+
+
+def open_page(name: str, timeout: float = 60, **state):
+    """The app as a user reaches a page: the entry file's navigation, session state set, then that page."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout)
+    for k, v in state.items():
+        at.session_state[k] = v
+    if name != "model":  # the default page
+        at.switch_page(f"pages/{name}.py")
+    return at.run()

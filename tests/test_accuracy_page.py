@@ -3,11 +3,9 @@ against FP32 (a real comparison job in a worker process), reads the culprits and
 
 from __future__ import annotations
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from tests.conftest import open_page
 from workbench import ui
 from workbench.accuracy import load_before_after, load_comparison
 from workbench.samples import get_sample
@@ -15,25 +13,8 @@ from workbench.samples import get_sample
 TIMEOUT = 60
 
 
-@pytest.fixture()
-def app_ws(wb, monkeypatch):
-    from workbench.tasks import TASKS
-
-    if "compare" not in TASKS:
-        pytest.skip("the 'compare' job kind is not registered in workbench.tasks.TASKS")
-    monkeypatch.chdir(REPO)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield wb
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def _accuracy_page(digest: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[ui.MODEL_DIGEST] = digest
-    at.switch_page("pages/accuracy.py")
-    return at.run()
+    return open_page("accuracy", TIMEOUT, **{ui.MODEL_DIGEST: digest})
 
 
 def _ok(at: AppTest) -> None:

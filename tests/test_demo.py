@@ -4,27 +4,15 @@ ends on an exported HTML report (all real: TensorRT-RTX builds, ONNX Runtime, Po
 from __future__ import annotations
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from tests.conftest import open_page
 from workbench import ui
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture()
-def app_ws(wb, monkeypatch):
-    monkeypatch.chdir(REPO)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield wb
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def test_one_click_demo_ends_on_an_html_report(app_ws):
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at = open_page("model")
     at.button(key="demo.start").click().run()
     assert not at.exception, [e.value for e in at.exception]
     job_id = at.session_state[ui.DEMO_JOB]
@@ -41,10 +29,7 @@ def test_one_click_demo_ends_on_an_html_report(app_ws):
     assert "Layer fusion" in report and "Accuracy against ONNX Runtime FP32" in report
     assert "digits_mlp.onnx" in report and "https://" not in report.split("<iframe")[0]
 
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    at.session_state[ui.DEMO_JOB] = job_id
-    at.session_state[ui.MODEL_DIGEST] = job.model_digest
-    at.run()
+    at = open_page("model", **{ui.DEMO_JOB: job_id, ui.MODEL_DIGEST: job.model_digest})
     assert not at.exception, [e.value for e in at.exception]
     labels = {m.label for m in at.metric}
     assert {"FP32 plan", "INT8 plan", "Top-1, INT8 simulation"} <= labels

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from tests.conftest import open_page
 from workbench import ui
 from workbench.fusion import engine_as_onnx, job_report
 from workbench.samples import get_sample
 
 TIMEOUT = 60
-
-
-@pytest.fixture()
-def fresh_caches(monkeypatch):
-    """The page's cached Workbench is per process: clear it so the page sees this test's WORKBENCH_HOME."""
-    monkeypatch.chdir(REPO)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +29,7 @@ def fp16_build(session_wb):
 
 
 def _page(**state) -> AppTest:
-    at = AppTest.from_file(str(REPO / "pages" / "fusion.py"), default_timeout=TIMEOUT)
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
+    return open_page("fusion", TIMEOUT, **state)
 
 
 def _ok(at: AppTest) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, open_page
 from workbench import ui
 from workbench.samples import get_sample
 
@@ -14,25 +13,8 @@ PAGES = ["model", "build", "engines", "fusion", "accuracy", "settings", "quantiz
 TIMEOUT = 60
 
 
-@pytest.fixture()
-def app_ws(wb, monkeypatch):
-    """Pages see the test's workspace (the cached Workbench is per process: clear it around each test)."""
-    monkeypatch.chdir(REPO)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield wb
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def _page(name: str, **state) -> AppTest:
-    """The app as a user reaches a page: the entry file's navigation, then that page."""
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
-    for k, v in state.items():
-        at.session_state[k] = v
-    if name != "model":  # the default page
-        at.switch_page(f"pages/{name}.py")
-    return at.run()
+    return open_page(name, TIMEOUT, **state)
 
 
 def _no_exception(at: AppTest) -> None:
