@@ -93,8 +93,11 @@ def _iter_zip(path: Path, limits: ArchiveLimits) -> Iterator[tuple[PurePosixPath
 def _iter_tar(path: Path, limits: ArchiveLimits) -> Iterator[tuple[PurePosixPath, IO[bytes] | None]]:
     try:
         tf = tarfile.open(path, mode="r:*")
-    except tarfile.TarError as err:
-        raise ArchiveError(f"{path.name}: not a readable tar archive ({err}).") from err
+    except tarfile.TarError as err:  # its message lists every compression it tried: too long for a user
+        raise ArchiveError(
+            f"{path.name}: not a readable tar archive (plain, gzip, bzip2 or xz).",
+            "Re-create it with tar -czf, or upload a .zip.",
+        ) from err
     with tf:
         count = 0
         for info in tf:
@@ -121,6 +124,10 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits | None = None)
     limits = limits or ArchiveLimits()
     name = path.name.lower()
     try:
+        if path.stat().st_size == 0:
+            raise ArchiveError(
+                f"{path.name}: the archive is empty (0 bytes).", "The upload did not complete; try again."
+            )
         if name.endswith(".zip"):
             if not zipfile.is_zipfile(path):
                 raise ArchiveError(f"{path.name}: not a zip archive.", "Upload a .zip, .tar or .tar.gz file.")

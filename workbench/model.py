@@ -32,6 +32,9 @@ MAX_DIM = 2**31 - 1
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30  # matches .streamlit/config.toml server.maxUploadSize (MB)
 _CHUNK = 1 << 20
 _NAME_OK = re.compile(r"[^A-Za-z0-9._+-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Files the workbench itself keeps next to a stored model (service.py: summary cache, parser-check cache).
+_RESERVED = re.compile(r"meta\.json|summary\.json|parse-.*\.json")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -104,7 +107,10 @@ def safe_filename(name: str, default: str = "model.onnx") -> str:
     base = re.split(r"[\\/]", name or "")[-1]
     base = "".join(c for c in base if c.isprintable())
     base = _NAME_OK.sub("_", base).strip("._") or default
-    return base[:120]
+    if len(base) > 120:  # shorten the stem, keep the suffix (.onnx, .tar.gz, ...)
+        suffix = "".join(Path(base).suffixes[-2:])[-20:]
+        base = base[: 120 - len(suffix)].rstrip("._") + suffix
+    return base
 
 
 def load_proto(path: Path) -> Any:
@@ -235,6 +241,12 @@ def check_external_data(model: Any, model_path: Path) -> tuple[int, tuple[str, .
                     f"Initializer '{t.name}' points its external data at '{location}', outside the model's folder.",
                     "External data files must sit next to the .onnx file (relative names only).",
                 )
+            if _RESERVED.fullmatch(Path(location).as_posix()):
+                raise ModelError(
+                    f"Initializer '{t.name}' keeps its external data in '{location}', a name the workbench uses "
+                    "for its own files next to a stored model.",
+                    "Save the external data under another name (onnx.save(..., location='weights.bin')).",
+                )
             target = (base / location).resolve()
             if not target.is_relative_to(base):
                 raise ModelError(
@@ -253,10 +265,10 @@ def check_external_data(model: Any, model_path: Path) -> tuple[int, tuple[str, .
                     f"Initializer '{t.name}': external data '{location}' is not a regular file (device or folder).",
                     "Point external data at a regular file.",
                 )
-            offset = int(info.get("offset", 0) or 0)
             expected = int(_itemsize(t.data_type) * _numel(t.dims, t.name))
-            length = int(info.get("length", expected) or expected)
-            if offset < 0 or length < 0 or offset + length > st.st_size:
+            offset = _external_int(t.name, info, "offset", 0)
+            length = _external_int(t.name, info, "length", expected) or expected
+            if offset + length > st.st_size:
                 raise ModelError(
                     f"Initializer '{t.name}': external data '{location}' is shorter than declared "
                     f"(needs bytes {offset}..{offset + length}, file has {st.st_size}).",
@@ -265,6 +277,48 @@ def check_external_data(model: Any, model_path: Path) -> tuple[int, tuple[str, .
             total += length
             files.add(location)
     return total, tuple(sorted(files))
+
+
+def _external_int(tensor: str, info: dict[str, str], key: str, default: int) -> int:
+    """An external-data ``offset``/``length`` entry: a non-negative decimal integer, or ``default`` when absent."""
+    text = info.get(key, "")
+    if text == "":
+        return default
+    if not re.fullmatch(r"[0-9]{1,19}", text.strip()):
+        raise ModelError(
+            f"Initializer '{tensor}': external data {key} '{_printable(text[:40])}' is not a byte count.",
+            "The model's external-data references are corrupt; re-export it.",
+        )
+    return int(text)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (for messages)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _check_names(model: Any) -> None:
+    """Refuse names with control characters: TensorRT cuts names at NUL and lists engine layers line by line,
+    so such a name would silently break the engine's I/O names and the layer report."""
+    for gi, graph in enumerate(_iter_graphs(model.graph)):
+        where = "" if gi == 0 else f" (in subgraph '{_printable(graph.name)}')"
+        named: list[tuple[str, str]] = [("Graph input", v.name) for v in graph.input]
+        named += [("Graph output", v.name) for v in graph.output]
+        named += [("Initializer", t.name) for t in graph.initializer]
+        named += [("Tensor", v.name) for v in graph.value_info]
+        for i, node in enumerate(graph.node):
+            named.append((f"Node #{i} ({node.op_type})", node.name))
+            named += [(f"Input of node #{i} ({node.op_type})", x) for x in node.input]
+            named += [(f"Output of node #{i} ({node.op_type})", x) for x in node.output]
+        for what, name in named:
+            if _CONTROL.search(name):
+                raise ModelError(
+                    f"{what} '{_printable(name)}'{where} has control characters in its name (shown escaped). "
+                    "TensorRT cuts names at NUL and lists engine layers one per line, so the engine and its "
+                    "layer report would not match the model.",
+                    "Rename it (e.g. with onnx-graphsurgeon, or by setting the name in the ONNX graph) and open the "
+                    "model again.",
+                )
 
 
 def _numel(dims: Iterable[int], name: str) -> int:
@@ -282,6 +336,7 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
 
     path = Path(path)
     model = load_proto(path)
+    _check_names(model)
     ext_bytes, ext_files = check_external_data(model, path)
     graph = model.graph
 
@@ -316,7 +371,7 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
         warnings.append(f"Opset {opsets['ai.onnx']} is old; TensorRT's parser supports opset 9 and later.")
     for name in [n.name for n in graph.node] + [t.name for t in inputs + outputs]:
         if any(not c.isprintable() for c in name):
-            warnings.append(f"Name {name!r} contains control characters; it is shown escaped.")
+            warnings.append(f"Name {name!r} contains invisible characters; it is shown escaped.")
             break
 
     return ModelSummary(
@@ -397,15 +452,20 @@ def import_model(
     staging = ws.tmp_dir / f"upload-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
-        raw = staging / ("upload" + ("".join(Path(display).suffixes[-2:]) if is_archive(display) else ".onnx"))
+        # Archives keep the user's (safe) file name, so archive errors name the file the user gave.
+        raw = staging / (display if is_archive(display) else "upload.onnx")
         if isinstance(source, Path):
-            if source.stat().st_size > max_bytes:
+            try:
+                size = source.stat().st_size
+            except OSError as err:
+                raise ModelError(f"Cannot read '{filename}': {err.strerror}.", "Check the path.") from err
+            if size > max_bytes:
                 raise ModelError(f"'{filename}' is over the {max_bytes / 2**20:.0f} MiB limit.")
             if is_archive(source.name):
                 shutil.copyfile(source, raw)
             else:
                 # A model given by path may come with external data next to it: copy what it references.
-                staged, summary = _stage_path_model(source, staging)
+                staged, summary = _stage_path_model(source, staging / "model")
                 return _store_folder(ws, staged, display, summary)
         else:
             _write_stream(source, raw, max_bytes, filename)
@@ -413,8 +473,10 @@ def import_model(
             unpacked = staging / "unpacked"
             extract_archive(raw, unpacked)
             model_file = _find_model_file(unpacked, filename)
-            summary = summarize(model_file)  # validates, external data included
-            return _store_folder(ws, model_file, Path(model_file).name, summary)
+            # Validates (external data included); then only the model and the files it references are kept:
+            # anything else in the archive (look-alikes of the workbench's own files included) is dropped.
+            staged, summary = _stage_path_model(model_file, staging / "model")
+            return _store_folder(ws, staged, staged.name, summary)
         if raw.stat().st_size == 0:
             raise ModelError(f"'{filename}' is empty (0 bytes).", "The upload did not complete; try again.")
         folder = staging / "model"
@@ -431,9 +493,9 @@ def import_model(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _stage_path_model(source: Path, staging: Path) -> tuple[Path, ModelSummary]:
+def _stage_path_model(source: Path, folder: Path) -> tuple[Path, ModelSummary]:
+    """Validate ``source``; copy it and its external-data files (nothing else) into the new ``folder``."""
     summary = summarize(source)
-    folder = staging / "model"
     folder.mkdir()
     target = folder / safe_filename(source.name)
     shutil.copyfile(source, target)

@@ -67,6 +67,10 @@ class Workbench:
     # ------------------------------------------------------------------ parser check
     def parse_check(self, ref: ModelRef, backend: str) -> tuple[dict[str, Any] | None, str | None]:
         """(cached result, None) or (None, job id of the running check)."""
+        from .spec import BACKENDS
+
+        if backend not in BACKENDS:
+            raise BackendError(f"Unknown backend '{backend}'.", f"Choose one of {', '.join(BACKENDS)}.")
         cache = ref.path.parent / f"parse-{backend}.json"
         if cache.is_file():
             return json.loads(cache.read_text()), None

@@ -1,0 +1,338 @@
+"""Faults and security: a full disk while writing a plan, the same upload from two processes at once, ids that
+point into another workspace, what static serving exposes, no shell, and upload limits enforced by the server.
+
+A killed worker, a server restart mid-build, cancelling and two sessions building at once are in test_jobs.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import onnx
+import pytest
+
+from tests import onnx_models
+from tests.conftest import REPO
+from workbench.errors import JobError, ModelError, WorkbenchError
+from workbench.samples import get_sample
+from workbench.spec import BuildSpec, profiles_from_args
+
+CNN_SPEC = BuildSpec(
+    profiles=profiles_from_args(["input:1x3x32x32"], ["input:4x3x32x32"], ["input:16x3x32x32"])
+)
+
+
+def _python(code: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- disk full
+
+_BUILD_WITH_A_SMALL_DISK = """
+    import json, resource, signal, sys
+    from workbench.service import Workbench
+    from workbench.spec import BuildSpec
+
+    # A "disk" that holds 200 kB per file: writes past it fail with EFBIG (the worker inherits both settings).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    wb = Workbench.open(sys.argv[1])
+    job = wb.jobs.wait(wb.submit_build(wb.model(sys.argv[2]), BuildSpec.from_json(sys.argv[3])), timeout=120)
+    print(json.dumps({"id": job.id, "status": job.status, "error": job.error, "hint": job.hint}))
+"""
+
+
+def test_a_full_disk_while_writing_the_plan_fails_cleanly_and_offers_no_half_plan(wb):
+    ref = wb.import_path(get_sample("cnn_residual").path)  # its plan is ~350 kB, over the 200 kB "disk"
+    proc = _python(_BUILD_WITH_A_SMALL_DISK, str(wb.ws.root), ref.digest, CNN_SPEC.to_json())
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    state = json.loads(out.strip().splitlines()[-1])
+    job = wb.jobs.get(state["id"])
+    assert job.status == "failed", (job.status, job.error)
+    assert job.error.startswith("Could not write the plan (File too large); nothing was saved.")
+    assert "Free disk space" in job.hint
+    job_dir = wb.jobs.job_dir(job.id)
+    assert not (job_dir / "engine.plan").exists()
+    assert not list(job_dir.glob("*.part")) and not (job_dir / "bundle.zip").exists()
+    with pytest.raises(JobError, match="not a finished build"):
+        wb.plan_path(job.id)
+    with pytest.raises(JobError, match="has no 'engine.plan'"):
+        wb.jobs.artifact(job.id, "engine.plan")
+    assert "Could not write the plan" in wb.jobs.read_log(job.id)[0]
+    # With space again, the same build goes through and its plan is offered.
+    again = wb.jobs.wait(wb.submit_build(ref, CNN_SPEC), timeout=120)
+    assert again.status == "succeeded", again.error
+    assert wb.plan_path(again.id).stat().st_size == again.result["plan_bytes"] > 200_000
+
+
+# ---------------------------------------------------------------------------------------------- concurrent upload
+
+_UPLOAD_WHEN_TOLD = """
+    import sys, time
+    from pathlib import Path
+    from workbench.service import Workbench
+
+    root, model, go, name = sys.argv[1:]
+    wb = Workbench.open(root)
+    data = Path(model).read_bytes()
+    Path(go + "." + name).touch()  # ready
+    while not Path(go).exists():
+        time.sleep(0.001)
+    print(wb.import_upload(data, name).digest)
+"""
+
+
+def test_the_same_model_uploaded_at_once_from_two_processes_is_stored_once(wb, tmp_path):
+    go = tmp_path / "go"
+    model = get_sample("transformer_block").path
+    procs = [
+        _python(_UPLOAD_WHEN_TOLD, str(wb.ws.root), str(model), str(go), name)
+        for name in ("first.onnx", "second.onnx")
+    ]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{go}.{n}").exists() for n in ("first.onnx", "second.onnx")):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [
+            p.communicate() for p in procs
+        ]
+        time.sleep(0.01)
+    go.touch()
+    results = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
+    digests = {out.strip() for out, _ in results}
+    assert len(digests) == 1
+    (digest,) = digests
+    assert [p.name for p in wb.ws.models_dir.iterdir()] == [digest]
+    assert not any(wb.ws.tmp_dir.iterdir())
+    ref = wb.model(digest)
+    assert json.loads((ref.path.parent / "meta.json").read_text())["digest"] == digest
+    assert ref.path.read_bytes() == model.read_bytes()
+    assert wb.summary(ref).node_count > 0
+
+
+# ---------------------------------------------------------------------------------------------- other workspaces
+
+
+def test_another_workspace_cannot_reach_a_finished_build_or_model_by_its_ids(session_wb, cnn_build, tmp_path):
+    from workbench.service import Workbench
+
+    victim = session_wb
+    job_dir = victim.jobs.job_dir(cnn_build)
+    plan = victim.plan_path(cnn_build).read_bytes()
+    digest = victim.jobs.get(cnn_build).model_digest
+    model_dir = victim.model(digest).path.parent
+    other = Workbench.open(tmp_path / "other")  # another lab user's workspace on the same server
+
+    job_ids = [
+        cnn_build,
+        cnn_build + "\n",
+        cnn_build + "/",
+        str(job_dir),
+        os.path.relpath(job_dir, other.ws.jobs_dir),
+        f"..%2f..%2f{cnn_build}",
+        f"../{cnn_build}",
+    ]
+    for job_id in job_ids:
+        for attempt in (
+            other.plan_path,
+            other.jobs.get,
+            other.jobs.read_log,
+            other.build_report_json,
+            other.jobs.cancel,
+            other.jobs.delete,
+            lambda j: other.jobs.artifact(j, "engine.plan"),
+        ):
+            with pytest.raises(JobError):
+                attempt(job_id)
+    model_ids = [
+        digest,
+        digest.upper(),
+        digest + "\n",
+        str(model_dir),
+        os.path.relpath(model_dir, other.ws.models_dir),
+    ]
+    for model_id in model_ids:
+        with pytest.raises(ModelError, match="not a model id|not in this workspace"):
+            other.model(model_id)
+    assert other.builds() == [] and other.models() == []
+    # The owner still has everything.
+    assert victim.plan_path(cnn_build).read_bytes() == plan
+    assert victim.jobs.get(cnn_build).status == "succeeded"
+
+
+# ---------------------------------------------------------------------------------------------- static serving
+
+
+def _published_folder(static_root: Path, url: str) -> Path:
+    parts = urlsplit(url).path.split("/")
+    assert parts[:4] == ["", "app", "static", "m"] and len(parts) == 6, url
+    assert unquote(url) == url and not {".", ".."} & set(parts), url
+    return static_root / "m" / parts[4]
+
+
+def test_the_graph_view_publishes_only_the_model_under_an_unguessable_name(tmp_path):
+    from workbench.netron import publish_model, viewer_url
+
+    folder = tmp_path / "user folder"
+    src = onnx_models.with_external_data(folder)
+    hostile = src.rename(folder / "..%2f..%2fapp.py #?.onnx")  # a name that tries to climb out of the URL
+    (folder / "secret.txt").write_text("not for the browser")
+    static = tmp_path / "static"
+    url = publish_model(static, hostile)
+    pub = _published_folder(static, url)
+    name = url.rsplit("/", 1)[1]
+    assert (pub / name).resolve().is_relative_to(pub.resolve())
+    assert (pub / name).read_bytes() == hostile.read_bytes()
+    assert sorted(p.name for p in pub.iterdir()) == sorted([".source", name, "weights.bin"])
+    assert len(pub.name) == 32  # 192 random bits: the URL is the only key
+    # Publications are bounded: older ones stop being served.
+    others = [
+        publish_model(static, onnx_models.with_external_data(tmp_path / f"m{i}"), keep=2) for i in range(2)
+    ]
+    assert not pub.exists() and {p.name for p in (static / "m").iterdir()} == {
+        _published_folder(static, u).name for u in others
+    }
+    # A model whose external data points outside its folder is not published at all.
+    bad = onnx_models.with_external_data(tmp_path / "bad")
+    model = onnx.load(str(bad), load_external_data=False)
+    for t in model.graph.initializer:
+        next(e for e in t.external_data if e.key == "location").value = "../user folder/secret.txt"
+    onnx.save(model, str(bad))
+    before = sorted(p.name for p in (static / "m").iterdir())
+    with pytest.raises(ModelError, match="outside the model's folder"):
+        publish_model(static, bad)
+    assert sorted(p.name for p in (static / "m").iterdir()) == before
+    for bad in (
+        "//evil.example/m.onnx",
+        "https://evil.example/m.onnx",
+        "\\\\evil\\m.onnx",
+        "javascript:alert(1)",
+    ):
+        with pytest.raises(WorkbenchError, match="same-origin"):
+            viewer_url(bad)
+
+
+def test_static_serving_answers_only_the_published_file(tmp_path):
+    """Against the real app (started like ./run.sh app): traversal and listings get nothing."""
+    from tests.browser_support import running_app
+    from workbench.netron import publish_model
+
+    model = tmp_path / "mine.onnx"  # a file of our own: its publication is new, not one another test reuses
+    shutil.copyfile(get_sample("dynamic_2axis").path, model)
+    with running_app(tmp_path) as app:
+        url = publish_model(app.static_dir, model, keep=10_000)  # prunes nobody else's publication
+        pub = _published_folder(app.static_dir, url)
+        try:
+            split = urlsplit(app.url)
+            token = pub.name
+
+            def get(path: str) -> tuple[int, bytes]:
+                conn = http.client.HTTPConnection(split.hostname, split.port, timeout=10)
+                conn.request("GET", path)  # sent as written: no client-side normalisation of '..'
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+
+            status, body = get(url)
+            assert status == 200 and body == model.read_bytes()
+            secret = (REPO / "pyproject.toml").read_bytes()
+            for path in [
+                "/app/static/../pyproject.toml",
+                "/app/static/%2e%2e/pyproject.toml",
+                f"/app/static/m/{token}/..%2f..%2f..%2fpyproject.toml",
+                f"/app/static/m/{token}/%2e%2e/%2e%2e/%2e%2e/pyproject.toml",
+                "/app/static/%2f" + str(REPO / "pyproject.toml").lstrip("/").replace("/", "%2f"),
+                "/app/static/m/",
+                f"/app/static/m/{token}/",
+                "/app/static/m",
+            ]:
+                status, body = get(path)
+                assert status in (400, 403, 404), (path, status)
+                assert body != secret and token.encode() not in body, path
+        finally:
+            shutil.rmtree(pub, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- no shell
+
+
+def test_no_shell_command_is_ever_built_in_the_core():
+    """Every subprocess gets an argument list; nothing runs through a shell."""
+    found = []
+    for path in sorted((REPO / "workbench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            where = f"{path.relative_to(REPO)}:{node.lineno}"
+            func = ast.unparse(node.func)
+            if any(
+                k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+                for k in node.keywords
+            ):
+                found.append(f"{where}: shell= in {func}(...)")
+            if func in (
+                "os.system",
+                "os.popen",
+                "subprocess.getoutput",
+                "subprocess.getstatusoutput",
+                "os.execl",
+                "os.execlp",
+                "os.spawnl",
+                "pty.spawn",
+            ):
+                found.append(f"{where}: {func}(...)")
+            if (
+                func.startswith("subprocess.")
+                and node.args
+                and isinstance(node.args[0], ast.Constant | ast.JoinedStr)
+            ):
+                found.append(f"{where}: {func} with a command string")
+    assert not found, "\n".join(found)
+
+
+# ---------------------------------------------------------------------------------------------- upload limits
+
+
+class EndlessUpload:
+    """A client that never stops sending: the server must stop reading at its limit."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = 1 << 16 if n is None or n < 0 else n
+        self.sent += n
+        return b"\x08" * n
+
+
+def test_upload_limits_are_enforced_by_the_server_while_reading(wb):
+    limit = 4 << 20
+    stream = EndlessUpload()
+    with pytest.raises(ModelError, match=r"'endless.onnx' is over the 4 MiB upload limit"):
+        wb.import_upload(stream, "endless.onnx", max_bytes=limit)
+    assert stream.sent <= limit + (1 << 20)  # stopped within one chunk of the limit
+    data_stream = EndlessUpload()
+    with pytest.raises(ModelError, match=r"'endless.npz' is over the 4 MiB limit"):
+        from workbench.service import store_data_file
+
+        store_data_file(wb.ws, data_stream, "endless.npz", max_bytes=limit)
+    assert data_stream.sent <= limit + (1 << 20)
+    assert not any(wb.ws.tmp_dir.iterdir()) and wb.models() == []
+    assert not (wb.ws.root / "data").exists() or not any((wb.ws.root / "data").iterdir())

@@ -1,0 +1,552 @@
+"""Hostile inputs: every model, archive, data file and form value a user can hand the workbench gets a specific
+error naming the file, input or node; the app and the CLI stay up; nothing is written outside the workspace and
+nothing is left in it after a refusal.
+
+Cases that other test files already cover are not repeated here; docs/guarantees.md maps every item of the
+list to the test that proves it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests import onnx_models
+from workbench.errors import ArchiveError, DataError, ModelError, SpecError, WorkbenchError
+from workbench.model import import_model, list_models
+from workbench.samples import get_sample
+from workbench.spec import BuildSpec, Profile, ShapeRange
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _tree(root: Path, skip: Path) -> set[str]:
+    """Every path below ``root`` except the workspace ``skip`` (what a refusal must not change)."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_relative_to(skip)}
+
+
+def refused(
+    ws, tmp_path: Path, action: Callable[[], object], error: type[WorkbenchError] = ModelError
+) -> str:
+    """Run ``action``, expect ``error``; check that nothing was stored and nothing written anywhere else.
+
+    Returns the user-facing text (message and hint)."""
+    before = _tree(tmp_path, ws.root)
+    with pytest.raises(error) as info:
+        action()
+    assert list_models(ws) == [] and not any(ws.models_dir.iterdir()), "a refused model was stored"
+    assert not any(ws.tmp_dir.iterdir()), f"staging left behind: {list(ws.tmp_dir.iterdir())}"
+    assert _tree(tmp_path, ws.root) == before, "something was written outside the workspace"
+    err = info.value
+    return err.message + (f" {err.hint}" if err.hint else "")
+
+
+def _model(graph: onnx.GraphProto) -> bytes:
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _relu(x: str = "x", y: str = "y", node: str = "relu", shape: list[int] | None = None) -> bytes:
+    shape = shape or [1, 4]
+    return _model(
+        helper.make_graph(
+            [helper.make_node("Relu", [x], [y], name=node)],
+            "g",
+            [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info(y, TensorProto.FLOAT, shape)],
+        )
+    )
+
+
+def _initializer_2_31() -> bytes:
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2**31])  # declares 8 GiB, holds nothing
+    return _model(
+        helper.make_graph(
+            [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+            [w],
+        )
+    )
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tar(entries: list[tarfile.TarInfo], data: dict[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for info in entries:
+            payload = (data or {}).get(info.name)
+            if payload is not None:
+                info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    return buf.getvalue()
+
+
+def _external_archive(
+    tmp_path: Path, location: str | None = None, key: str = "location", weights: bytes | None = None
+) -> bytes:
+    """The static MLP with its weights in weights.bin, zipped; optionally with one external-data entry changed."""
+    path = onnx_models.with_external_data(tmp_path / "src")
+    model = onnx.load(str(path), load_external_data=False)
+    if location is not None:
+        for t in model.graph.initializer:
+            entry = next((e for e in t.external_data if e.key == key), None) or t.external_data.add()
+            entry.key, entry.value = key, location
+    real = (tmp_path / "src" / "weights.bin").read_bytes()
+    return _zip(
+        {"external.onnx": model.SerializeToString(), "weights.bin": real if weights is None else weights}
+    )
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+TINY = onnx_models.tiny_cnn().SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("content", "filename", "expected"),
+    [
+        (b"", "empty.onnx", "'empty.onnx' is empty (0 bytes)"),
+        (
+            b"name,value\nlr,0.1\n",
+            "table.onnx",
+            "'table.onnx' is not an ONNX model: it looks like a text file",
+        ),
+        (
+            b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8,
+            "photo.onnx",
+            "'photo.onnx' is not a valid ONNX model",
+        ),
+        (TINY[: len(TINY) // 3], "cut.onnx", "'cut.onnx' is not a valid ONNX model"),
+        (_relu(shape=[2**31, 4]), "wide.onnx", "Tensor 'x' declares dimension 0 = 2147483648, outside"),
+        (_initializer_2_31(), "init.onnx", "Initializer 'w' has dimension 2147483648"),
+        (
+            _relu(node="relu\nLayers:\nName: fake"),
+            "ctrl.onnx",
+            r"Node #0 (Relu) 'relu\nLayers:\nName: fake' has control characters in its name",
+        ),
+        (_relu(y="out\x00put"), "nul.onnx", r"Graph output 'out\x00put' has control characters"),
+        (_relu(x="in\x1b[31m"), "esc.onnx", r"Graph input 'in\x1b[31m' has control characters"),
+    ],
+    ids=[
+        "0-byte",
+        "text",
+        "binary",
+        "truncated",
+        "dim-2^31",
+        "initializer-2^31",
+        "newline-node",
+        "nul-output",
+        "escape-input",
+    ],
+)
+def test_a_hostile_model_upload_is_refused_naming_the_file_or_tensor(
+    workspace, tmp_path, content, filename, expected
+):
+    text = refused(workspace, tmp_path, lambda: import_model(workspace, content, filename))
+    assert expected in text
+
+
+def test_a_model_over_2_gib_without_external_data_is_refused_by_its_size_unread(wb, tmp_path):
+    """model.py decides by the file's size (protobuf cannot hold more than 2 GiB) before reading a byte: a
+    sparse file of 2 GiB (no disk blocks) shows it, and the refusal is instant."""
+    big = tmp_path / "in" / "huge.onnx"
+    big.parent.mkdir()
+    with open(big, "wb") as fh:
+        fh.truncate(2**31)
+    assert big.stat().st_blocks == 0, "the test file must be sparse"
+    t0 = time.monotonic()
+    text = refused(wb.ws, tmp_path, lambda: wb.import_path(big))  # the CLI's path import: no upload limit
+    assert time.monotonic() - t0 < 1.0
+    assert "'huge.onnx' is 2.0 GiB in one file" in text and "save_as_external_data" in text
+    # As an upload the server-side limit stops it first (1 GiB by default).
+    assert "over the 1024 MiB limit" in refused(
+        wb.ws, tmp_path, lambda: import_model(wb.ws, big, "huge.onnx")
+    )
+
+
+@pytest.mark.parametrize(
+    ("location", "key", "weights", "expected"),
+    [
+        (
+            "../../../../outside.bin",
+            "location",
+            None,
+            "'../../../../outside.bin', outside the model's folder",
+        ),
+        ("/etc/passwd", "location", None, "'/etc/passwd', outside the model's folder"),
+        (
+            None,
+            "location",
+            b"\0" * 10,
+            "'weights.bin' is shorter than declared (needs bytes 0..512, file has 10)",
+        ),
+        ("summary.json", "location", None, "'summary.json', a name the workbench uses for its own files"),
+        ("-1", "offset", None, "external data offset '-1' is not a byte count"),
+    ],
+    ids=["dotdot", "absolute", "short", "reserved-name", "bad-offset"],
+)
+def test_hostile_external_data_in_an_uploaded_archive(workspace, tmp_path, location, key, weights, expected):
+    data = _external_archive(tmp_path, location, key, weights)
+    text = refused(workspace, tmp_path, lambda: import_model(workspace, data, "bundle.zip"))
+    assert "Initializer 'w'" in text and expected in text
+
+
+def test_external_data_that_is_a_fifo_is_refused_without_being_opened(wb, tmp_path):
+    """A named pipe next to the model: opening it would block forever; the check only stats it."""
+    path = onnx_models.with_external_data(tmp_path / "in")
+    (tmp_path / "in" / "weights.bin").unlink()
+    os.mkfifo(tmp_path / "in" / "weights.bin")
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            wb.import_path(path)
+            outcome.append(None)
+        except BaseException as err:  # handed to the test thread
+            outcome.append(err)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert outcome, "the import blocked on the pipe (it opened it)"
+
+    def rethrow() -> None:
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    text = refused(wb.ws, tmp_path, rethrow)
+    assert "Initializer 'w': external data 'weights.bin' is not a regular file" in text
+
+
+def test_an_upload_name_with_separators_and_control_characters_stays_a_plain_name(workspace, tmp_path):
+    ref = import_model(workspace, TINY, "../../../evil\x1b[31m\n\\x.onnx")
+    assert ref.path.parent == workspace.models_dir / ref.digest
+    assert ref.path.name == ref.name and all(c.isprintable() for c in ref.name)
+    assert "/" not in ref.name and "\\" not in ref.name and not ref.name.startswith(".")
+    assert not any(
+        p.name.startswith("evil") for p in tmp_path.rglob("*") if not p.is_relative_to(ref.path.parent)
+    )
+    assert not any(workspace.tmp_dir.iterdir())
+
+
+def test_tensor_and_node_names_with_path_separators_are_data_not_paths(wb, tmp_path):
+    """PyTorch exports name nodes '/layer1/Conv': such names are legal. A real build of a model whose names try
+    to climb out of every folder succeeds, reports them verbatim, and writes only inside its job folder."""
+    nodes = [
+        helper.make_node("Gemm", ["/abs/input", "w", "b"], ["../../h"], name="../../../../etc/passwd"),
+        helper.make_node("Relu", ["../../h"], ["C:\\out"], name="\\\\server\\share"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "names",
+        [helper.make_tensor_value_info("/abs/input", TensorProto.FLOAT, [2, 16])],
+        [helper.make_tensor_value_info("C:\\out", TensorProto.FLOAT, [2, 8])],
+        [
+            numpy_helper.from_array(np.ones((16, 8), np.float32), "w"),
+            numpy_helper.from_array(np.zeros(8, np.float32), "b"),
+        ],
+    )
+    before = _tree(tmp_path, wb.ws.root)
+    ref = wb.import_upload(_model(graph), "names.onnx")
+    summary = wb.summary(ref)
+    assert [t.name for t in summary.inputs] == ["/abs/input"] and [t.name for t in summary.outputs] == [
+        "C:\\out"
+    ]
+    job = wb.jobs.wait(wb.submit_build(ref, BuildSpec()), timeout=120)
+    assert job.status == "succeeded", (job.error, wb.jobs.read_log(job.id)[0][-2000:])
+    from workbench.layers import load_layers
+
+    layers = load_layers(wb.jobs.artifact(job.id, "layers.json"))
+    assert "../../../../etc/passwd" in {n for ly in layers.layers for n in ly.onnx_nodes}
+    job_dir = wb.jobs.job_dir(job.id)
+    assert all(p.is_file() and p.parent == job_dir for p in job_dir.rglob("*")), sorted(job_dir.rglob("*"))
+    assert _tree(tmp_path, wb.ws.root) == before
+
+
+# ---------------------------------------------------------------------------------------------- archives
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+@pytest.mark.parametrize(
+    ("archive", "filename", "expected"),
+    [
+        (
+            _tar([_member("../../../../evil.onnx")], {"../../../../evil.onnx": TINY}),
+            "up.tar.gz",
+            "up.tar.gz: entry '../../../../evil.onnx' would unpack outside its folder",
+        ),
+        (
+            _tar([_member("/tmp/evil-abs.onnx")], {"/tmp/evil-abs.onnx": TINY}),
+            "abs.tar.gz",
+            "abs.tar.gz: entry '/tmp/evil-abs.onnx' has an absolute path",
+        ),
+        (_zip({"..\\..\\..\\..\\evil.onnx": TINY}), "win.zip", "would unpack outside its folder"),
+        (
+            _tar(
+                [_member("model.onnx"), _member("weights.bin", tarfile.LNKTYPE, "/etc/passwd")],
+                {"model.onnx": TINY},
+            ),
+            "hard.tar.gz",
+            "hard.tar.gz: entry 'weights.bin' is a link; links are not allowed",
+        ),
+        (
+            _tar([_member("dev", tarfile.CHRTYPE)]),
+            "dev.tar.gz",
+            "dev.tar.gz: entry 'dev' is a device or special file",
+        ),
+        (b"", "empty.zip", "empty.zip: the archive is empty (0 bytes)"),
+    ],
+    ids=["tar-dotdot", "tar-absolute", "zip-backslashes", "tar-hardlink", "tar-device", "empty"],
+)
+def test_a_hostile_archive_upload_is_refused_naming_the_archive_and_entry(
+    workspace, tmp_path, archive, filename, expected
+):
+    text = refused(workspace, tmp_path, lambda: import_model(workspace, archive, filename), ArchiveError)
+    assert expected in text
+    assert not (tmp_path / "evil.onnx").exists() and not Path("/tmp/evil-abs.onnx").exists()
+
+
+def _patch_sizes(data: bytes, size: int) -> bytes:
+    """Rewrite the uncompressed size an archive's first entry declares (local header and central directory)."""
+    raw = bytearray(data)
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    raw[local + 22 : local + 26] = struct.pack("<I", size)
+    raw[central + 24 : central + 28] = struct.pack("<I", size)
+    return bytes(raw)
+
+
+def test_a_zip_bomb_is_refused_by_its_declared_and_by_its_actual_size(workspace, tmp_path):
+    from workbench.archives import ArchiveLimits, extract_archive
+
+    honest = _zip({"model.onnx": b"\0" * (4 << 20)})  # 4 MiB of zeros in a few KiB
+    # Declared: the directory claims 4 GiB - refused from the directory alone, nothing unpacked.
+    declared = _patch_sizes(honest, 0xFFFFFFF0)
+    text = refused(
+        workspace, tmp_path, lambda: import_model(workspace, declared, "declared.zip"), ArchiveError
+    )
+    assert "declared.zip" in text and "zip bomb" in text
+    # Actual: the directory claims 1 KiB but the data inflates to 4 MiB - unpacking stops at the claim.
+    lying = tmp_path / "in" / "lying.zip"
+    lying.parent.mkdir()
+    lying.write_bytes(_patch_sizes(honest, 1024))
+    out = tmp_path / "out"
+    with pytest.raises(ArchiveError, match="lying.zip: the archive is damaged"):
+        extract_archive(lying, out, ArchiveLimits(max_total_bytes=1 << 20))
+    assert not out.exists()
+    text = refused(
+        workspace, tmp_path, lambda: import_model(workspace, lying.read_bytes(), "lying.zip"), ArchiveError
+    )
+    assert "lying.zip" in text
+
+
+def test_an_archive_keeps_only_the_model_and_its_external_data(workspace, tmp_path):
+    """Extra files in an upload (a forged summary cache, notes, scripts) are not stored next to the model."""
+    with zipfile.ZipFile(io.BytesIO(_external_archive(tmp_path))) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries.update(
+        {"summary.json": b'{"forged": true}', "run_me.sh": b"rm -rf /", "parse-tensorrt-rtx.json": b"{}"}
+    )
+    ref = import_model(workspace, _zip(entries), "bundle.zip")
+    stored = {p.name for p in ref.path.parent.iterdir()}
+    assert stored == {"external.onnx", "weights.bin", "meta.json", "summary.json"}
+    assert "forged" not in (ref.path.parent / "summary.json").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+class _Payload:
+    """Unpickling this creates a file: proof that a pickle was executed."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+def test_a_pickle_in_calibration_data_is_never_executed_and_no_job_is_queued(wb, tmp_path):
+    from workbench.quantize_task import QuantizeRequest
+
+    ref = wb.import_path(get_sample("digits_mlp").path)
+    sentinel = tmp_path / "pwned"
+    buf = io.BytesIO()
+    np.savez(buf, input=np.array([_Payload(sentinel)] * 4, dtype=object))
+    pickle.loads(pickle.dumps(_Payload(tmp_path / "check")))  # the payload really works when unpickled
+    assert (tmp_path / "check").exists()
+    stored = wb.store_data(buf.getvalue(), "../../../calib\n.npz")
+    assert stored.parent == wb.ws.root / "data" and stored.name.endswith("-calib.npz")
+    with pytest.raises(DataError) as err:
+        wb.submit_quantize(ref, QuantizeRequest(data_path=str(stored)))
+    assert "'input'" in err.value.message and "objects" in err.value.message
+    assert not sentinel.exists()
+    assert wb.jobs.list() == []
+
+
+@pytest.mark.parametrize(
+    ("arrays", "expected"),
+    [
+        ({"input": np.array([[0.0] * 63 + [np.nan]] * 3 + [[np.inf] * 64], np.float32)}, "3 NaN and 64 Inf"),
+        ({"inputs": np.zeros((4, 64), np.float32)}, "'inputs'"),
+        ({"input": np.zeros((0, 64), np.float32)}, "empty"),
+        ({"input": np.zeros((4, 63), np.float32)}, "dimension 1 must be 64"),
+    ],
+    ids=["nan", "wrong-name", "empty-array", "wrong-shape"],
+)
+def test_bad_calibration_data_is_refused_before_any_job_starts(wb, arrays, expected):
+    """load_npz's checks are tested one by one in test_calibration_data.py; here: they run before a job exists."""
+    from workbench.quantize_task import QuantizeRequest
+
+    ref = wb.import_path(get_sample("digits_mlp").path)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    stored = wb.store_data(buf.getvalue(), "calib.npz")
+    with pytest.raises(DataError, match="calib.npz") as err:
+        wb.submit_quantize(ref, QuantizeRequest(data_path=str(stored)))
+    assert expected in err.value.message
+    assert wb.jobs.list() == []
+
+
+# ---------------------------------------------------------------------------------------------- forms
+
+
+@pytest.mark.parametrize(
+    ("rng", "expected"),
+    [
+        (
+            ShapeRange((2**31, 3, 32, 32), (2**31, 3, 32, 32), (2**31, 3, 32, 32)),
+            "min = 2147483648 is not a valid",
+        ),
+        (ShapeRange((1, 3, 32, 32), (8, 3, 32, 32), (4, 3, 32, 32)), "need min <= opt <= max, got 1, 8, 4"),
+    ],
+    ids=["dim-2^31", "opt-over-max"],
+)
+def test_out_of_range_profiles_are_refused_before_any_job(wb, rng, expected):
+    ref = wb.import_path(get_sample("cnn_residual").path)
+    with pytest.raises(SpecError) as err:
+        wb.submit_build(ref, BuildSpec(profiles=(Profile({"input": rng}),)))
+    assert "input 'input', dim 0" in err.value.message and expected in err.value.message
+    assert wb.jobs.list() == []
+
+
+# ---------------------------------------------------------------------------------------------- CLI and app
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "cli-ws")}
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _cli_inputs(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.onnx").write_bytes(b"")
+    with open(folder / "huge.onnx", "wb") as fh:
+        fh.truncate(2**31 + 1)
+    (folder / "ctrl.onnx").write_bytes(_relu(node="relu\x07bell"))
+    (folder / "evil.zip").write_bytes(_zip({"../../evil.onnx": TINY}))
+    return {p.name: p for p in folder.iterdir()}
+
+
+_SHAPES = "--min-shapes input:1x3x32x32 --opt-shapes input:1x3x32x32 --max-shapes input:1x3x32x32"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("inspect {empty.onnx}", "'empty.onnx' is empty (0 bytes)"),
+        ("inspect {huge.onnx}", "'huge.onnx' is 2.0 GiB in one file"),
+        ("inspect {ctrl.onnx}", r"'relu\x07bell' has control characters"),
+        ("build {evil.zip} -o x.plan", "evil.zip: entry '../../evil.onnx' would unpack outside"),
+        ("build {ctrl.onnx} -o x.plan", r"'relu\x07bell' has control characters"),
+        (f"build {{cnn}} -o x.plan --workspace-mb 99999999999 {_SHAPES}", "Workspace limit 99999999999 MiB"),
+    ],
+    ids=[
+        "inspect-0-byte",
+        "inspect-over-2GiB",
+        "inspect-control-chars",
+        "build-archive-dotdot",
+        "build-control-chars",
+        "build-absurd-workspace",
+    ],
+)
+def test_the_cli_refuses_hostile_inputs_with_exit_2_and_no_traceback(tmp_path, command, expected):
+    files = {**_cli_inputs(tmp_path), "cnn": get_sample("cnn_residual").path}
+    out = _cli(tmp_path, *(str(files[a[1:-1]]) if a.startswith("{") else a for a in command.split()))
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert expected in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x.plan").exists() and not (tmp_path / "evil.onnx").exists()
+    home = tmp_path / "cli-ws"
+    if home.exists():
+        assert not any((home / "tmp").iterdir())
+        assert not any((home / "jobs").glob("*/job.json")), "a job was queued for a refused input"
+        if "{cnn}" not in command:  # a refused model is not stored (the sample is valid, its form is not)
+            assert not any((home / "models").iterdir())
+
+
+def test_a_hostile_upload_through_the_model_page_is_an_error_and_the_page_stays_usable(
+    wb, tmp_path, monkeypatch
+):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+    from workbench import ui
+
+    monkeypatch.chdir(REPO)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+        at.file_uploader(key="model.uploader").set_value(
+            ("bomb.zip", _zip({"../../../../evil.onnx": TINY}), "application/zip")
+        ).run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = [e.value for e in at.error]
+        assert errors and "bomb.zip" in errors[0] and "outside its folder" in errors[0]
+        assert ui.MODEL_DIGEST not in at.session_state
+        assert wb.models() == [] and not any(wb.ws.tmp_dir.iterdir())
+        assert not (tmp_path / "evil.onnx").exists()
+        # The same session goes on: a bundled sample opens.
+        at.selectbox(key="model.sample").select("cnn_residual").run()
+        at.button(key="model.open_sample").click().run()
+        assert not at.exception and at.subheader[0].value == "cnn_residual.onnx"
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
