@@ -110,24 +110,8 @@ if st.session_state.get(JOB) not in {j.id for j in earlier}:
     st.session_state[JOB] = earlier[0].id
 labels = {j.id: opt.comparison_label(j) for j in earlier}
 job_id = st.selectbox("Comparison", list(labels), format_func=labels.get, key=JOB)
-job = wb.jobs.get(job_id)
-if job.active:
-
-    @st.fragment(run_every=1.0)
-    def live() -> None:
-        j = wb.jobs.get(job_id)
-        if not j.active:
-            st.rerun()
-        ui.job_status_line(j)
-        if st.button("Cancel", key=f"accuracy.cancel.{job_id}"):
-            wb.jobs.cancel(job_id)
-
-    live()
-    st.stop()
-ui.job_status_line(job)
+job = ui.job_panel(job_id, "Comparison")
 if job.status != "succeeded":
-    with st.expander("Log", expanded=True):
-        ui.log_view(wb.jobs.read_log(job_id)[0], ui.LOG_LEVELS[:3])
     st.stop()
 
 job_dir = wb.jobs.job_dir(job_id)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendError, BackendUnavailable, ModelError, SpecError, WorkbenchError
-from .progress import Cancelled, Reporter, check_cancel
+from .progress import Cancelled, Reporter, SubReporter, check_cancel
 from .spec import BuildSpec, validate_spec
 
 log = logging.getLogger(__name__)
@@ -269,29 +269,13 @@ def _quantized_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporte
         exclude_nodes=tuple(calib.exclude_nodes), exclude_op_types=tuple(calib.exclude_op_types),
     )
     out = out_dir / QDQ
-    result = quantize.quantize_qdq(model_path, out, data, qspec, reporter=_Scaled(reporter, 0.02, _BUILD_START),
+    result = quantize.quantize_qdq(model_path, out, data, qspec, reporter=SubReporter(reporter, 0.02, _BUILD_START),
                                    reuse_ranges=calib.ranges_path)
     for w in result.warnings:
         reporter.log(w, logging.WARNING)
     reporter.log(f"Quantized {result.n_quantized_nodes} nodes with the {result.calibrator} calibrator on "
                  f"{result.n_samples} samples" + (f", {result.batches}" if result.batches else "") + ".")
     return out
-
-
-class _Scaled:
-    """A reporter that maps a sub-task's 0..1 progress onto [lo, hi] of the parent's."""
-
-    def __init__(self, parent: Reporter, lo: float, hi: float) -> None:
-        self._p, self._lo, self._hi = parent, lo, hi
-
-    def log(self, message: str, level: int = logging.INFO) -> None:
-        self._p.log(message, level)
-
-    def progress(self, fraction: float, phase: str) -> None:
-        self._p.progress(self._lo + (self._hi - self._lo) * fraction, phase)
-
-    def cancelled(self) -> bool:
-        return self._p.cancelled()
 
 
 def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter,

@@ -50,3 +50,21 @@ class LoggingReporter(NullReporter):
 def check_cancel(reporter: Reporter) -> None:
     if reporter.cancelled():
         raise Cancelled("Cancelled by the user.")
+
+
+class SubReporter:
+    """A step of a longer task: maps the step's 0..1 progress onto [lo, hi] of the parent's, optionally
+    prefixing its log lines and phases (e.g. with the calibrator being scored)."""
+
+    def __init__(self, parent: Reporter, lo: float, hi: float, prefix: str = "") -> None:
+        self.parent, self.lo, self.hi, self.prefix = parent, lo, hi, prefix
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self.parent.log(f"[{self.prefix}] {message}" if self.prefix else message, level)
+
+    def progress(self, fraction: float, phase: str) -> None:
+        self.parent.progress(self.lo + (self.hi - self.lo) * fraction, f"{self.prefix}: {phase}" if self.prefix
+                             else phase)
+
+    def cancelled(self) -> bool:
+        return self.parent.cancelled()

@@ -31,7 +31,7 @@ import numpy as np
 
 from .calibration_data import CalibrationData, InputSpec, model_inputs
 from .errors import BackendError, DataError, SpecError, WorkbenchError
-from .progress import Cancelled, NullReporter, Reporter, check_cancel
+from .progress import Cancelled, NullReporter, Reporter, SubReporter, check_cancel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -981,7 +981,7 @@ def score_calibrators(
         for k, cal in enumerate(calibrators):
             check_cancel(reporter)
             reporter.log(f"Scoring the {cal} calibrator.")
-            sub = _Sub(reporter, (k + 0.1) / len(calibrators), (k + 0.8) / len(calibrators), cal)
+            sub = SubReporter(reporter, (k + 0.1) / len(calibrators), (k + 0.8) / len(calibrators), cal)
             folder = Path(tmp_s) / cal
             res = quantize_qdq(
                 model_path,
@@ -1013,20 +1013,3 @@ def score_calibrators(
     return pd.DataFrame(rows)
 
 
-@dataclass
-class _Sub:
-    """Maps a nested quantization's progress into [lo, hi] of the parent's; phases prefixed."""
-
-    parent: Reporter
-    lo: float
-    hi: float
-    prefix: str
-
-    def log(self, message: str, level: int = logging.INFO) -> None:
-        self.parent.log(f"[{self.prefix}] {message}", level)
-
-    def progress(self, fraction: float, phase: str) -> None:
-        self.parent.progress(self.lo + (self.hi - self.lo) * fraction, f"{self.prefix}: {phase}")
-
-    def cancelled(self) -> bool:
-        return self.parent.cancelled()

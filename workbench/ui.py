@@ -208,36 +208,9 @@ LOG_LEVELS = ("error", "warning", "info", "verbose", "debug")
 
 
 def build_job_panel(job_id: str) -> None:
-    """Live while the job runs (progress, filtered log, cancel); a static result view once it has finished."""
-    wb = workbench()
-    job = wb.jobs.get(job_id)
-    st.markdown(f"**{job.title}**  \n`job {job.id}`")
-    levels = st.multiselect("Log levels", LOG_LEVELS, default=["error", "warning", "info"],
-                            key=BUILD_LOG_LEVELS)
-    if job.active:
-
-        @st.fragment(run_every=1.0)
-        def live() -> None:
-            j = wb.jobs.get(job_id)
-            if not j.active:
-                st.rerun()
-            job_status_line(j)
-            if st.button("Cancel build", key=f"build.cancel.{job_id}", type="secondary"):
-                wb.jobs.cancel(job_id)
-                st.toast("Cancelling …")
-            text, _ = wb.jobs.read_log(job_id)
-            log_view(text, levels)
-
-        live()
-        return
-    job_status_line(job)
-    if job.status == "succeeded":
-        build_results(job)
-    text, _ = wb.jobs.read_log(job_id)
-    with st.expander("Build log", expanded=job.status != "succeeded"):
-        log_view(text, levels)
-        st.download_button("Download log", data=text, file_name=f"build-{job.id}.log", key=f"build.log.{job.id}",
-                           on_click="ignore")
+    """Live while the build runs (progress, filtered log, cancel); its results once it has finished."""
+    levels = st.multiselect("Log levels", LOG_LEVELS, default=["error", "warning", "info"], key=BUILD_LOG_LEVELS)
+    job_panel(job_id, "Build", levels=levels, results=build_results)
 
 
 def build_results(job: Any) -> None:
@@ -335,8 +308,10 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
     return data_path, source == "random"
 
 
-def job_panel(job_id: str, what: str = "Job") -> Any:
-    """Progress, cancel and log of any job while it runs (rerunning the page when it ends); the job when done."""
+def job_panel(job_id: str, what: str = "Job", levels: Sequence[str] = ("error", "warning", "info"),
+              results: Any = None) -> Any:
+    """Any job: live progress, cancel and log while it runs (the page reruns when it ends); once finished, its
+    status, ``results(job)`` when it succeeded, and the log. Returns the job."""
     wb = workbench()
     job = wb.jobs.get(job_id)
     st.markdown(f"**{job.title}**  \n`job {job.id}`")
@@ -351,13 +326,18 @@ def job_panel(job_id: str, what: str = "Job") -> Any:
             if st.button(f"Cancel {what.lower()}", key=f"job.cancel.{job_id}", type="secondary"):
                 wb.jobs.cancel(job_id)
                 st.toast("Cancelling …")
-            log_view(wb.jobs.read_log(job_id)[0], ("error", "warning", "info"), height=220)
+            log_view(wb.jobs.read_log(job_id)[0], levels)
 
         live()
         return job
     job_status_line(job)
+    if job.status == "succeeded" and results is not None:
+        results(job)
+    text, _ = wb.jobs.read_log(job_id)
     with st.expander(f"{what} log", expanded=job.status != "succeeded"):
-        log_view(wb.jobs.read_log(job_id)[0], ("error", "warning", "info"), height=260)
+        log_view(text, levels)
+        st.download_button("Download log", data=text, file_name=f"{what.lower()}-{job.id}.log",
+                           key=f"job.log.{job.id}", on_click="ignore")
     return job
 
 

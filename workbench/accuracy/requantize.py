@@ -10,7 +10,7 @@ from typing import Any
 
 from ..calibration_data import CalibrationData
 from ..errors import SpecError
-from ..progress import NullReporter, Reporter
+from ..progress import NullReporter, Reporter, SubReporter
 from ..reports.accuracy_html import render_report
 from .candidates import simulate_qdq
 from .comparison import BEFORE_AFTER_FILE, REPORT_FILE, SAMPLES_FILE, _write, compare, load_samples
@@ -18,22 +18,6 @@ from .results import BeforeAfter, ComparisonResult
 from .spec import CompareSpec
 
 log = logging.getLogger(__name__)
-
-
-class _Part:
-    """A reporter mapping a step's 0..1 progress into [lo, hi] of the whole."""
-
-    def __init__(self, parent: Reporter, lo: float, hi: float) -> None:
-        self._p, self._lo, self._hi = parent, lo, hi
-
-    def log(self, message: str, level: int = logging.INFO) -> None:
-        self._p.log(message, level)
-
-    def progress(self, fraction: float, phase: str) -> None:
-        self._p.progress(self._lo + (self._hi - self._lo) * fraction, phase)
-
-    def cancelled(self) -> bool:
-        return self._p.cancelled()
 
 
 def requantize_and_compare(
@@ -65,12 +49,12 @@ def requantize_and_compare(
     combined = tuple(dict.fromkeys([*quantize_spec.exclude_nodes, *exclude]))
     qspec = replace(quantize_spec, exclude_nodes=combined)
     reporter.log(f"Re-quantizing with {len(combined)} node(s) kept in float: {', '.join(combined)}.")
-    candidate, qres = simulate_qdq(model, out_dir, calibration, qspec, _Part(reporter, 0.0, 0.4))
+    candidate, qres = simulate_qdq(model, out_dir, calibration, qspec, SubReporter(reporter, 0.0, 0.4))
     candidate = replace(
         candidate,
         source=f"re-quantized with {', '.join(exclude)} kept in float ({qres.calibrator} calibrator)",  # type: ignore[attr-defined]
     )
-    after = compare(model, candidate, data, spec, out_dir=out_dir, reporter=_Part(reporter, 0.4, 0.95))
+    after = compare(model, candidate, data, spec, out_dir=out_dir, reporter=SubReporter(reporter, 0.4, 0.95))
     result = BeforeAfter(before, after, tuple(qres.excluded), tuple(exclude), candidate.path.name)  # type: ignore[attr-defined]
     _write(out_dir / BEFORE_AFTER_FILE, result.to_json())
     _write(
