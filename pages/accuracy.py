@@ -172,6 +172,12 @@ with ui.error_boundary("Comparison result"):
             ):
                 st.session_state[NEXT] = submit_compare(wb.jobs, ref, again)
                 st.rerun()
+            build_job = (job.payload.get("request") or {}).get("build_job")
+            if keep and build_job and st.button("Rebuild the engine with these kept in float",
+                                                key="accuracy.rebuild"):
+                with ui.error_boundary("Rebuild"):
+                    st.session_state[ui.BUILD_JOB] = wb.rebuild_keeping_float(build_job, keep)
+                    st.switch_page("pages/build.py")
     if ba:
         with tabs["Before / after"]:
             st.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")

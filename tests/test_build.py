@@ -170,3 +170,24 @@ def test_int8_transformer_with_a_scalar_scale_builds(wb):
     assert job.status == "succeeded", (job.error, log[-3000:])
     assert "attn/scale" in log and "Kept in float" in log
     assert [ly for ly in _layers(wb, job.id).layers if "INT8" in ly.precision]
+
+
+def test_rebuilding_with_culprits_kept_in_float_leaves_them_out_of_quantization(wb):
+    """From the accuracy page's culprits to a new engine in one step: the same INT8 build, those nodes in float."""
+    from workbench.quantize import qdq_summary
+
+    sample = get_sample("digits_mlp")
+    spec = BuildSpec(precision="int8", profiles=sample.profiles(),
+                     calibration=CalibrationSpec(data_path=str(sample.calibration_data), calibrator="entropy"))
+    first, log = _build(wb, sample.path, spec)
+    assert first.status == "succeeded", (first.error, log[-2000:])
+    quantized = qdq_summary(wb.jobs.artifact(first.id, "model_qdq.onnx")).quantized_nodes
+    keep = [quantized[0]]
+    second = wb.jobs.wait(wb.rebuild_keeping_float(first.id, keep), timeout=300)
+    assert second.status == "succeeded", second.error
+    assert second.payload["spec"]["calibration"]["exclude_nodes"] == keep
+    after = qdq_summary(wb.jobs.artifact(second.id, "model_qdq.onnx"))
+    assert keep[0] not in after.quantized_nodes and keep[0] in after.float_nodes
+    with pytest.raises(Exception, match="not a quantized build"):
+        fp32, _ = _build(wb, sample.path, BuildSpec(profiles=sample.profiles()))
+        wb.rebuild_keeping_float(fp32.id, keep)

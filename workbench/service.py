@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -132,6 +134,22 @@ class Workbench:
 
         ref = self.import_path(get_sample(SAMPLE).path)
         return ref, submit_demo(self.jobs, ref)
+
+    def rebuild_keeping_float(self, build_job_id: str, nodes: Sequence[str]) -> str:
+        """The same build again with ``nodes`` (names or op types) kept out of quantization: one click from
+        the accuracy page's culprits to a new engine."""
+        job = self.finished_build(build_job_id)
+        spec = BuildSpec.from_dict(job.payload["spec"])
+        calib = spec.calibration
+        if spec.precision not in ("int8", "fp8") or calib is None:
+            raise JobError(f"Build {build_job_id} is {spec.precision.upper()}, not a quantized build.",
+                           "Rebuilding with layers kept in float applies to INT8/FP8 builds.")
+        ops = set(self.summary(self.model(job.model_digest)).op_histogram)
+        spec = spec.with_(calibration=dataclasses.replace(
+            calib, ranges_path=None,
+            exclude_nodes=tuple(dict.fromkeys([*calib.exclude_nodes, *(n for n in nodes if n not in ops)])),
+            exclude_op_types=tuple(dict.fromkeys([*calib.exclude_op_types, *(n for n in nodes if n in ops)]))))
+        return self.submit_build(self.model(job.model_digest), spec)
 
     def store_data(self, data: IO[bytes] | bytes, filename: str) -> Path:
         return store_data_file(self.ws, data, filename)
