@@ -225,3 +225,185 @@ def fresh_context(browser: Any, **options: Any) -> Iterator[tuple[Any, RequestGu
         yield context, guard
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------------------------------------- the app's pages
+# What a user sees and clicks in the Streamlit app, found by role, label and Streamlit's test ids.
+
+PAGE_TIMEOUT_MS = 30_000
+JOB_ID = re.compile(r"^job ([A-Za-z0-9_-]{22})$")
+
+
+def open_app(page: Any, app: RunningApp) -> None:
+    """The app's home (the Model page), rendered."""
+    page.goto(app.url)
+    page.get_by_role("heading", name="Model").wait_for(timeout=PAGE_TIMEOUT_MS)
+
+
+def go_to(page: Any, title: str, heading: str | None = None) -> None:
+    """Follow the sidebar's link to a page and wait for its title (``heading`` when it differs)."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+    page.get_by_role("heading", name=heading or title, exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
+
+
+def open_sample(page: Any, title: str, file_name: str) -> None:
+    """On the Model page: pick a bundled sample by its catalog title, open it, wait for its summary."""
+    page.get_by_label("…or open a bundled sample").click()
+    page.get_by_role("option", name=title, exact=True).click()
+    page.get_by_role("button", name="Open sample").click()
+    page.get_by_role("heading", name=file_name, exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
+
+
+def main_area(page: Any) -> Any:
+    return page.get_by_test_id("stMain")
+
+
+def metric_value(scope: Any, label: str) -> str:
+    """The value of the ``st.metric`` labelled exactly ``label``."""
+    root = getattr(scope, "page", scope)  # a filter's inner locator is relative: build it from the page
+    metric = scope.get_by_test_id("stMetric").filter(
+        has=root.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    )
+    return str(metric.get_by_test_id("stMetricValue").inner_text()).strip()
+
+
+def shown_job_id(scope: Any) -> str:
+    """The id a job panel shows (``job <id>``)."""
+    element = scope.get_by_text(JOB_ID)
+    element.wait_for(timeout=PAGE_TIMEOUT_MS)
+    match = JOB_ID.match(str(element.inner_text()).strip())
+    assert match, element.inner_text()
+    return match.group(1)
+
+
+def wait_finished(scope: Any, timeout_ms: float) -> None:
+    """A job panel's status line says the job finished (fails at once, with the page's words, when the
+    panel says the job failed or was cancelled)."""
+    done = scope.get_by_test_id("stAlertContentSuccess").filter(has_text=re.compile(r"^Finished in "))
+    failed = scope.get_by_test_id("stAlertContentError").filter(has_text=re.compile(r"^Failed: "))
+    cancelled = scope.get_by_test_id("stAlertContentWarning").filter(has_text=re.compile(r"^Cancelled\."))
+    done.or_(failed).or_(cancelled).first.wait_for(timeout=timeout_ms)
+    for ended in (failed, cancelled):
+        assert ended.count() == 0, ended.first.inner_text()
+
+
+# The live panel of a running job: a progress bar whose text is "<phase> · <seconds> s" beside a log view that
+# already holds lines. Checked in the page itself (polled on every animation frame): the panel is live for as
+# long as the job runs, and the Python side could miss a state that lasts one poll of the page. A job that ends
+# first (finished, failed) ends the wait too, so a test fails at once, saying what the panel said.
+_LIVE_PANEL = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const ended = main && [...main.querySelectorAll('[data-testid^="stAlertContent"]')]
+    .map(a => a.innerText.trim()).find(t => /^(Finished in|Failed: |Cancelled\\.)/.test(t));
+  if (ended) return {ended};
+  const bar = main && main.querySelector('[data-testid="stProgress"]');
+  if (!bar || bar.closest('[data-stale="true"]')) return null;
+  const lines = [...main.querySelectorAll('[data-testid="stHtml"] pre')]
+    .flatMap(pre => pre.innerText.split('\\n')).filter(line => line.trim());
+  return lines.length ? {progress: bar.innerText.trim(), lines} : null;
+}"""
+
+
+def wait_live_panel(page: Any, timeout_ms: float) -> tuple[str, list[str]]:
+    """Wait until a running job's panel shows progress and log lines together: (progress text, log lines)."""
+    seen = page.wait_for_function(_LIVE_PANEL, timeout=timeout_ms).json_value()
+    assert "ended" not in seen, (
+        f"the job ended before its panel showed progress and log lines: {seen['ended']}"
+    )
+    return str(seen["progress"]), [str(line) for line in seen["lines"]]
+
+
+@dataclass(frozen=True)
+class GridView:
+    """What an ``st.dataframe`` holds, read from the accessible table that Streamlit's data grid keeps in its
+    canvas: the row count of the whole frame, the column titles, and the rows it has rendered (the grid is
+    virtualised: only rows in view)."""
+
+    row_count: int
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def column(self, name: str) -> list[str]:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+
+def read_grid(dataframe: Any, timeout_ms: float = PAGE_TIMEOUT_MS) -> GridView:
+    """Read a ``stDataFrame`` element (see :class:`GridView`)."""
+    table = dataframe.locator('table[role="grid"]')
+    table.wait_for(state="attached", timeout=timeout_ms)
+    data = table.evaluate(
+        """t => ({
+            rows: Number(t.getAttribute('aria-rowcount')) - 1,
+            columns: [...t.querySelectorAll('thead th')].map(th => th.textContent),
+            cells: [...t.querySelectorAll('tbody tr')].map(
+                tr => [...tr.querySelectorAll('td')].map(td => td.textContent)),
+        })"""
+    )
+    return GridView(int(data["rows"]), tuple(data["columns"]), tuple(tuple(r) for r in data["cells"]))
+
+
+def wait_grid_rows(dataframe: Any, rows: int, timeout_ms: float = PAGE_TIMEOUT_MS) -> GridView:
+    """Wait until the frame holds ``rows`` rows (after a search or a rerun), then read it."""
+    dataframe.locator(f'table[role="grid"][aria-rowcount="{rows + 1}"]').wait_for(
+        state="attached", timeout=timeout_ms
+    )
+    return read_grid(dataframe, timeout_ms)
+
+
+def plotly_drawn(scope: Any, timeout_ms: float = PAGE_TIMEOUT_MS) -> Any:
+    """Wait until Plotly has drawn a figure in ``scope`` (a page, frame or locator); its first plot div."""
+    plot = scope.locator(".js-plotly-plot:has(.main-svg)").first
+    plot.wait_for(state="attached", timeout=timeout_ms)
+    return plot
+
+
+@contextlib.contextmanager
+def evidence_on_failure(page: Any, app: RunningApp | None, folder: Path) -> Iterator[None]:
+    """If the block fails: a screenshot of the page and the app's log tail go with the error."""
+    try:
+        yield
+    except BaseException as err:
+        shot = folder / "failure.png"
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(shot))
+        if hasattr(err, "add_note"):
+            err.add_note(f"screenshot: {shot}")
+            if app is not None:
+                err.add_note("app log (tail):\n" + app.log(3000))
+        raise
+
+
+@dataclass
+class OfflinePage:
+    """A page in a context that is offline, with every request but one file's aborted and recorded."""
+
+    page: Any
+    url: str  # the file's own URL: the one thing that loads
+    attempted: list[str]
+
+
+@contextlib.contextmanager
+def offline_page(browser: Any, path: Path) -> Iterator[OfflinePage]:
+    """A fresh, offline browser context where only ``path`` (as a ``file://`` URL) loads: every other request
+    (network, or another local file beside it) is aborted and recorded. For files that claim to be
+    self-contained; navigate to its ``url``."""
+    context = browser.new_context(
+        offline=True, service_workers="block", viewport={"width": 1400, "height": 1000}
+    )
+    url = path.absolute().as_uri()
+    allowed = {url, path.resolve().as_uri()}
+    attempted: list[str] = []
+
+    def only_the_file(route: Any) -> None:
+        if route.request.url.split("#")[0] in allowed:
+            route.fallback()
+            return
+        attempted.append(route.request.url)
+        route.abort("blockedbyclient")
+
+    context.route("**/*", only_the_file)
+    try:
+        yield OfflinePage(context.new_page(), url, attempted)
+    finally:
+        context.close()

@@ -1,9 +1,14 @@
 """The app in a real browser: Debian's chromium, a fresh profile, no internet.
 
 A user starts the app as the README says, opens a bundled sample, reads its summary and sees Netron draw
-the graph inside the app; nothing the browser does may leave the machine. The last test is the control:
-Netron as shipped, in the same browser, does phone home, ask for cookie consent and lock itself after
-180 days, so the checks above would see it if a patch stopped working.
+the graph inside the app; nothing the browser does may leave the machine. The control test shows Netron as
+shipped, in the same browser, does phone home, ask for cookie consent and lock itself after 180 days, so the
+checks above would see it if a patch stopped working.
+
+The last three walk the user's whole path, each in a fresh app (an empty workspace) and a fresh profile: a
+build watched live, then its fusion report; a comparison of an INT8 simulation against ONNX Runtime; the
+one-click demo, ending on its report opened offline. What the pages show is checked against what the real
+jobs wrote into the workspace, never against numbers typed in here.
 """
 
 from __future__ import annotations
@@ -14,7 +19,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import browser_skip_reason, chromium, fresh_context, running_app
+from tests.browser_support import (
+    browser_skip_reason,
+    chromium,
+    evidence_on_failure,
+    fresh_context,
+    go_to,
+    main_area,
+    metric_value,
+    offline_page,
+    open_app,
+    open_sample,
+    plotly_drawn,
+    read_grid,
+    running_app,
+    shown_job_id,
+    wait_finished,
+    wait_grid_rows,
+    wait_live_panel,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -22,6 +45,7 @@ SAMPLE = "cnn_residual"
 DRAW_TIMEOUT_MS = 30_000
 CONSENT_TEXT = "This app uses cookies"
 EXPIRED_TEXT = "Please update to the newest version"
+JOB_TIMEOUT_MS = 180_000  # a job on a loaded 2-core CI machine; they take seconds here
 
 
 @pytest.fixture(scope="module")
@@ -89,17 +113,10 @@ def test_fresh_browser_opens_a_sample_and_netron_draws_it_offline(app, browser, 
     s, nodes = sample
     with fresh_context(browser) as (context, guard):
         page = context.new_page()
-        page.goto(app.url)
-        page.get_by_role("heading", name="Model").wait_for(timeout=30_000)
-
-        page.get_by_label("…or open a bundled sample").click()
-        page.get_by_role("option", name=s.title).click()
-        page.get_by_role("button", name="Open sample").click()
-
+        open_app(page, app)
         # The summary: the model's name as a heading and its real node count.
-        page.get_by_role("heading", name=s.path.name).wait_for(timeout=30_000)
-        nodes_metric = page.get_by_test_id("stMetric").filter(has_text="Nodes")
-        assert nodes_metric.get_by_test_id("stMetricValue").inner_text().strip() == f"{len(nodes):,}"
+        open_sample(page, s.title, s.path.name)
+        assert metric_value(page, "Nodes") == f"{len(nodes):,}"
 
         page.get_by_role("tab", name="Graph (Netron)").click()
         iframe_selector = f'iframe[title="Netron graph of {s.path.name}"]'
@@ -198,6 +215,256 @@ def test_control_netron_as_shipped_phones_home_asks_consent_and_expires(app, bro
         page.route(re.compile(re.escape(raw) + r"/.*"), serve_shipped)
         page.goto(f"{raw}/index.html?url={model_url}")
         page.get_by_text(EXPIRED_TEXT).wait_for(timeout=DRAW_TIMEOUT_MS)
+
+
+# ---------------------------------------------------------------------------------------------- whole paths
+
+
+@pytest.fixture()
+def fresh_app(tmp_path):
+    """The app started as the README does, on an empty workspace of its own."""
+    reason = browser_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with running_app(tmp_path / "app") as running:
+        yield running
+
+
+def _job_dir(app, job_id: str) -> Path:
+    """Where the job the page shows keeps its state and artifacts (in the app's workspace)."""
+    from workbench.workspace import Workspace
+
+    job_dir = Workspace.at(app.home).jobs_dir / job_id
+    assert (job_dir / "job.json").is_file(), f"the page shows job {job_id}, which the workspace lacks"
+    return job_dir
+
+
+def _download(page, button) -> tuple[str, bytes]:
+    """Press a download button; (file name the browser is given, bytes it receives)."""
+    with page.expect_download(timeout=DRAW_TIMEOUT_MS) as info:
+        button.click()
+    download = info.value
+    return download.suggested_filename, Path(download.path()).read_bytes()
+
+
+@pytest.mark.slow
+def test_build_watched_live_then_its_fusion_report(fresh_app, browser, tmp_path):
+    """Open the CNN sample, build it, watch the build, download the plan, read the fusion report.
+
+    The build is INT8 on random calibration data (the CNN sample ships none), with the proposed profile: it
+    calibrates before it builds, so it runs long enough for the one-second live panel to show its log. An FP32
+    build of this sample finishes in under a second, before the panel polls a second time.
+    """
+    import onnx
+
+    from workbench.fusion import ENGINE_GRAPH, job_network_model, job_report
+    from workbench.samples import get_sample
+
+    s = get_sample(SAMPLE)
+    with fresh_context(browser, accept_downloads=True) as (context, guard):
+        page = context.new_page()
+        main = main_area(page)
+        with evidence_on_failure(page, fresh_app, tmp_path):
+            open_app(page, fresh_app)
+            open_sample(page, s.title, s.path.name)
+
+            go_to(page, "Build")
+            main.get_by_label("Precision").click()
+            page.get_by_role("option", name="INT8", exact=True).click()
+            main.get_by_text("Random (shapes only — accuracy meaningless)", exact=True).click()
+            main.get_by_text("Random calibration data: the engine builds").wait_for()
+            main.get_by_role("button", name="Build", exact=True).click()
+
+            # While it runs: a progress bar ("<phase> · <elapsed> s") beside this job's log.
+            progress, lines = wait_live_panel(page, JOB_TIMEOUT_MS)
+            job_id = shown_job_id(main)
+            assert re.fullmatch(r".+ · \d+\.\d s", progress), progress
+            assert any(job_id in line for line in lines), lines
+            wait_finished(main, JOB_TIMEOUT_MS)
+            job_dir = _job_dir(fresh_app, job_id)
+
+            # The plan the browser downloads is the plan the build wrote.
+            name, data = _download(page, main.get_by_role("button", name="Download plan"))
+            assert name == "engine.plan"
+            assert _sha256(data) == _sha256((job_dir / "engine.plan").read_bytes())
+
+            # The fusion report of that build: summary, layer table, search, engine graph beside the model.
+            layers, report = job_report(job_dir)
+            go_to(page, "Fusion", heading="Layer fusion")
+            counts = report.fate_counts
+            shown = {
+                label: metric_value(main, label)
+                for label in (
+                    "ONNX nodes",
+                    "Engine layers",
+                    "Fused",
+                    "Split",
+                    "Eliminated / folded",
+                    "Unaccounted",
+                )
+            }
+            assert shown == {
+                "ONNX nodes": str(report.num_onnx_nodes),
+                "Engine layers": str(report.num_layers),
+                "Fused": str(counts["fused"]),
+                "Split": str(counts["split"]),
+                "Eliminated / folded": str(counts["eliminated"] + counts["constant_folded"]),
+                "Unaccounted": "0",
+            }
+            assert report.num_layers < report.num_onnx_nodes
+
+            rows = layers.search("", profile=report.profile)
+            table = main.get_by_test_id("stDataFrame").first
+            grid = read_grid(table)
+            assert grid.row_count == len(rows) == report.num_layers
+            assert grid.rows and grid.column("name") == [r["name"] for r in rows][: len(grid.rows)]
+
+            types = [r["type"] for r in rows]
+            query = next(t for t in dict.fromkeys(types) if types.count(t) < len(types))
+            found = layers.search(query, profile=report.profile)
+            main.get_by_label("Search layers").fill(query)
+            main.get_by_label("Search layers").press("Enter")
+            grid = wait_grid_rows(table, len(found))
+            assert grid.column("name") == [r["name"] for r in found][: len(grid.rows)]
+
+            main.get_by_role("tab", name="Graph", exact=True).click()
+            network = job_network_model(job_dir)
+            model_view = page.frame_locator(f'iframe[title="Netron graph of {network.name}"]')
+            engine_view = page.frame_locator(f'iframe[title="Netron graph of {ENGINE_GRAPH}"]')
+            _wait_drawn(model_view)
+            _wait_drawn(engine_view)
+            model_graph = onnx.load(str(network), load_external_data=False).graph
+            engine_graph = onnx.load(str(job_dir / ENGINE_GRAPH)).graph
+            assert len(engine_graph.node) == report.num_layers
+            _assert_graph_drawn(model_view, [(n.name, n.op_type) for n in model_graph.node])
+            _assert_graph_drawn(engine_view, [(n.name, n.op_type) for n in engine_graph.node])
+            _assert_no_dialog(engine_view)
+        guard.assert_clean()
+
+
+@pytest.mark.slow
+def test_comparison_of_an_int8_simulation_names_its_culprits(fresh_app, browser, tmp_path):
+    """Open the digits sample, compare an INT8 Q/DQ simulation with ONNX Runtime FP32, read the per-layer
+    results and the culprits; the page says the candidate is a simulation, not an engine."""
+    from workbench.accuracy import load_comparison
+    from workbench.accuracy.job import SOURCE_LABELS
+    from workbench.accuracy.spec import ENGINE, KIND_LABELS
+    from workbench.samples import get_sample
+
+    s = get_sample("digits_mlp")
+    with fresh_context(browser) as (context, guard):
+        page = context.new_page()
+        main = main_area(page)
+        with evidence_on_failure(page, fresh_app, tmp_path):
+            open_app(page, fresh_app)
+            open_sample(page, s.title, s.path.name)
+
+            go_to(page, "Accuracy")
+            main.get_by_text(SOURCE_LABELS["int8"], exact=True).click()
+            main.get_by_label("Calibrator").wait_for()  # the INT8 options are there: the rerun is done
+            main.get_by_role("button", name="Compare", exact=True).click()
+            wait_finished(main, JOB_TIMEOUT_MS)
+            job_dir = _job_dir(fresh_app, shown_job_id(main))
+            result = load_comparison(job_dir)
+            assert result.is_simulation and result.tensors and result.culprits
+
+            # Said plainly: an ONNX Runtime simulation, not an engine result; nothing claims an engine ran.
+            said = main.get_by_test_id("stAlertContentWarning").filter(
+                has_text=f"Candidate {result.candidate}"
+            )
+            said.wait_for()
+            text = said.inner_text()
+            assert result.kind_label in text
+            assert "ONNX Runtime simulation" in text and "not an engine result" in text
+            assert main.get_by_text(KIND_LABELS[ENGINE]).count() == 0
+
+            # Per layer along the network, titled with the candidate's kind: one marker per compared tensor.
+            plotly_drawn(main)
+            plot = main.locator(".js-plotly-plot:has(.main-svg)").filter(
+                has_text=f"per tensor — candidate: {result.kind_short}"
+            )
+            assert plot.locator(".scatterlayer path.point").count() == len(result.tensors)
+
+            main.get_by_role("tab", name="Table", exact=True).click()
+            grid = read_grid(_visible_frame(main))
+            assert grid.row_count == len(result.tensors)
+            assert grid.column("tensor") == [t.name for t in result.tensors][: len(grid.rows)]
+
+            main.get_by_role("tab", name="Culprits", exact=True).click()
+            bars = main.locator(".js-plotly-plot").filter(has_text="culprit finder")
+            bars.locator(".barlayer path").first.wait_for(timeout=DRAW_TIMEOUT_MS)
+            assert bars.locator(".barlayer .point").count() == len(result.culprits)
+            grid = read_grid(_visible_frame(main))
+            assert grid.column("tensor") == [c.tensor for c in result.culprits]
+            assert grid.column("rank") == [str(c.rank) for c in result.culprits]
+        guard.assert_clean()
+
+
+@pytest.mark.slow
+def test_demo_runs_in_one_click_and_its_report_opens_offline(fresh_app, browser, tmp_path):
+    """The Model page's demo: one click, the headline numbers, and an HTML report that opens from a file with
+    the network cut (Plotly included, nothing fetched)."""
+    import json
+
+    from workbench.accuracy import load_comparison
+    from workbench.demo import REPORT
+
+    with fresh_context(browser, accept_downloads=True) as (context, guard):
+        page = context.new_page()
+        main = main_area(page)
+        with evidence_on_failure(page, fresh_app, tmp_path):
+            open_app(page, fresh_app)
+            main.get_by_text("Demo: the whole flow in one click", exact=True).click()
+            main.get_by_role("button", name=re.compile(r"^▶ Run the demo")).click()
+            wait_finished(main, JOB_TIMEOUT_MS)
+            demo_dir = _job_dir(fresh_app, shown_job_id(main))
+
+            steps = json.loads((demo_dir / "job.json").read_text())["result"]["steps"]
+            plans = {
+                k: (_job_dir(fresh_app, steps[k]) / "engine.plan").stat().st_size for k in ("fp32", "int8")
+            }
+            comparison = load_comparison(_job_dir(fresh_app, steps["compare"]))
+            assert comparison.task and comparison.culprits
+            assert metric_value(main, "FP32 plan") == f"{plans['fp32'] / 1024:.0f} KiB"
+            assert metric_value(main, "INT8 plan") == f"{plans['int8'] / 1024:.0f} KiB"
+            assert metric_value(main, "Top-1, INT8 simulation") == f"{comparison.task.candidate_accuracy:.2%}"
+            assert metric_value(main, "Adds the most error") == comparison.culprits[0].tensor
+            assert main.get_by_text(comparison.kind_label, exact=True).is_visible()
+
+            name, data = _download(page, main.get_by_role("button", name="Download the demo report (HTML)"))
+            assert name == REPORT
+            assert _sha256(data) == _sha256((demo_dir / REPORT).read_bytes())
+            text = data.decode("utf-8")
+            assert "Layer fusion" in text and comparison.kind_label in text
+        guard.assert_clean()
+
+    saved = tmp_path / name
+    saved.write_bytes(data)
+    with offline_page(browser, saved) as offline:
+        with evidence_on_failure(offline.page, None, tmp_path):
+            offline.page.goto(offline.url)
+            offline.page.get_by_role("heading", name=re.compile(r"^Layer fusion")).wait_for()
+            frames = offline.page.locator("iframe")
+            assert frames.count() >= 2  # the fusion report and the accuracy report
+            for i in range(frames.count()):
+                frame = offline.page.frame_locator("iframe").nth(i)
+                plotly_drawn(frame)
+                plots = frame.locator(".js-plotly-plot")
+                assert frame.locator(".js-plotly-plot:has(.main-svg)").count() == plots.count() > 0
+        assert offline.attempted == [], offline.attempted
+
+
+def _visible_frame(scope):
+    """The data frame in the open tab (hidden tabs keep theirs in the page)."""
+    frame = scope.get_by_test_id("stDataFrame").locator("visible=true").first
+    frame.wait_for(timeout=DRAW_TIMEOUT_MS)
+    return frame
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _quote(name: str) -> str:
