@@ -53,7 +53,8 @@ with form:
     if dynamic:
         st.markdown("**Optimization profiles** — min / opt / max shape for each dynamic input (`1x3x224x224`)")
         n_prof = st.number_input("Profiles", 1, 8, 1, key="build.n_profiles")
-        proposal = default_profile(summary.inputs)
+        suggested = ui.sample_profiles(ref)  # a bundled sample's documented profile, else one from the model
+        proposal = suggested[0] if suggested else default_profile(summary.inputs)
         for p in range(int(n_prof)):
             with st.container(border=True):
                 st.markdown(f"Profile {p}")

@@ -95,3 +95,23 @@ def test_every_subcommand_is_there(run):
     out = run("--help")
     for cmd in ("inspect", "build", "quantize", "layers", "compare"):
         assert cmd in out.stdout, f"'{cmd}' missing from trt-workbench --help"
+
+
+@pytest.mark.slow
+def test_quantize_from_a_folder_of_images(run, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+    out = run("quantize", str(get_sample("cnn_residual").path), "-o", "qdq.onnx", "--calib-data", "images",
+              "--calibrator", "minmax", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["n_samples"] == 10 and doc["dequantize_nodes"] > 0
+    (tmp_path / "images" / "broken.png").write_text("not a png")
+    out = run("quantize", str(get_sample("cnn_residual").path), "-o", "qdq2.onnx", "--calib-data", "images")
+    assert out.returncode == 2 and "broken.png" in out.stderr

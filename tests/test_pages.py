@@ -66,7 +66,10 @@ def test_the_build_page_proposes_a_profile_and_queues_a_real_build(app_ws):
     ref = app_ws.import_path(get_sample("cnn_residual").path)
     at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
     _no_exception(at)
-    assert at.text_input(key="build.p0.input.min").value == "1x3x32x32"
+    suggested = get_sample("cnn_residual").profiles()[0].shapes["input"]  # the sample's documented profile
+    for which in ("min", "opt", "max"):
+        assert at.text_input(key=f"build.p0.input.{which}").value == "x".join(map(str, getattr(suggested, which)))
+    at.text_input(key="build.p0.input.opt").input("2x3x32x32").run()
     at.text_input(key="build.p0.input.max").input("4x3x32x32").run()
     at.button(key="build.submit").click().run()
     _no_exception(at)

@@ -6,8 +6,8 @@ is the model's batch axis): ``np.savez("calib.npz", input=x)`` for a model input
 names them (``extra_keys``).
 
 Everything is checked before any array is loaded into memory: zip members' declared sizes and each ``.npy``
-header's shape and dtype, so a zip bomb or a pickled object array never gets unpacked. Image archives with a
-preprocessing form are not handled here (yet).
+header's shape and dtype, so a zip bomb or a pickled object array never gets unpacked. Image archives and
+server folders are preprocessed into such an .npz by :mod:`workbench.calibration_images`.
 """
 
 from __future__ import annotations

@@ -62,8 +62,15 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
     profiles = profiles_from_args(args.min_shapes or [], args.opt_shapes or [], args.max_shapes or [])
     calibration = None
     if args.precision in ("int8", "fp8"):
+        data_path = None
+        if args.calib_data:
+            from .calibration_images import calibration_npz
+            from .workspace import Workspace
+
+            ws = Workspace.at(args.workspace) if args.workspace else Workspace.default()
+            data_path = str(calibration_npz(args.calib_data, args.model, ws.root / "data"))
         calibration = CalibrationSpec(
-            data_path=str(Path(args.calib_data).resolve()) if args.calib_data else None,
+            data_path=data_path,
             calibrator=args.calibrator, percentile=args.percentile,
             exclude_nodes=tuple(args.exclude or ()), synthetic=bool(args.random_calibration),
             ranges_path=str(Path(args.reuse_ranges).resolve()) if args.reuse_ranges else None,
@@ -115,7 +122,8 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace-mb", type=int, default=None, help="workspace memory pool limit in MiB")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0..5")
     p.add_argument("--compute-capabilities", nargs="+", metavar="X.Y", help="TensorRT-RTX targets, e.g. 8.6 8.9")
-    p.add_argument("--calib-data", metavar="DATA.npz", help="calibration data: one array per model input")
+    p.add_argument("--calib-data", metavar="DATA", help="calibration data: an .npz (one array per model input), or "
+                   "a folder / .zip / .tar.gz of images (preprocessing proposed from the model's input)")
     p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy")
     p.add_argument("--percentile", type=float, default=99.999)
     p.add_argument("--exclude", nargs="+", metavar="NODE_OR_OPTYPE", help="keep these out of quantization")

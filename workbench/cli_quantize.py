@@ -44,8 +44,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         raise SpecError("quantize needs --calib-data DATA.npz (one array per model input, first axis = samples).",
                         "Or --reuse-ranges calibration.json from an earlier run, or --random-calibration "
                         "(shapes only: accuracy meaningless).")
+    data_path = None
+    if args.calib_data:
+        from .calibration_images import calibration_npz
+        from .workspace import Workspace
+
+        ws = Workspace.at(args.workspace) if args.workspace else Workspace.default()
+        data_path = str(calibration_npz(args.calib_data, model, ws.root / "data"))
     req = QuantizeRequest(
-        data_path=str(Path(args.calib_data).resolve()) if args.calib_data else None,
+        data_path=data_path,
         calibrator=args.calibrator, percentile=args.percentile, precision=args.precision,
         exclude_nodes=tuple(args.exclude or ()), exclude_op_types=tuple(args.exclude_op_types or ()),
         synthetic=bool(args.random_calibration), reuse_ranges=args.reuse_ranges,
@@ -79,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("quantize", help="calibrate and write a Q/DQ ONNX model (INT8 or FP8)")
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_QDQ.onnx")
-    p.add_argument("--calib-data", metavar="DATA.npz", help="one array per model input, first axis = samples")
+    p.add_argument("--calib-data", metavar="DATA", help="an .npz (one array per model input, first axis = samples), "
+                   "or a folder / .zip / .tar.gz of images (preprocessing proposed from the model's input)")
     p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy")
     p.add_argument("--percentile", type=float, default=99.999)
     p.add_argument("--precision", choices=("int8", "fp8"), default="int8")

@@ -194,15 +194,18 @@ def _summary_from_dict(data: dict[str, Any]) -> ModelSummary:
 
 
 def store_data_file(ws: Workspace, data: IO[bytes] | bytes, filename: str, max_bytes: int = 2 << 30) -> Path:
-    """Keep an uploaded data file (.npz) in the workspace, named by content digest; never executed or unpickled."""
+    """Keep an uploaded data file (.npz, or an image archive: .zip/.tar/.tar.gz) in the workspace, named by content
+    digest; never executed, unpickled or unpacked here."""
     import hashlib
     import uuid
 
+    from .archives import is_archive
     from .model import safe_filename
 
     name = safe_filename(filename, "data.npz")
-    if not name.lower().endswith(".npz"):
-        raise ModelError(f"'{filename}' is not an .npz file.", "Save the arrays with numpy.savez (one per input).")
+    if not (name.lower().endswith(".npz") or is_archive(name)):
+        raise ModelError(f"'{filename}' is neither an .npz file nor an image archive.",
+                         "Save the arrays with numpy.savez (one per input), or pack images into a .zip or .tar.gz.")
     folder = ws.root / "data"
     folder.mkdir(exist_ok=True)
     tmp = ws.tmp_dir / f"data-{uuid.uuid4().hex}.npz"
@@ -218,7 +221,7 @@ def store_data_file(ws: Workspace, data: IO[bytes] | bytes, filename: str, max_b
                 h.update(chunk)
                 out.write(chunk)
         if size == 0:
-            raise ModelError(f"'{filename}' is empty.", "Upload the .npz again.")
+            raise ModelError(f"'{filename}' is empty.", "Upload it again.")
         final = folder / f"{h.hexdigest()[:24]}-{name}"
         os.replace(tmp, final)
         return final

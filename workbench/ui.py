@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import logging
 import os
 import time
@@ -81,6 +82,16 @@ def current_model() -> ModelRef | None:
     except WorkbenchError:
         st.session_state.pop(MODEL_DIGEST, None)
         return None
+
+
+def sample_profiles(ref: ModelRef) -> tuple[Any, ...]:
+    """The suggested optimization profiles when the model is a bundled sample (by content), else ()."""
+    from .samples import list_samples
+
+    for s in list_samples():
+        if s.path.name == ref.name and s.path.stat().st_size == ref.path.stat().st_size:
+            return tuple(s.profiles())
+    return ()
 
 
 def set_current_model(ref: ModelRef) -> None:
@@ -281,16 +292,18 @@ def calibration_preview(ref: ModelRef, data_path: str) -> None:
 
 
 def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data") -> tuple[str | None, bool]:
-    """Where calibration data comes from: the sample's own set, an uploaded .npz, or (labelled) random data.
+    """Where calibration data comes from: the sample's own set, an uploaded .npz, images (an uploaded archive or a
+    folder on the server, preprocessed once into an .npz in the workspace), or (labelled) random data.
 
-    Returns (data path or None, synthetic). Shows a preview of real data.
+    Returns (data path or None, synthetic): the path is always an .npz. Shows a preview of real data.
     """
     from .samples import list_samples
 
     sample = {s.path.name: s for s in list_samples()}.get(ref.name)
-    sources = (["sample"] if sample and sample.calibration_data else []) + ["upload", "random"]
+    sources = (["sample"] if sample and sample.calibration_data else []) + ["upload", "images", "folder", "random"]
     source = st.radio(label, sources, horizontal=True, key=f"{key}.source",
                       format_func={"sample": "Sample's calibration set", "upload": "Upload .npz",
+                                   "images": "Image archive (.zip/.tar.gz)", "folder": "Folder on the server",
                                    "random": "Random (shapes only — accuracy meaningless)"}.get)
     data_path = None
     if source == "sample" and sample:
@@ -301,11 +314,97 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
         if up is not None:
             with error_boundary(f"Calibration data {up.name}"):
                 data_path = str(workbench().store_data(up, up.name))
+    elif source == "images":
+        up = st.file_uploader("Images (.zip or .tar.gz of PNG, JPEG, BMP, ...; other files are skipped)",
+                              type=["zip", "tar.gz", "tgz", "tar"], key=f"{key}.images")
+        if up is not None:
+            with error_boundary(f"Images {up.name}"):
+                stored = st.session_state.get(f"{key}.images.stored")  # (upload id, path): stored once per upload
+                if not stored or stored[0] != up.file_id:
+                    stored = (up.file_id, str(workbench().store_data(up, up.name)))
+                    st.session_state[f"{key}.images.stored"] = stored
+                data_path = _image_source(ref, key, stored[1], None)
+    elif source == "folder":
+        from .calibration_images import data_roots
+
+        roots = data_roots(workbench().ws.root)
+        folder = st.text_input("Folder of images on the server (subfolders included)", key=f"{key}.folder",
+                               placeholder=str(roots[0] / "my-images"),
+                               help="Allowed below: " + ", ".join(str(r) for r in roots)
+                               + " (the administrator sets WORKBENCH_DATA_ROOTS).")
+        if folder.strip():
+            with error_boundary("Image folder"):
+                data_path = _image_source(ref, key, folder, tuple(str(r) for r in roots))
     elif source == "random":
         st.warning("Random calibration data: the engine builds, but its accuracy is meaningless.")
     if data_path:
         calibration_preview(ref, data_path)
     return data_path, source == "random"
+
+
+@st.cache_data(show_spinner=False, max_entries=16, ttl=60)
+def _images_npz(model_path: str, source: str, preprocess: str, roots: tuple[str, ...] | None) -> dict[str, Any]:
+    """Images → .npz in the workspace's data folder (made once per source + preprocessing), with thumbnails."""
+    import numpy as np
+
+    from . import calibration_images as ci
+    from .calibration_data import model_inputs
+
+    wb = workbench()
+    allowed = [Path(r) for r in roots] if roots is not None else None
+    path = ci.resolve_server_source(source, allowed) if allowed is not None else Path(source)
+    pre = ci.ImagePreprocess.from_dict(json.loads(preprocess))
+    made = ci.materialize_npz(path, ci.image_input(model_inputs(Path(model_path))), pre, wb.ws.root / "data",
+                              roots=allowed, work_dir=wb.ws.tmp_dir)
+    with np.load(made.npz_path, allow_pickle=False) as z:
+        thumbs = ci.thumbnails(z[z.files[0]], pre)
+    return {"npz": str(made.npz_path), "n": made.n_images, "notes": list(made.notes),
+            "thumbs": [t for _, t in thumbs], "names": [made.files[i] for i, _ in thumbs]}
+
+
+def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] | None) -> str:
+    """The preprocessing form (defaults read from the model's input shape), then the .npz and a preview."""
+    from . import calibration_images as ci
+    from .calibration_data import model_inputs
+
+    spec = ci.image_input(model_inputs(ref.path))
+    d = ci.propose_preprocess(spec)
+    k = f"{key}.pre.{ref.digest[:12]}"
+    norms = [*ci.NORMALIZATIONS, "custom"]
+    preset = next((n for n, v in ci.NORMALIZATIONS.items() if v == (d.scale, d.mean, d.std)), "custom")
+    with st.form(f"{k}.form"):
+        st.caption(f"Preprocessing for input '{spec.name}' {spec.shape_text()}")
+        c = st.columns(5)
+        mode = c[0].selectbox("Resize", ["shorter side", "exact", "none"], key=f"{k}.resize_mode")
+        r0 = d.resize if isinstance(d.resize, int) else 256
+        side = c[1].number_input("Side / height", 1, 16384, r0, key=f"{k}.resize")
+        width = c[2].number_input("Width (exact)", 1, 16384, r0, key=f"{k}.resize_w")
+        crop = d.crop or (224, 224)
+        ch = c[3].number_input("Crop height (0: none)", 0, 16384, crop[0], key=f"{k}.crop_h")
+        cw = c[4].number_input("Crop width (0: none)", 0, 16384, crop[1], key=f"{k}.crop_w")
+        c = st.columns(4)
+        norm = c[0].selectbox("Normalization", norms, index=norms.index(preset),
+                              format_func=lambda n: ci.NORMALIZATION_LABELS.get(n, "custom: scale, mean, std"),
+                              key=f"{k}.norm")
+        scale = c[1].number_input("Scale (custom)", 0.0, 1e6, d.scale, format="%.6f", key=f"{k}.scale")
+        mean = c[2].text_input("Mean (custom)", ", ".join(f"{v:g}" for v in d.mean), key=f"{k}.mean",
+                               help="One per channel, in the channel order below (BGR: blue first).")
+        std = c[3].text_input("Std (custom)", ", ".join(f"{v:g}" for v in d.std), key=f"{k}.std")
+        c = st.columns(4)
+        order = c[0].selectbox("Channel order", ci.CHANNEL_ORDERS, key=f"{k}.order", disabled=d.channels == 1)
+        layout = c[1].selectbox("Layout", ci.LAYOUTS, index=ci.LAYOUTS.index(d.layout), key=f"{k}.layout")
+        dtype = c[2].selectbox("Data type", ci.DTYPES, index=ci.DTYPES.index(d.dtype), key=f"{k}.dtype")
+        c[3].form_submit_button("Apply")
+    s, m, sd = (ci.normalization(norm, order) if norm != "custom" else
+                (float(scale), ci.parse_channel_values(mean, "Mean"), ci.parse_channel_values(std, "Std")))
+    resize = {"shorter side": int(side), "exact": (int(side), int(width)), "none": None}[mode]
+    pre = ci.ImagePreprocess(resize=resize, crop=(int(ch), int(cw)) if ch and cw else None, scale=s, mean=m,
+                             std=sd, channel_order=order, channels=d.channels, layout=layout, dtype=dtype)
+    with st.spinner("Reading and preprocessing the images …"):
+        made = _images_npz(str(ref.path), source, pre.key(), roots)
+    st.caption(f"{made['n']} images → {Path(made['npz']).name} · " + " · ".join(made["notes"]))
+    st.image(made["thumbs"], caption=made["names"], width=72)
+    return made["npz"]
 
 
 def job_panel(job_id: str, what: str = "Job", levels: Sequence[str] = ("error", "warning", "info"),
@@ -317,7 +416,7 @@ def job_panel(job_id: str, what: str = "Job", levels: Sequence[str] = ("error", 
     st.markdown(f"**{job.title}**  \n`job {job.id}`")
     if job.active:
 
-        @st.fragment(run_every=1.0)
+        @st.fragment(run_every=0.5)
         def live() -> None:
             j = wb.jobs.get(job_id)
             if not j.active:

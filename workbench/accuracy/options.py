@@ -53,8 +53,11 @@ def comparisons(jobs: Any, digest: str) -> list[Job]:
 
 
 def comparison_label(job: Job) -> str:
-    state = job.status if job.status != SUCCEEDED else ("PASS" if job.result.get("passed") else "FAIL")
-    return f"{job.title} · {_when(job.created)} · {state}"
+    """Stable while the job runs (the picker's frontend keeps option labels it has shown; the job panel below
+    shows the live status), with the verdict once finished."""
+    if job.status != SUCCEEDED:
+        return f"{job.title} · {_when(job.created)}"
+    return f"{job.title} · {_when(job.created)} · {'PASS' if job.result.get('passed') else 'FAIL'}"
 
 
 def sample_files(model_name: str) -> tuple[Path | None, Path | None]:

@@ -1,0 +1,580 @@
+"""Calibration data from images: a zip of photos (or a folder on the server) becomes an .npz that quantizes the
+CNN sample; the preprocessing does what it says; every kind of hostile input is refused, naming the file."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import tarfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench import calibration_images as ci
+from workbench.archives import ArchiveLimits
+from workbench.calibration_data import InputSpec, load_npz, model_inputs
+from workbench.errors import ArchiveError, DataError, SpecError, WorkbenchError
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def sample(name: str) -> Path:
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"sample file {path} is missing (the sample-model generator has not written it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cnn() -> Path:
+    return sample("cnn_residual.onnx")
+
+
+@pytest.fixture(scope="module")
+def cnn_input(cnn) -> InputSpec:
+    return ci.image_input(model_inputs(cnn))
+
+
+def photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A photo-like RGB image: smooth colour gradients, a bright blob and a little noise."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+    blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (0.05 * h * w))
+    base = rng.uniform(0, 255, 3) * (0.5 + 0.5 * np.stack([x / w, y / h, 1 - x / w], -1))
+    img = base * 0.6 + 100 * blob[..., None] + rng.normal(0, 8, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def png_bytes(arr: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def write_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """``n`` images of different sizes and formats in two class folders, plus a README that is not an image."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        cls = folder / ("cats" if i % 2 else "dogs")
+        cls.mkdir(parents=True, exist_ok=True)
+        fmt, ext = (("JPEG", "jpg"), ("PNG", "png"), ("BMP", "bmp"))[i % 3]
+        path = cls / f"img{i:03d}.{ext}"
+        path.write_bytes(png_bytes(photo(rng, 40 + 3 * i, 48 + 2 * (i % 5)), fmt))
+        paths.append(path)
+    (folder / "README.txt").write_text("photos for calibration")
+    return paths
+
+
+def zip_folder(folder: Path, out: Path) -> Path:
+    with zipfile.ZipFile(out, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder).as_posix())
+    return out
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A tiny PNG file whose header declares ``width`` x ``height`` pixels (a decompression bomb's calling card)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+# ---------------------------------------------------------------------------------------------- the story
+
+
+def test_a_zip_of_photos_becomes_an_npz_that_quantizes_the_cnn(tmp_path, cnn, cnn_input):
+    from workbench.quantize import QuantizeSpec, qdq_summary, quantize_qdq, run_model
+
+    photos = write_photos(tmp_path / "photos", 16)
+    archive = zip_folder(tmp_path / "photos", tmp_path / "photos.zip")
+    pre = ci.propose_preprocess(cnn_input)
+    assert (pre.layout, pre.crop, pre.dtype, pre.channels) == ("NCHW", (32, 32), "float32", 3)
+
+    made = ci.materialize_npz(archive, cnn_input, pre, tmp_path / "data", work_dir=tmp_path)
+    assert made.n_images == len(photos) and not made.reused
+    assert made.files[0] == "cats/img001.png" and len(set(made.files)) == len(photos)
+    assert any("README.txt" in n for n in made.notes), made.notes
+    assert list(tmp_path.glob("images-*")) == []  # the unpacked copy is gone
+
+    # The .npz is an ordinary calibration file: the rest of the pipeline reads it unchanged.
+    data = load_npz(made.npz_path, model_inputs(cnn))
+    assert data.arrays["input"].shape == (16, 3, 32, 32) and data.arrays["input"].dtype == np.float32
+    sidecar = ci.read_sidecar(made.npz_path)
+    assert sidecar["files"] == list(made.files) and ci.ImagePreprocess.from_dict(sidecar["preprocess"]) == pre
+
+    # Asking again (same archive, same preprocessing) reuses the file; other preprocessing makes another.
+    again = ci.materialize_npz(archive, cnn_input, pre, tmp_path / "data", work_dir=tmp_path)
+    assert again.reused and again.npz_path == made.npz_path
+    bgr = ci.materialize_npz(
+        archive,
+        cnn_input,
+        ci.ImagePreprocess(**{**pre.__dict__, "channel_order": "BGR"}),
+        tmp_path / "data",
+        work_dir=tmp_path,
+    )
+    assert bgr.npz_path != made.npz_path
+
+    result = quantize_qdq(cnn, tmp_path / "qdq.onnx", data, QuantizeSpec("minmax"))
+    assert result.n_samples == 16 and result.n_quantized_nodes > 0
+    assert qdq_summary(result.model_path).n_quantize > 0
+    fp32 = run_model(cnn, data)
+    int8 = run_model(result.model_path, data)
+    name = next(iter(fp32))
+    ref, got = fp32[name], int8[name]
+    assert got.shape == ref.shape and np.isfinite(got).all()
+    # Calibrated on these images, the Q/DQ model tracks FP32 on them far better than chance does.
+    shuffled = ref[np.random.default_rng(0).permutation(len(ref))]
+    assert np.abs(got - ref).mean() < 0.5 * np.abs(shuffled - ref).mean()
+
+
+def test_a_folder_and_a_tar_gz_of_the_same_images_give_the_same_samples(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 9)
+    tgz = tmp_path / "photos.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(tmp_path / "photos", arcname=".")
+    from_folder = ci.read_images(tmp_path / "photos", cnn_input)
+    from_tar = ci.read_images(tgz, cnn_input, work_dir=tmp_path)
+    assert from_folder.files == from_tar.files
+    np.testing.assert_array_equal(from_folder.data.arrays["input"], from_tar.data.arrays["input"])
+
+
+def test_many_images_are_sampled_across_every_class_folder(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 20)
+    got = ci.read_images(tmp_path / "photos", cnn_input, max_images=8)
+    assert got.data.n_samples == 8
+    assert {f.split("/")[0] for f in got.files} == {"cats", "dogs"}
+    assert any("8 of 20 images used" in n for n in got.data.notes)
+
+
+# ---------------------------------------------------------------------------------------------- preprocessing
+
+
+def test_normalization_layout_and_channel_order_are_applied_as_stated(tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = [photo(rng, 32, 32) for _ in range(8)]
+    for i, p in enumerate(pixels):
+        Image.fromarray(p).save(tmp_path / f"{i}.png")
+    expected = (np.stack(pixels).astype(np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD  # N, H, W, C (RGB)
+
+    nchw = InputSpec("x", "float32", ("N", 3, 32, 32))
+    pre = ci.ImagePreprocess(resize=None, crop=None)
+    got = ci.images_to_data(tmp_path, nchw, pre).arrays["x"]
+    np.testing.assert_allclose(got, expected.transpose(0, 3, 1, 2), rtol=1e-5, atol=1e-5)
+    scale, mean, std = ci.normalization("imagenet", "BGR")  # named normalizations follow the channel order
+    assert mean == (0.406, 0.456, 0.485) and std == (0.225, 0.224, 0.229)
+    pre = ci.ImagePreprocess(resize=None, crop=None, channel_order="BGR", scale=scale, mean=mean, std=std)
+    np.testing.assert_allclose(ci.images_to_data(tmp_path, nchw, pre).arrays["x"], got[:, ::-1], rtol=1e-6)
+
+    nhwc = InputSpec("x", "float32", ("N", 32, 32, 3))
+    pre = ci.propose_preprocess(nhwc)
+    assert pre.layout == "NHWC"
+    bgr = ci.ImagePreprocess(
+        resize=None, crop=None, channel_order="BGR", layout="NHWC", mean=(0.0,), std=(1.0,)
+    )
+    got = ci.images_to_data(tmp_path, nhwc, bgr).arrays["x"]
+    np.testing.assert_allclose(got, np.stack(pixels)[..., ::-1] / 255.0, rtol=1e-5, atol=1e-6)
+
+    raw = ci.propose_preprocess(InputSpec("x", "uint8", ("N", 32, 32, 3)))
+    assert raw.dtype == "uint8" and raw.scale == 1.0
+    got = ci.images_to_data(
+        tmp_path,
+        InputSpec("x", "uint8", ("N", 32, 32, 3)),
+        raw.__class__(**{**raw.__dict__, "resize": None, "crop": None}),
+    ).arrays["x"]
+    np.testing.assert_array_equal(got, np.stack(pixels))
+
+    half = ci.ImagePreprocess(resize=None, crop=None, dtype="float16")
+    got = ci.images_to_data(tmp_path, InputSpec("x", "float16", ("N", 3, 32, 32)), half).arrays["x"]
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got, expected.transpose(0, 3, 1, 2), atol=5e-3)
+
+
+def test_resize_keeps_the_aspect_ratio_and_the_crop_takes_the_middle(tmp_path):
+    # 64 high, 128 wide: the left half red, the right half blue; a green band marks the middle 32 columns' edges.
+    img = np.zeros((64, 128, 3), np.uint8)
+    img[:, :64] = (255, 0, 0)
+    img[:, 64:] = (0, 0, 255)
+    for i in range(8):
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+    spec = InputSpec("x", "uint8", ("N", 32, 32, 3))
+    pre = ci.ImagePreprocess(
+        resize=32, crop=(32, 32), scale=1, mean=(0,), std=(1,), layout="NHWC", dtype="uint8"
+    )
+    x = ci.images_to_data(tmp_path, spec, pre).arrays["x"][
+        0
+    ]  # shorter side 64 → 32: 32 x 64, then the middle
+    assert (x[:, :14, 0] == 255).all() and (x[:, :14, 2] == 0).all()
+    assert (x[:, 18:, 2] == 255).all() and (x[:, 18:, 0] == 0).all()
+    exact = ci.ImagePreprocess(
+        resize=(32, 32), crop=None, scale=1, mean=(0,), std=(1,), layout="NHWC", dtype="uint8"
+    )
+    x = ci.images_to_data(tmp_path, spec, exact).arrays["x"][0]  # squeezed: still half red, half blue
+    assert (x[:, :14, 0] == 255).all() and (x[:, 18:, 2] == 255).all()
+
+
+def test_grayscale_models_get_one_channel(tmp_path):
+    write_photos(tmp_path / "photos", 8)
+    spec = InputSpec("gray", "float32", ("N", 1, 28, 28))
+    pre = ci.propose_preprocess(spec)
+    assert pre.channels == 1 and pre.crop == (28, 28)
+    data = ci.images_to_data(tmp_path / "photos", spec, pre)
+    assert data.arrays["gray"].shape == (8, 1, 28, 28)
+    assert 0.0 <= data.arrays["gray"].min() and data.arrays["gray"].max() <= 1.0
+
+
+def test_thumbnails_show_the_pixels_the_model_is_fed(tmp_path):
+    rng = np.random.default_rng(2)
+    pixels = [photo(rng, 32, 32) for _ in range(8)]
+    for i, p in enumerate(pixels):
+        Image.fromarray(p).save(tmp_path / f"{i}.png")
+    for pre in (
+        ci.ImagePreprocess(resize=None, crop=None),
+        ci.ImagePreprocess(resize=None, crop=None, channel_order="BGR", layout="NHWC"),
+    ):
+        spec = InputSpec("x", "float32", ("N", 3, 32, 32) if pre.layout == "NCHW" else ("N", 32, 32, 3))
+        data = ci.images_to_data(tmp_path, spec, pre)
+        thumbs = ci.thumbnails(data.arrays["x"], pre, n=3)
+        assert [i for i, _ in thumbs] == [0, 4, 7]
+        for i, t in thumbs:
+            assert t.dtype == np.uint8 and t.shape == (32, 32, 3)
+            assert np.abs(t.astype(int) - pixels[i]).max() <= 1
+
+
+def test_preprocessing_round_trips_through_json_and_refuses_nonsense():
+    pre = ci.ImagePreprocess(resize=(40, 48), crop=(32, 32), channel_order="BGR", layout="NHWC")
+    assert ci.ImagePreprocess.from_dict(json.loads(json.dumps(pre.to_dict()))) == pre
+    assert ci.ImagePreprocess.from_dict(json.loads(pre.key())) == pre
+    with pytest.raises(SpecError, match="raw pixels"):
+        ci.ImagePreprocess(dtype="uint8")  # ImageNet normalization cannot be stored in uint8
+    with pytest.raises(SpecError, match="smaller than the 224x224"):
+        ci.ImagePreprocess(resize=200, crop=(224, 224))
+    with pytest.raises(SpecError, match="Std must not be 0"):
+        ci.ImagePreprocess(std=(0.2, 0.0, 0.2))
+    with pytest.raises(SpecError, match="2 values"):
+        ci.ImagePreprocess(mean=(0.5, 0.5))
+    with pytest.raises(SpecError, match="Unknown layout"):
+        ci.ImagePreprocess(layout="CHW")
+    with pytest.raises(SpecError, match="Unknown image preprocessing fields: colour"):
+        ci.ImagePreprocess.from_dict({"colour": "RGB"})
+    assert ci.parse_channel_values("0.485, 0.456,0.406") == (0.485, 0.456, 0.406)
+    with pytest.raises(SpecError, match="not a list of numbers"):
+        ci.parse_channel_values("0.5, half")
+
+
+# ---------------------------------------------------------------------------------------------- against the model
+
+
+def test_preprocessing_that_does_not_fit_the_model_is_refused_before_decoding(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 8)
+    with pytest.raises(DataError, match=r"makes 28x28 images.*Set the center crop .* to 32x32"):
+        ci.images_to_data(tmp_path / "photos", cnn_input, ci.ImagePreprocess(resize=32, crop=(28, 28)))
+    with pytest.raises(DataError, match=r"read as NHWC it has 32 channel"):
+        ci.images_to_data(
+            tmp_path / "photos", cnn_input, ci.ImagePreprocess(resize=37, crop=(32, 32), layout="NHWC")
+        )
+    with pytest.raises(DataError, match=r"Input 'input' is float32, but the preprocessing makes uint8"):
+        ci.images_to_data(
+            tmp_path / "photos",
+            cnn_input,
+            ci.ImagePreprocess(resize=37, crop=(32, 32), scale=1, mean=(0,), std=(1,), dtype="uint8"),
+        )
+    two = [InputSpec("a", "float32", ("N", 3, 8, 8)), InputSpec("b", "float32", ("N", 4))]
+    with pytest.raises(DataError, match=r"exactly one input; this model has 2 \('a'"):
+        ci.image_input(two)
+    with pytest.raises(DataError, match=r"not an image batch"):
+        ci.image_input([InputSpec("x", "float32", ("N", 64))])
+
+
+def test_images_outside_the_profile_are_refused(tmp_path):
+    write_photos(tmp_path / "photos", 8)
+    spec = InputSpec("x", "float32", ("N", 3, "H", "W"))
+    profile = {"x": ((1, 3, 16, 16), (8, 3, 24, 24))}
+    with pytest.raises(DataError, match=r"size 32 in dimension 2, outside the profile's 16..24"):
+        ci.images_to_data(
+            tmp_path / "photos", spec, ci.ImagePreprocess(resize=32, crop=(32, 32)), profile=profile
+        )
+    ok = ci.images_to_data(
+        tmp_path / "photos", spec, ci.ImagePreprocess(resize=24, crop=(24, 24)), profile=profile
+    )
+    assert ok.arrays["x"].shape == (8, 3, 24, 24)
+
+
+def test_images_of_different_sizes_need_a_crop(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 8)
+    spec = InputSpec("x", "float32", ("N", 3, "H", "W"))
+    with pytest.raises(
+        DataError,
+        match=r"Image 'cats/img003.jpg' is 49x54 after preprocessing, but "
+        r"'cats/img001.png' is 43x50.*center crop",
+    ):
+        ci.images_to_data(tmp_path / "photos", spec, ci.ImagePreprocess(resize=None, crop=None))
+    with pytest.raises(DataError, match=r"'cats/img001.png' is 43x50 .* smaller than the 48x48 center crop"):
+        ci.images_to_data(tmp_path / "photos", spec, ci.ImagePreprocess(resize=None, crop=(48, 48)))
+
+
+# ---------------------------------------------------------------------------------------------- hostile input
+
+
+def test_too_few_images_is_a_specific_error(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 3)
+    with pytest.raises(
+        DataError,
+        match=r"'photos' holds 3 image\(s\) \(and 1 other file\(s\), skipped\); "
+        r"calibration needs at least 8",
+    ):
+        ci.images_to_data(tmp_path / "photos", cnn_input)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds 0 image"):
+        ci.images_to_data(tmp_path / "empty", cnn_input)
+    assert ci.images_to_data(tmp_path / "photos", cnn_input, min_images=3).n_samples == 3
+
+
+def test_a_zip_that_would_unpack_outside_its_folder_is_refused(tmp_path, cnn_input):
+    good = png_bytes(photo(np.random.default_rng(0), 40, 40))
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(8):
+            zf.writestr(f"ok/{i}.png", good)
+        zf.writestr("../../escaped.png", good)
+    with pytest.raises(ArchiveError, match=r"'../../escaped.png' would unpack outside its folder"):
+        ci.materialize_npz(archive, cnn_input, None, tmp_path / "data", work_dir=tmp_path / "work")
+    assert not (tmp_path / "escaped.png").exists() and not list((tmp_path / "work").iterdir())
+    assert not list((tmp_path / "data").glob("images-*"))
+
+
+def test_an_archive_that_unpacks_to_too_much_is_refused(tmp_path, cnn_input):
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.png", b"\0" * (4 << 20))
+    with pytest.raises(ArchiveError, match="exceeds the size limit|unpack to"):
+        ci.images_to_data(
+            archive, cnn_input, limits=ArchiveLimits(max_total_bytes=1 << 20), work_dir=tmp_path
+        )
+
+
+def test_a_corrupt_png_is_an_error_naming_the_file(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 8)
+    good = (tmp_path / "photos" / "dogs" / "img000.jpg").read_bytes()
+    (tmp_path / "photos" / "dogs" / "broken.png").write_bytes(
+        png_bytes(photo(np.random.default_rng(3), 40, 40))[:300]
+    )
+    with pytest.raises(DataError, match=r"Image 'dogs/broken.png' is damaged or truncated"):
+        ci.images_to_data(tmp_path / "photos", cnn_input)
+    (tmp_path / "photos" / "dogs" / "broken.png").write_bytes(
+        good[:40] + b"\xff" * 200
+    )  # a JPEG start, garbage
+    with pytest.raises(DataError, match=r"'dogs/broken.png'"):
+        ci.images_to_data(tmp_path / "photos", cnn_input)
+
+
+def test_a_text_file_named_png_is_an_error_naming_the_file(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 8)
+    (tmp_path / "photos" / "cats" / "notes.png").write_text("this is not a picture\n")
+    with pytest.raises(
+        DataError,
+        match=r"'cats/notes.png' is not an image Pillow can read, though its name ends "
+        r"in '.png'",
+    ):
+        ci.images_to_data(tmp_path / "photos", cnn_input)
+
+
+def test_an_image_declaring_huge_dimensions_is_refused_before_decoding(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 8)
+    (tmp_path / "photos" / "cats" / "bomb.png").write_bytes(huge_png_header(50_000, 50_000))
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match=r"'cats/bomb.png'.*pixel limit: a decompression bomb") as err:
+        ci.images_to_data(tmp_path / "photos", cnn_input)
+    assert time.monotonic() - t0 < 5  # never decoded (2.5 gigapixels would take far longer)
+    assert "not decoded" in err.value.message
+    # Just over the limit (Pillow only warns there), with a smaller limit to keep the test fast.
+    (tmp_path / "photos" / "cats" / "bomb.png").write_bytes(huge_png_header(300, 200))
+    with pytest.raises(
+        DataError, match=r"'cats/bomb.png' declares 300x200 pixels, more than the 50,000-pixel"
+    ):
+        ci.images_to_data(tmp_path / "photos", cnn_input, max_pixels=50_000)
+
+
+def test_hidden_files_and_mac_resource_forks_are_ignored(tmp_path, cnn_input):
+    write_photos(tmp_path / "photos", 8)
+    (tmp_path / "photos" / "__MACOSX").mkdir()
+    (tmp_path / "photos" / "__MACOSX" / "._img000.jpg").write_bytes(b"resource fork")
+    (tmp_path / "photos" / "cats" / "._img001.jpg").write_bytes(b"resource fork")
+    assert ci.images_to_data(tmp_path / "photos", cnn_input).n_samples == 8
+
+
+# ---------------------------------------------------------------------------------------------- server folders
+
+
+@pytest.fixture()
+def data_root(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "allowed"
+    root.mkdir()
+    monkeypatch.setenv(ci.ENV_DATA_ROOTS, f"{root}{':'}{tmp_path / 'second'}")
+    return root
+
+
+def test_data_roots_come_from_the_environment_or_default_to_the_workspace(tmp_path, monkeypatch, data_root):
+    assert ci.data_roots(tmp_path / "ws") == (data_root.resolve(), (tmp_path / "second").resolve())
+    monkeypatch.delenv(ci.ENV_DATA_ROOTS)
+    assert ci.data_roots(tmp_path / "ws") == ((tmp_path / "ws" / "data").resolve(),)
+    assert (tmp_path / "ws" / "data").is_dir()
+
+
+def test_a_folder_below_the_roots_is_accepted_by_absolute_or_relative_path(tmp_path, data_root, cnn_input):
+    write_photos(data_root / "calib" / "set1", 8)
+    roots = ci.data_roots()
+    assert (
+        ci.resolve_server_source(str(data_root / "calib" / "set1"), roots)
+        == (data_root / "calib/set1").resolve()
+    )
+    assert ci.resolve_server_source("calib/set1", roots) == (data_root / "calib/set1").resolve()
+    zip_folder(data_root / "calib" / "set1", data_root / "set1.zip")
+    assert ci.resolve_server_source("set1.zip", roots).name == "set1.zip"
+    made = ci.materialize_npz(
+        ci.resolve_server_source("calib/set1", roots), cnn_input, None, tmp_path / "data", roots=roots
+    )
+    assert made.n_images == 8
+
+
+def test_a_folder_outside_the_roots_is_refused(tmp_path, data_root):
+    (tmp_path / "private").mkdir()
+    roots = ci.data_roots()
+    for path in (str(tmp_path / "private"), "/etc", "../private", str(data_root / ".." / "private")):
+        with pytest.raises(DataError, match="outside the folders allowed for calibration data") as err:
+            ci.resolve_server_source(path, roots)
+        assert "WORKBENCH_DATA_ROOTS" in err.value.hint and str(data_root.resolve()) in err.value.hint
+    with pytest.raises(DataError, match="does not exist"):
+        ci.resolve_server_source("nope", roots)
+    (data_root / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        ci.resolve_server_source("notes.txt", roots)
+    with pytest.raises(DataError, match="No folder given"):
+        ci.resolve_server_source("  ", roots)
+
+
+def test_a_symlink_escaping_the_root_is_refused_and_never_followed(tmp_path, data_root, cnn_input):
+    outside = tmp_path / "outside"
+    paths = write_photos(outside, 8)
+    (data_root / "link").symlink_to(outside, target_is_directory=True)
+    roots = ci.data_roots()
+    with pytest.raises(
+        DataError, match=r"'link' lies \(through a symbolic link\) outside the folders allowed"
+    ):
+        ci.resolve_server_source("link", roots)
+
+    # A folder inside the root holding a link to one file outside: refused, naming the link.
+    write_photos(data_root / "set", 8)
+    (data_root / "set" / "cats" / "stolen.png").symlink_to(paths[0])
+    with pytest.raises(DataError, match=r"'cats/stolen.png' is a symbolic link to a file outside"):
+        ci.images_to_data(ci.resolve_server_source("set", roots), cnn_input, roots=roots)
+    # ... and linked folders are not walked into, even when they point inside the root.
+    (data_root / "set" / "cats" / "stolen.png").unlink()
+    (data_root / "set" / "more").symlink_to(outside, target_is_directory=True)
+    got = ci.read_images(ci.resolve_server_source("set", roots), cnn_input, roots=roots)
+    assert not any(f.startswith("more/") for f in got.files)
+    assert any("linked folder(s) not followed: 'more'" in n for n in got.data.notes)
+    # A link to a file inside the root is fine.
+    (data_root / "set" / "cats" / "alias.png").symlink_to(data_root / "set" / "dogs" / "img000.jpg")
+    assert "cats/alias.png" in ci.read_images(data_root / "set", cnn_input, roots=roots).files
+
+
+# ---------------------------------------------------------------------------------------------- workspace + UI
+
+
+def test_the_workspace_keeps_uploaded_image_archives_but_not_other_files(tmp_path, wb):
+    write_photos(tmp_path / "photos", 8)
+    archive = zip_folder(tmp_path / "photos", tmp_path / "photos.zip")
+    stored = wb.store_data(archive.read_bytes(), "my photos.zip")
+    assert stored.parent == wb.ws.root / "data" and stored.name.endswith("photos.zip")
+    assert stored.read_bytes() == archive.read_bytes()
+    tgz = wb.store_data(b"\x1f\x8b not really", "set.tar.gz")
+    assert tgz.name.endswith(".tar.gz")
+    with pytest.raises(WorkbenchError, match="neither an .npz file nor an image archive"):
+        wb.store_data(b"hello", "notes.txt")
+
+
+def test_the_quantize_page_reads_a_server_folder_previews_it_and_quantizes_from_it(app_ws, monkeypatch):
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.samples import get_sample
+
+    monkeypatch.delenv(ci.ENV_DATA_ROOTS, raising=False)
+    write_photos(app_ws.ws.root / "data" / "street", 10)
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = open_page("quantize", **{ui.MODEL_DIGEST: ref.digest})
+    at.radio(key="quantize.calib.source").set_value("folder").run()
+    at.text_input(key="quantize.calib.folder").input("street").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("10 images → images-" in c.value for c in at.caption), [c.value for c in at.caption]
+    thumbs = [img.caption for img in at.get("image")[0].proto.imgs]  # a few thumbnails, captioned by file
+    assert 3 <= len(thumbs) <= 6 and all(t.startswith(("cats/", "dogs/")) for t in thumbs), thumbs
+    stats = at.dataframe[0].value
+    assert stats["shape"][0] == "10x3x32x32" and stats["samples"][0] == 10
+
+    at.button(key="quantize.submit").click().run()
+    assert not at.error, [e.value for e in at.error]
+    job = app_ws.jobs.wait(at.session_state[ui.QUANTIZE_JOB], timeout=120)
+    assert job.status == "succeeded", job.error
+    npz = Path(job.payload["request"]["data_path"])
+    assert npz.parent == app_ws.ws.root / "data" and npz.name.startswith("images-")
+    assert job.result["n_samples"] == 10 and ci.read_sidecar(npz)["files"][0] == "cats/img001.png"
+
+    # The preprocessing form: a crop the model cannot take is named before any image is decoded.
+    at.number_input(key=f"quantize.calib.pre.{ref.digest[:12]}.crop_h").set_value(28)
+    next(b for b in at.button if b.label == "Apply").click().run()
+    assert any("makes 28x32 images" in e.value and "to 32x32" in e.value for e in at.error)
+
+    at.text_input(key="quantize.calib.folder").input("/etc").run()
+    assert any("outside the folders allowed for calibration data" in e.value for e in at.error)
+
+
+def test_the_quantize_page_takes_an_uploaded_image_archive_and_names_a_bad_one(app_ws, tmp_path):
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.samples import get_sample
+
+    write_photos(tmp_path / "photos", 8)
+    tgz = tmp_path / "photos.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(tmp_path / "photos", arcname="photos")
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = open_page("quantize", **{ui.MODEL_DIGEST: ref.digest})
+    at.radio(key="quantize.calib.source").set_value("images").run()
+    uploader = next(u for u in at.get("file_uploader") if ".tar.gz" in u.allowed_type)
+    uploader.set_value(("photos.tar.gz", tgz.read_bytes(), "application/gzip")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("8 images → images-" in c.value for c in at.caption)
+    at.run()  # a rerun neither stores the upload again nor rereads the images
+    assert len(list((app_ws.ws.root / "data").glob("*photos.tar.gz"))) == 1
+    assert len(list((app_ws.ws.root / "data").glob("images-*.npz"))) == 1
+
+    (tmp_path / "photos" / "cats" / "notes.png").write_text("not a picture")
+    bad = zip_folder(tmp_path / "photos", tmp_path / "bad.zip")
+    uploader = next(u for u in at.get("file_uploader") if ".tar.gz" in u.allowed_type)
+    uploader.set_value(("bad.zip", bad.read_bytes(), "application/zip")).run()
+    assert not at.exception
+    assert any("'cats/notes.png' is not an image" in e.value for e in at.error), [e.value for e in at.error]
