@@ -20,7 +20,9 @@ def check_precision(requested: str, layers: Any) -> dict[str, Any]:
         return out
     compute = [ly for ly in layers.layers if ly.onnx_nodes]
     hit = [ly for ly in compute if want in ly.precision]
-    miss = [ly for ly in compute if want not in ly.precision]
+    weight_only = [ly for ly in compute if ly not in hit and want in getattr(ly, "weight_precision", "")]
+    miss = [ly for ly in compute if ly not in hit and ly not in weight_only]
+    out["layers_with_weights_in_precision"] = [ly.name for ly in weight_only]
     out["honoured"] = bool(hit)
     out["layers_in_precision"] = [ly.name for ly in hit]
     out["layers_not_in_precision"] = [{"layer": ly.name, "precision": ly.precision, "onnx_nodes": list(ly.onnx_nodes)}
@@ -28,14 +30,16 @@ def check_precision(requested: str, layers: Any) -> dict[str, Any]:
     if not hit:
         out["warnings"].append(
             f"{requested.upper()} was requested but no engine layer runs in {want}: the engine is effectively "
-            f"{_fmt(mix)}. Layers: " + ", ".join(f"{ly.name} ({ly.precision})" for ly in compute[:10])
+            f"{_fmt(mix)}" + (f" ({len(weight_only)} layer(s) keep {want} weights only)" if weight_only else "")
+            + ". Layers: " + ", ".join(f"{ly.name} ({ly.precision_label})" for ly in compute[:10])
         )
     elif miss:
         names = ", ".join(f"{ly.name} ({ly.precision}; ONNX: {', '.join(ly.onnx_nodes[:3])})" for ly in miss[:10])
         out["warnings"].append(f"{len(miss)} of {len(compute)} compute layers are not in {want}: {names}"
                                + (" …" if len(miss) > 10 else ""))
-    out["summary"] = (f"Requested {requested.upper()}: {len(hit)} of {len(compute)} compute layers run in {want}. "
-                      f"Precision mix: {_fmt(mix)}.")
+    out["summary"] = (f"Requested {requested.upper()}: {len(hit)} of {len(compute)} compute layers run in {want}"
+                      + (f", {len(weight_only)} more keep {want} weights only" if weight_only else "")
+                      + f". Precision mix: {_fmt(mix)}.")
     return out
 
 
