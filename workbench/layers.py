@@ -450,6 +450,9 @@ _LAYER_KEYS = frozenset(
 )
 
 
+_EXTRA_KEYS = frozenset({"StreamId", "ParameterType"})
+
+
 def _layer_from_line(line: str, index: int) -> EngineLayer | None:
     """One ``Name: …, LayerType: …, …`` line of the detailed listing, or None when it is not one."""
     # Metadata is last and may contain anything: cut it off first.
@@ -472,17 +475,7 @@ def _layer_from_line(line: str, index: int) -> EngineLayer | None:
     outputs = _tensor_list(f.get("Outputs", ""))
     constants = _tensor_list(f.get("Constants", ""))
     precision, weight_precision = layer_precision(outputs, inputs, constants)
-    known = {
-        "Name",
-        "LayerType",
-        "Inputs",
-        "Constants",
-        "Outputs",
-        "TacticName",
-        "TacticValue",
-        "Metadata",
-        "Origin",
-    }
+    known = _LAYER_KEYS - _EXTRA_KEYS  # the rest of the fields are kept as they are, in ``extra``
     return EngineLayer(
         name=f.get("Name", "").strip(),
         type=f.get("LayerType", "").strip(),
