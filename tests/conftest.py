@@ -116,3 +116,13 @@ def open_page(name: str, timeout: float = 60, **state):
     if name != "model":  # the default page
         at.switch_page(f"pages/{name}.py")
     return at.run()
+
+
+SAMPLES = REPO / "sample_models"
+
+
+def sample_file(name: str) -> Path:
+    """A file of the bundled samples (committed with the repository: missing means broken, not skipped)."""
+    path = SAMPLES / name
+    assert path.is_file(), f"sample file {path} is missing; regenerate with sample_models/generate.py"
+    return path

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import sample_file as sample
 from workbench.calibration_data import (
     InputSpec,
     from_arrays,
@@ -18,15 +19,6 @@ from workbench.calibration_data import (
     random_data,
 )
 from workbench.errors import DataError
-
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
-
-
-def sample(name: str) -> Path:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample file {path} is missing (the sample-model generator has not written it)")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -16,21 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import sample_file as sample
 from workbench import calibration_images as ci
 from workbench.archives import ArchiveLimits
 from workbench.calibration_data import InputSpec, load_npz, model_inputs
 from workbench.errors import ArchiveError, DataError, SpecError, WorkbenchError
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
-
-def sample(name: str) -> Path:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample file {path} is missing (the sample-model generator has not written it)")
-    return path
 
 
 @pytest.fixture(scope="module")

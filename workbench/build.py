@@ -278,6 +278,19 @@ def _quantized_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporte
     return out
 
 
+def polygraphy_profiles(spec: BuildSpec) -> list[Any]:
+    """The spec's optimization profiles as Polygraphy ``Profile`` objects (import Polygraphy after select_backend)."""
+    from polygraphy.backend.trt import Profile as PolyProfile
+
+    profiles = []
+    for prof in spec.profiles:
+        pp = PolyProfile()
+        for name, rng in prof.shapes.items():
+            pp.add(name, min=list(rng.min), opt=list(rng.opt), max=list(rng.max))
+        profiles.append(pp)
+    return profiles
+
+
 def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter,
                  layer_parser: Callable[[Path], Any] | None = None) -> BuildResult:
     """Build ``model_path`` per ``spec`` into ``out_dir/engine.plan``. Call :func:`select_backend` first.
@@ -312,15 +325,9 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     check_cancel(reporter)
 
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
-    from polygraphy.backend.trt import Profile as PolyProfile
     from polygraphy.exception import PolygraphyException
 
-    profiles = []
-    for prof in spec.profiles:
-        pp = PolyProfile()
-        for name, rng in prof.shapes.items():
-            pp.add(name, min=list(rng.min), opt=list(rng.opt), max=list(rng.max))
-        profiles.append(pp)
+    profiles = polygraphy_profiles(spec)
 
     monitor = _ProgressMonitor(trt, reporter)
     kwargs: dict[str, Any] = dict(

@@ -122,7 +122,6 @@ def engine_runner(candidate: Candidate, debug: Sequence[str] | str | None, name:
         NetworkFromOnnxPath,
         TrtRunner,
     )
-    from polygraphy.backend.trt import Profile as PolyProfile
 
     if debug is None:
         return TrtRunner(EngineFromBytes(BytesFromPath(str(candidate.path))), name=name)
@@ -131,6 +130,7 @@ def engine_runner(candidate: Candidate, debug: Sequence[str] | str | None, name:
             "A per-layer comparison of an engine needs the ONNX network it was built from.",
             "Compare a finished build job (it keeps network.onnx / model_qdq.onnx), or compare outputs only.",
         )
+    from ..build import polygraphy_profiles
     from ..spec import BuildSpec
 
     spec = (
@@ -138,12 +138,7 @@ def engine_runner(candidate: Candidate, debug: Sequence[str] | str | None, name:
         if candidate.build_spec_path and candidate.build_spec_path.is_file()
         else BuildSpec(backend=backend)
     )
-    profiles = []
-    for prof in spec.profiles:
-        pp = PolyProfile()
-        for tensor, rng in prof.shapes.items():
-            pp.add(tensor, min=list(rng.min), opt=list(rng.opt), max=list(rng.max))
-        profiles.append(pp)
+    profiles = polygraphy_profiles(spec)
     unfused = debug == UNFUSED
     network: Any = NetworkFromOnnxPath(
         str(candidate.network_model), strongly_typed=True, mark_unfused_tensors_as_debug_tensors=unfused
