@@ -126,3 +126,11 @@ def test_job_ids_are_unguessable_and_artifacts_cannot_escape_the_job_folder(wb, 
     for bad_id in ("../../etc", job_id[:-1] + ("A" if job_id[-1] != "A" else "B"), "x" * 22):
         with pytest.raises(JobError):
             wb.jobs.get(bad_id)
+
+
+def test_job_ids_never_start_with_a_dash_so_the_cli_takes_them_as_arguments():
+    from workbench.jobs import _ID, _new_job_id
+
+    ids = [_new_job_id() for _ in range(5000)]  # about 78 would start with '-' if nothing prevented it
+    assert all(_ID.fullmatch(i) and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)

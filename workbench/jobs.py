@@ -40,6 +40,13 @@ CANCEL_GRACE_S = 5.0
 # Start at once, outside the bound on heavy jobs: quick checks, and orchestrators that wait for heavy jobs.
 LIGHT_KINDS = ("parse", "demo")
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def _new_job_id() -> str:
+    """128 random bits, url-safe, never starting with '-': ids are typed on command lines, where one would read as an option."""
+    while (job_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return job_id
 _POPENS: dict[int, subprocess.Popen[bytes]] = {}  # children started by this process, reaped on refresh
 
 
@@ -143,7 +150,7 @@ class JobStore:
     # ------------------------------------------------------------------ public interface
     def submit(self, kind: str, payload: dict[str, Any], *, title: str, model_digest: str = "",
                model_name: str = "") -> str:
-        job_id = secrets.token_urlsafe(16)
+        job_id = _new_job_id()
         job_dir = self.ws.jobs_dir / job_id
         job_dir.mkdir()
         job = Job(id=job_id, kind=kind, title=title, status=QUEUED, created=time.time(), payload=payload,
