@@ -79,7 +79,7 @@ class _ProgressMonitor:
     def __init__(self, trt: Any, reporter: Reporter) -> None:
         outer = self
 
-        class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+        class Monitor(trt.IProgressMonitor):
             def __init__(self) -> None:
                 trt.IProgressMonitor.__init__(self)
 
@@ -260,7 +260,7 @@ def _quantized_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporte
             if prof and t.name in prof.shapes:
                 shapes[t.name] = tuple(prof.shapes[t.name].opt[1:])
             else:
-                shapes[t.name] = tuple(int(d) for d in t.shape[1:])  # type: ignore[arg-type]
+                shapes[t.name] = tuple(int(d) for d in (t.shape or ())[1:])  # type: ignore[arg-type]  # static here
         data = calibration_data.random_data(inputs, shapes, n=64, seed=0)
     else:
         data = calibration_data.load_npz(Path(calib.data_path or ""), inputs)

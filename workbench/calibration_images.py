@@ -312,19 +312,20 @@ def propose_preprocess(spec: InputSpec, norm: str | None = None) -> ImagePreproc
     layout = _layout_of(spec)
     c = spec.shape[1] if layout == "NCHW" else spec.shape[3]
     hw = spec.shape[2:4] if layout == "NCHW" else spec.shape[1:3]
-    channels = c if c in (1, 3) else 3
-    h, w = (hw[0], hw[1]) if all(isinstance(d, int) and d > 0 for d in hw) else (224, 224)
+    channels = c if isinstance(c, int) and c in (1, 3) else 3
+    hh, ww = hw[0], hw[1]
+    h, w = (hh, ww) if isinstance(hh, int) and isinstance(ww, int) and hh > 0 and ww > 0 else (224, 224)
     dtype = spec.dtype if spec.dtype in DTYPES else "float32"
     if norm is None:
         norm = "raw" if dtype == "uint8" else "imagenet" if channels == 3 else "unit"
     scale, mean, std = normalization(norm)
     return ImagePreprocess(
-        resize=math.ceil(max(h, w) * 256 / 224),  # type: ignore[arg-type]
-        crop=(int(h), int(w)),  # type: ignore[arg-type]
+        resize=math.ceil(max(h, w) * 256 / 224),
+        crop=(h, w),
         scale=scale,
         mean=mean,
         std=std,
-        channels=channels,  # type: ignore[arg-type]
+        channels=channels,
         layout=layout,
         dtype=dtype,
     )

@@ -30,6 +30,10 @@ def _err(text: str) -> None:
 # ---------------------------------------------------------------------------------------------- inspect
 
 
+
+def _stderr_echo(text: str) -> None:
+    sys.stderr.write(text)
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .model import summarize
 
@@ -90,7 +94,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     spec = _spec_from_args(args)
     job_id = wb.submit_build(ref, spec)
     _err(f"Building {ref.name} ({spec.summary()}) as job {job_id} …")
-    echo = (lambda text: sys.stderr.write(text)) if args.verbose else None
+    echo = _stderr_echo if args.verbose else None
     job = wb.jobs.wait(job_id, timeout=args.timeout, on_log=echo)
     if job.status != SUCCEEDED:
         _err(f"error: build {job.status}: {job.error}" + (f" {job.hint}" if job.hint else ""))

@@ -136,7 +136,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from .accuracy.spec import CANDIDATE_KINDS, ERROR_STATS, CompareSpec
 
     d = CompareSpec()

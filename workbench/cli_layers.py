@@ -108,7 +108,7 @@ def _text(layers: Any, report: Any, label: str, profile: int) -> str:
     return "\n".join(lines)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "layers",
         help="engine layers and fusion report of a build (job, layers.json or plan)",

@@ -9,7 +9,7 @@ import importlib
 SUBCOMMAND_MODULES = ("cli_quantize", "cli_layers", "cli_compare")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     for name in SUBCOMMAND_MODULES:
         module = f"{__package__}.{name}"
         try:

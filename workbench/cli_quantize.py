@@ -80,7 +80,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from .quantize import CALIBRATORS
 
     p = sub.add_parser("quantize", help="calibrate and write a Q/DQ ONNX model (INT8 or FP8)")

@@ -350,7 +350,9 @@ def layer_precision(
 # ---------------------------------------------------------------------------------------------- text helpers
 def _split_top(text: str, sep: str = ",") -> list[str]:
     """Split on ``sep`` outside brackets/braces; unbalanced text never raises."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "[{(":
             depth += 1
@@ -827,7 +829,7 @@ def inspect_plan(plan: Path, backend: str = "auto") -> EngineLayers:
     if not plan.is_file():
         raise WorkbenchError(f"The plan {plan} does not exist.", "Check the path.")
 
-    class _Collect(trt.ILogger):  # the backend's errors go into our message, not onto the console
+    class _Collect(trt.ILogger):  # type: ignore[name-defined]  # trt is imported at run time; the backend's errors go into our message, not onto the console
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []

@@ -537,7 +537,8 @@ def qdq_summary(model_path: str | Path) -> QdqSummary:
                 continue
             name = _type_name(dt)
             types[name] = types.get(name, 0) + 1
-    quantized, plain = [], []
+    quantized: list[str] = []
+    plain: list[str] = []
     for i, n in enumerate(graph.node):
         if n.op_type in _QDQ_OPS:
             continue
@@ -738,10 +739,10 @@ def quantize_qdq(
         except (Cancelled, WorkbenchError):
             raise
         except Exception as err:
-            missing = re.search(r"not specified for param (\S+?)\.? In static", str(err))
-            if saved is not None and missing:
+            no_range = re.search(r"not specified for param (\S+?)\.? In static", str(err))
+            if saved is not None and no_range:
                 raise DataError(
-                    f"'{Path(str(reuse_ranges)).name}' has no range for tensor '{missing.group(1)}', which this "
+                    f"'{Path(str(reuse_ranges)).name}' has no range for tensor '{no_range.group(1)}', which this "
                     "quantization needs.",
                     "Calibrate again, add a range for that tensor, or exclude the nodes that use it.",
                 ) from err

@@ -176,7 +176,7 @@ def profiles_from_args(mins: Sequence[str], opts: Sequence[str], maxs: Sequence[
 
 
 def default_profile(inputs: Sequence[TensorDesc], batch: tuple[int, int, int] = (1, 1, 8)) -> Profile:
-    """A proposal: static dims fixed; symbolic batch-like dims (dim 0) get ``batch``; others 1/16/64 — editable."""
+    """A proposal: static dims fixed; symbolic batch-like dims (dim 0) get ``batch``; others 16/64/128 — editable."""
     shapes: dict[str, ShapeRange] = {}
     for t in inputs:
         if t.shape is None or not t.dynamic_dims:
@@ -184,11 +184,14 @@ def default_profile(inputs: Sequence[TensorDesc], batch: tuple[int, int, int] = 
         lo, mid, hi = [], [], []
         for i, d in enumerate(t.shape):
             if isinstance(d, int):
-                lo.append(d), mid.append(d), hi.append(d)
+                dims = (d, d, d)
             elif i == 0:
-                lo.append(batch[0]), mid.append(batch[1]), hi.append(batch[2])
+                dims = batch
             else:
-                lo.append(16), mid.append(64), hi.append(128)
+                dims = (16, 64, 128)
+            lo.append(dims[0])
+            mid.append(dims[1])
+            hi.append(dims[2])
         shapes[t.name] = ShapeRange(tuple(lo), tuple(mid), tuple(hi))
     return Profile(shapes)
 

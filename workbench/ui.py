@@ -374,30 +374,32 @@ def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] |
     preset = next((n for n, v in ci.NORMALIZATIONS.items() if v == (d.scale, d.mean, d.std)), "custom")
     with st.form(f"{k}.form"):
         st.caption(f"Preprocessing for input '{spec.name}' {spec.shape_text()}")
-        c = st.columns(5)
-        mode = c[0].selectbox("Resize", ["shorter side", "exact", "none"], key=f"{k}.resize_mode")
+        c5 = st.columns(5)
+        mode = str(c5[0].selectbox("Resize", ["shorter side", "exact", "none"], key=f"{k}.resize_mode"))
         r0 = d.resize if isinstance(d.resize, int) else 256
-        side = c[1].number_input("Side / height", 1, 16384, r0, key=f"{k}.resize")
-        width = c[2].number_input("Width (exact)", 1, 16384, r0, key=f"{k}.resize_w")
+        side = c5[1].number_input("Side / height", 1, 16384, r0, key=f"{k}.resize")
+        width = c5[2].number_input("Width (exact)", 1, 16384, r0, key=f"{k}.resize_w")
         crop = d.crop or (224, 224)
-        ch = c[3].number_input("Crop height (0: none)", 0, 16384, crop[0], key=f"{k}.crop_h")
-        cw = c[4].number_input("Crop width (0: none)", 0, 16384, crop[1], key=f"{k}.crop_w")
+        ch = c5[3].number_input("Crop height (0: none)", 0, 16384, crop[0], key=f"{k}.crop_h")
+        cw = c5[4].number_input("Crop width (0: none)", 0, 16384, crop[1], key=f"{k}.crop_w")
         c = st.columns(4)
-        norm = c[0].selectbox("Normalization", norms, index=norms.index(preset),
+        norm = str(c[0].selectbox("Normalization", norms, index=norms.index(preset),
                               format_func=lambda n: ci.NORMALIZATION_LABELS.get(n, "custom: scale, mean, std"),
-                              key=f"{k}.norm")
+                              key=f"{k}.norm"))
         scale = c[1].number_input("Scale (custom)", 0.0, 1e6, d.scale, format="%.6f", key=f"{k}.scale")
         mean = c[2].text_input("Mean (custom)", ", ".join(f"{v:g}" for v in d.mean), key=f"{k}.mean",
                                help="One per channel, in the channel order below (BGR: blue first).")
         std = c[3].text_input("Std (custom)", ", ".join(f"{v:g}" for v in d.std), key=f"{k}.std")
         c = st.columns(4)
-        order = c[0].selectbox("Channel order", ci.CHANNEL_ORDERS, key=f"{k}.order", disabled=d.channels == 1)
-        layout = c[1].selectbox("Layout", ci.LAYOUTS, index=ci.LAYOUTS.index(d.layout), key=f"{k}.layout")
-        dtype = c[2].selectbox("Data type", ci.DTYPES, index=ci.DTYPES.index(d.dtype), key=f"{k}.dtype")
+        order = str(c[0].selectbox("Channel order", ci.CHANNEL_ORDERS, key=f"{k}.order", disabled=d.channels == 1))
+        layout = str(c[1].selectbox("Layout", ci.LAYOUTS, index=ci.LAYOUTS.index(d.layout), key=f"{k}.layout"))
+        dtype = str(c[2].selectbox("Data type", ci.DTYPES, index=ci.DTYPES.index(d.dtype), key=f"{k}.dtype"))
         c[3].form_submit_button("Apply")
     s, m, sd = (ci.normalization(norm, order) if norm != "custom" else
                 (float(scale), ci.parse_channel_values(mean, "Mean"), ci.parse_channel_values(std, "Std")))
-    resize = {"shorter side": int(side), "exact": (int(side), int(width)), "none": None}[mode]
+    resizes: dict[str, int | tuple[int, int] | None] = {
+        "shorter side": int(side), "exact": (int(side), int(width)), "none": None}
+    resize = resizes[mode]
     pre = ci.ImagePreprocess(resize=resize, crop=(int(ch), int(cw)) if ch and cw else None, scale=s, mean=m,
                              std=sd, channel_order=order, channels=d.channels, layout=layout, dtype=dtype)
     with st.spinner("Reading and preprocessing the images …"):

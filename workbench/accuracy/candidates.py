@@ -7,6 +7,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..calibration_data import CalibrationData
 from ..errors import BackendUnavailable, ModelError
@@ -14,6 +15,9 @@ from ..progress import NullReporter, Reporter
 from .graph import graph_fingerprint
 from .runners import engines_runnable
 from .spec import ENGINE, ORT_ONNX, SIM_FP16, SIM_QDQ, Candidate
+
+if TYPE_CHECKING:
+    from ..quantize import QuantizeResult, QuantizeSpec
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +86,9 @@ def simulate_qdq(
     model_path: str | Path,
     out_dir: str | Path,
     calibration: CalibrationData,
-    spec: object,
+    spec: QuantizeSpec,
     reporter: Reporter | None = None,
-) -> tuple[Candidate, object]:
+) -> tuple[Candidate, QuantizeResult]:
     """Quantizes ``model_path`` with ``spec`` (a :class:`workbench.quantize.QuantizeSpec`) into
     ``out_dir/model_qdq.onnx``; returns the candidate and the ``QuantizeResult``."""
     from ..quantize import quantize_qdq

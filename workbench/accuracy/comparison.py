@@ -417,7 +417,7 @@ def save_artifacts(
         run_results.save(str(paths["results"]))
     _write(paths["comparison"], result.to_json())
     samples = _samples(result, ref_iters, cand_iters)
-    np.savez_compressed(paths["samples"], **samples)
+    np.savez_compressed(paths["samples"], **samples)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     _write(paths["report"], render_report(result, load_samples(paths["samples"])))
     return paths
 

@@ -129,7 +129,7 @@ def _candidate(req: CompareRequest, model: Path, job_dir: Path, reporter: Report
         return simulate_fp16(model, job_dir, reporter)
     calib = _calibration(model, req.calib_path, reporter)
     candidate, qres = simulate_qdq(model, job_dir, calib, req.quantize_spec(), reporter)
-    for w in qres.warnings:  # type: ignore[attr-defined]
+    for w in qres.warnings:
         reporter.log(w, logging.WARNING)
     return candidate
 

@@ -52,10 +52,10 @@ def requantize_and_compare(
     candidate, qres = simulate_qdq(model, out_dir, calibration, qspec, SubReporter(reporter, 0.0, 0.4))
     candidate = replace(
         candidate,
-        source=f"re-quantized with {', '.join(exclude)} kept in float ({qres.calibrator} calibrator)",  # type: ignore[attr-defined]
+        source=f"re-quantized with {', '.join(exclude)} kept in float ({qres.calibrator} calibrator)",
     )
     after = compare(model, candidate, data, spec, out_dir=out_dir, reporter=SubReporter(reporter, 0.4, 0.95))
-    result = BeforeAfter(before, after, tuple(qres.excluded), tuple(exclude), candidate.path.name)  # type: ignore[attr-defined]
+    result = BeforeAfter(before, after, tuple(qres.excluded), tuple(exclude), candidate.path.name)
     _write(out_dir / BEFORE_AFTER_FILE, result.to_json())
     _write(
         out_dir / REPORT_FILE, render_report(after, load_samples(out_dir / SAMPLES_FILE), before_after=result)

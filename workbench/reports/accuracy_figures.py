@@ -36,7 +36,7 @@ def verdict(t: TensorResult) -> str:
     return "pass" if t.passed else "fail"
 
 
-def _plot_value(v: float, log: bool) -> float | None:
+def _plot_value(v: float | None, log: bool) -> float | None:
     if v is None or math.isnan(v):
         return None
     if math.isinf(v):
@@ -63,11 +63,7 @@ def depth_figure(result: ComparisonResult, metric: str = "rel_rms") -> Any:
     label, log = METRICS[metric]
     tensors = list(result.tensors)
     fig = go.Figure()
-    finite = [
-        _plot_value(getattr(t, metric), log)
-        for t in tensors
-        if _plot_value(getattr(t, metric), log) is not None
-    ]
+    finite = [v for t in tensors if (v := _plot_value(getattr(t, metric), log)) is not None]
     top = max(finite) * (10 if log else 1.1) if finite else 1.0
     fig.add_trace(
         go.Scatter(
@@ -79,8 +75,8 @@ def depth_figure(result: ComparisonResult, metric: str = "rel_rms") -> Any:
             showlegend=False,
         )
     )
-    for v in ("pass", "fail", "nan"):
-        sel = [t for t in tensors if verdict(t) == v]
+    for kind in ("pass", "fail", "nan"):
+        sel = [t for t in tensors if verdict(t) == kind]
         if not sel:
             continue
         ys = [_plot_value(getattr(t, metric), log) for t in sel]
@@ -90,8 +86,8 @@ def depth_figure(result: ComparisonResult, metric: str = "rel_rms") -> Any:
                 x=[t.order for t in sel],
                 y=ys,
                 mode="markers",
-                name={"pass": "within tolerance", "fail": "outside tolerance", "nan": "NaN/Inf"}[v],
-                marker=dict(color=VERDICT[v], size=9, symbol="x" if v == "nan" else "circle"),
+                name={"pass": "within tolerance", "fail": "outside tolerance", "nan": "NaN/Inf"}[kind],
+                marker=dict(color=VERDICT[kind], size=9, symbol="x" if kind == "nan" else "circle"),
                 customdata=[
                     [
                         t.name,

@@ -169,12 +169,13 @@ def render_report(
         if not (r.first_nonfinite and w.startswith("NaN/Inf first appear")):
             parts.append(f'<div class="warn">{_e(w)}</div>')
     if r.task is not None:
-        t = r.task
+        task = r.task
         parts.append(
             "<h2>What the error costs</h2>"
-            f"<p>Top-1 accuracy on <code>{_e(t.output)}</code> over {t.n_samples} labelled samples: reference "
-            f"<b>{t.reference_accuracy:.2%}</b>, candidate <b>{t.candidate_accuracy:.2%}</b> "
-            f"({t.delta_pp:+.2f} percentage points); the two predict the same class for {t.agreement:.2%} of the "
+            f"<p>Top-1 accuracy on <code>{_e(task.output)}</code> over {task.n_samples} labelled samples: reference "
+            f"<b>{task.reference_accuracy:.2%}</b>, candidate <b>{task.candidate_accuracy:.2%}</b> "
+            f"({task.delta_pp:+.2f} percentage points); the two predict the same class for {task.agreement:.2%} "
+            "of the "
             "samples.</p>"
         )
     outs = [x for x in r.tensors if x.is_output]
