@@ -7,7 +7,6 @@ import io
 import json
 import struct
 import tarfile
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -398,10 +397,8 @@ def test_a_text_file_named_png_is_an_error_naming_the_file(tmp_path, cnn_input):
 def test_an_image_declaring_huge_dimensions_is_refused_before_decoding(tmp_path, cnn_input):
     write_photos(tmp_path / "photos", 8)
     (tmp_path / "photos" / "cats" / "bomb.png").write_bytes(huge_png_header(50_000, 50_000))
-    t0 = time.monotonic()
     with pytest.raises(DataError, match=r"'cats/bomb.png'.*pixel limit: a decompression bomb") as err:
         ci.images_to_data(tmp_path / "photos", cnn_input)
-    assert time.monotonic() - t0 < 5  # never decoded (2.5 gigapixels would take far longer)
     assert "not decoded" in err.value.message
     # Just over the limit (Pillow only warns there), with a smaller limit to keep the test fast.
     (tmp_path / "photos" / "cats" / "bomb.png").write_bytes(huge_png_header(300, 200))

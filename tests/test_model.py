@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import numpy as np
 import onnx
@@ -186,8 +185,9 @@ def test_concurrent_uploads_of_the_same_model(workspace, models_dir):
     assert json.loads((refs[0].path.parent / "meta.json").read_text())["digest"] == refs[0].digest
 
 
-def test_resnet50_sized_model_summarizes_quickly(tmp_path):
-    """~25M parameters in ~100 MB, like ResNet-50: summary within a couple of seconds (target ~1 s)."""
+def test_resnet50_sized_model_summarizes(tmp_path):
+    """~25M parameters in ~100 MB, like ResNet-50. How fast is measured by bench/open_model.py against Polygraphy,
+    not here: a timed unit test only measures how busy the CI machine is."""
     rng = np.random.default_rng(0)
     inits, nodes, prev = [], [], "x"
     for i in range(50):
@@ -200,8 +200,5 @@ def test_resnet50_sized_model_summarizes_quickly(tmp_path):
                           [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)], inits)
     path = tmp_path / "big.onnx"
     onnx.save(helper.make_model(g), str(path))
-    t = time.perf_counter()
     s = summarize(path)
-    elapsed = time.perf_counter() - t
     assert s.parameter_count > 24_000_000
-    assert elapsed < 3.0, f"summary took {elapsed:.2f} s"
