@@ -203,9 +203,11 @@ def test_the_graph_view_publishes_only_the_model_under_an_unguessable_name(tmp_p
     assert (pub / name).read_bytes() == hostile.read_bytes()
     assert sorted(p.name for p in pub.iterdir()) == sorted([".source", name, "weights.bin"])
     assert len(pub.name) == 32  # 192 random bits: the URL is the only key
-    # Publications are bounded: older ones stop being served.
+    # Publications are bounded: older ones stop being served (once out of the grace period that protects other
+    # sessions' pages still loading them; here zero).
     others = [
-        publish_model(static, onnx_models.with_external_data(tmp_path / f"m{i}"), keep=2) for i in range(2)
+        publish_model(static, onnx_models.with_external_data(tmp_path / f"m{i}"), keep=2, grace_seconds=0)
+        for i in range(2)
     ]
     assert not pub.exists() and {p.name for p in (static / "m").iterdir()} == {
         _published_folder(static, u).name for u in others

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import filecmp
+import functools
 import multiprocessing
 import os
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -23,6 +25,7 @@ from tests import onnx_models
 from workbench import netron
 from workbench.errors import BackendUnavailable, ModelError, WorkbenchError
 from workbench.netron import (
+    GRACE_SECONDS,
     MARKER,
     MAX_STATIC_BYTES,
     NETRON_BASE,
@@ -231,16 +234,166 @@ def test_only_the_most_recently_used_models_stay_exposed(tmp_path):
     for i, make in enumerate((onnx_models.tiny_cnn, onnx_models.static_mlp, onnx_models.custom_op)):
         paths.append(tmp_path / f"m{i}.onnx")
         onnx.save(make(), str(paths[-1]))
-    a = publish_model(static, paths[0], keep=2)
-    b = publish_model(static, paths[1], keep=2)
-    assert publish_model(static, paths[0], keep=2) == a  # used again: now the most recent
-    c = publish_model(static, paths[2], keep=2)
+    publish = functools.partial(publish_model, static, keep=2, grace_seconds=0)  # no grace: LRU alone
+    a = publish(paths[0])
+    b = publish(paths[1])
+    assert publish(paths[0]) == a  # used again: now the most recent
+    c = publish(paths[2])
     assert _served(static, a).is_file() and _served(static, c).is_file()
     assert not _served(static, b).parent.exists(), "the least recently used model is still served"
     assert len([p for p in (static / "m").iterdir()]) == 2
     # A pruned model is published again (under a new name) when it is shown again.
-    b2 = publish_model(static, paths[1], keep=2)
+    b2 = publish(paths[1])
     assert b2 != b and _served(static, b2).is_file()
+
+
+def _copies(tmp_path: Path, n: int, prefix: str = "s") -> list[Path]:
+    """``n`` files of the same model under different paths: each is a model of its own to publish."""
+    paths = []
+    for i in range(n):
+        paths.append(tmp_path / f"{prefix}{i}" / "tiny_cnn.onnx")
+        paths[-1].parent.mkdir()
+        onnx.save(onnx_models.tiny_cnn(), str(paths[-1]))
+    return paths
+
+
+def _age(static: Path, seconds: float) -> None:
+    """Let ``seconds`` pass for every publication (their order of use stays as it was)."""
+    for folder in (static / "m").iterdir():
+        st = folder.stat()
+        os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def _exposed(static: Path) -> set[str]:
+    return {p.name for p in (static / "m").iterdir()}
+
+
+def test_a_model_another_session_is_showing_is_not_pruned_within_the_grace_period(tmp_path, model):
+    static = tmp_path / "static"
+    keep = 2
+    mine = publish_model(static, model, keep=keep)  # session A's page is loading it in its iframe
+    others = [publish_model(static, p, keep=keep) for p in _copies(tmp_path, keep + 3)]  # a busy server
+    assert _served(static, mine).read_bytes() == model.read_bytes(), "pruned while session A shows it"
+    assert _exposed(static) == {_served(static, u).parent.name for u in [mine, *others]}
+
+    # A quarter of an hour later nobody has shown session A's model again: the next publication prunes
+    # down to the `keep` most recently used, session A's model first.
+    _age(static, GRACE_SECONDS + 1)
+    (newest,) = [publish_model(static, p, keep=keep) for p in _copies(tmp_path, 1, prefix="late")]
+    assert not _served(static, mine).parent.exists()
+    assert _exposed(static) == {_served(static, u).parent.name for u in (others[-1], newest)}
+    # Session A's next rerun publishes it again, under a new name.
+    again = publish_model(static, model, keep=keep)
+    assert again != mine and _served(static, again).read_bytes() == model.read_bytes()
+
+
+def test_showing_a_model_again_restarts_its_grace_period_and_makes_it_the_most_recent(tmp_path, model):
+    static = tmp_path / "static"
+    mine = publish_model(static, model, keep=1)
+    old = [publish_model(static, p, keep=1) for p in _copies(tmp_path, 2)]
+    _age(static, GRACE_SECONDS * 0.4)
+    assert publish_model(static, model, keep=1) == mine  # session A reruns its page: reused, not copied
+    _age(static, GRACE_SECONDS * 0.7)  # 1.1 grace periods after they were published, 0.7 after A's rerun
+    (late,) = [publish_model(static, p, keep=1) for p in _copies(tmp_path, 1, prefix="late")]
+    # keep=1, yet session A's model stays: it was shown minutes ago. The others had their time.
+    assert _exposed(static) == {_served(static, u).parent.name for u in (mine, late)}
+    assert not any(_served(static, u).parent.exists() for u in old)
+    # Long after, session A reruns once more: its model is shown again, so again it stays.
+    _age(static, GRACE_SECONDS + 1)
+    assert publish_model(static, model, keep=1) == mine
+    (late2,) = [publish_model(static, p, keep=1) for p in _copies(tmp_path, 1, prefix="late2")]
+    assert _exposed(static) == {_served(static, u).parent.name for u in (mine, late2)}
+    # With a shorter grace, recency alone decides: the model shown last is the one kept.
+    publish = functools.partial(publish_model, static, keep=1, grace_seconds=60)
+    _age(static, 61)
+    assert publish(model) == mine
+    (later,) = [publish(p) for p in _copies(tmp_path, 1, prefix="later")]
+    _age(static, 61)
+    assert publish(model) == mine
+    (last,) = [publish(p) for p in _copies(tmp_path, 1, prefix="last")]
+    assert _exposed(static) == {_served(static, u).parent.name for u in (mine, last)}
+    assert not any(_served(static, u).parent.exists() for u in (late, late2, later))
+
+
+def _publish_in_child(static: str, paths: list[str]) -> list[str]:
+    return [publish_model(Path(static), Path(p), keep=1) for p in paths]
+
+
+def test_sessions_publishing_at_once_in_several_processes_leave_every_recent_model_served(tmp_path, model):
+    static = tmp_path / "static"
+    mine = publish_model(static, model, keep=1)
+    paths = [str(p) for p in _copies(tmp_path, 12)]
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    with concurrent.futures.ProcessPoolExecutor(3, mp_context=context) as procs:
+        futures = [procs.submit(_publish_in_child, str(static), paths[i::3]) for i in range(3)]
+        while not all(f.done() for f in futures):  # session A keeps rerunning its page meanwhile
+            assert publish_model(static, model, keep=1) == mine
+            assert _served(static, mine).is_file()
+        urls = [u for f in futures for u in f.result(timeout=120)]
+    assert _exposed(static) == {_served(static, u).parent.name for u in [mine, *urls]}
+    assert all(_served(static, u).read_bytes() == model.read_bytes() for u in urls)
+    assert not [p for p in (static / "m").iterdir() if p.name.startswith(".")], "leftover temp folders"
+
+
+def test_a_reuse_never_returns_a_model_that_a_prune_is_removing(tmp_path, model):
+    static = tmp_path / "static"
+    mine = publish_model(static, model)
+    _age(static, GRACE_SECONDS + 1)
+    folder = _served(static, mine).parent
+    result: list[str] = []
+    with netron._locked(netron._lock_path(static / "m")):  # another session's prune is deciding...
+        rerun = threading.Thread(target=lambda: result.append(publish_model(static, model)))
+        rerun.start()
+        rerun.join(0.3)
+        assert rerun.is_alive(), "an old publication was reused without waiting for the prune"
+        os.rename(folder, folder.with_name(".trash-" + folder.name))  # ...and takes session A's model
+    rerun.join(30)
+    assert result and result[0] != mine and _served(static, result[0]).read_bytes() == model.read_bytes()
+
+
+def test_copies_on_disk_are_bounded_but_never_at_the_cost_of_a_model_being_shown(tmp_path):
+    first = onnx_models.with_external_data(tmp_path / "first")
+    weights = (first.parent / "weights.bin").stat().st_size
+    cap = weights * 3 // 2  # room for one copy of the weights, not two
+    static = tmp_path / "static"
+    publish = functools.partial(publish_model, static, max_total_bytes=cap)
+    one = _served(static, publish(first))
+    assert (one.parent / "weights.bin").is_file()
+    # Within the grace period the first model keeps its weights; the second is drawn without them.
+    two = _served(static, publish(onnx_models.with_external_data(tmp_path / "second")))
+    assert two.is_file() and not (two.parent / "weights.bin").exists()
+    assert (one.parent / "weights.bin").read_bytes() == (first.parent / "weights.bin").read_bytes()
+    # Later, the old copies make room for a new one, although `keep` would have kept them.
+    _age(static, GRACE_SECONDS + 1)
+    three = _served(static, publish(onnx_models.with_external_data(tmp_path / "third"), keep=100))
+    assert (three.parent / "weights.bin").is_file()
+    assert not one.parent.exists(), "the old copy of the weights is still on disk"
+    assert two.is_file(), "a publication that holds no copies was pruned for room it does not take"
+
+
+def test_a_linked_model_costs_nothing_and_a_copy_that_does_not_fit_is_refused(tmp_path, model):
+    static = tmp_path / "static"
+    linked = publish_model(static, model, max_total_bytes=0)
+    assert os.path.samefile(_served(static, linked), model)
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's temp folder to force a copy")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm, prefix="wb-model-")) / "far.onnx"
+    try:
+        shutil.copyfile(model, elsewhere)
+        size = elsewhere.stat().st_size
+        with pytest.raises(ModelError) as caught:
+            publish_model(static, elsewhere, max_total_bytes=size - 1)
+        assert "far.onnx" in caught.value.message and "copied" in caught.value.message
+        assert "few minutes" in (caught.value.hint or "")
+        assert _exposed(static) == {_served(static, linked).parent.name}, "a refused model left files"
+        # Room for it (and the few bytes of the first publication's identity file): copied.
+        copied = _served(static, publish_model(static, elsewhere, max_total_bytes=size + 1024))
+        assert copied.read_bytes() == model.read_bytes() and not os.path.samefile(copied, elsewhere)
+    finally:
+        shutil.rmtree(elsewhere.parent, ignore_errors=True)
 
 
 def test_external_data_files_are_copied_next_to_the_model_and_the_original_still_loads(tmp_path):

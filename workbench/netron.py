@@ -17,8 +17,10 @@ posts ``{type: 'workbench.selected', found, missing}`` to the parent frame.
 
 :func:`publish_model` puts a model (and its external-data files) under an unguessable folder of the static
 root, because Streamlit's static serving has no access control; publishing the same file again reuses its
-folder, and only the few most recently used publications are kept. :func:`viewer_url` builds the address of
-the viewer showing a published model.
+folder. Publications are shared by every session of the server: one published or reused in the last
+:data:`GRACE_SECONDS` is never removed (a page may still be loading or showing it); older ones are removed,
+least recently used first, beyond the few most recent and beyond a cap on the bytes they hold on disk.
+:func:`viewer_url` builds the address of the viewer showing a published model.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ STATIC_URL_PREFIX = "/app/static"
 MAX_STATIC_BYTES = 200 * 1024 * 1024  # Streamlit's static serving answers 404 for bigger files
 MARKER = ".workbench-netron.json"
 PUBLISH_DIR = "m"
+GRACE_SECONDS = 15 * 60  # a model published or reused this recently is never pruned: a page may be showing it
+MAX_PUBLISHED_BYTES = 2 * 2**30  # copies the publications may hold (links to workspace files count nothing)
 _IDENTITY = ".source"  # in each publication: which file it was made from (hashed)
 SELECT_SCRIPT = "workbench.js"
 
@@ -422,6 +426,11 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f}".removesuffix(".0")
 
 
+def _amount(n: int) -> str:
+    """Bytes for a message: small amounts are not rounded to "0 MiB"."""
+    return f"{_mib(n)} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB".replace(".0 ", " ")
+
+
 def _external_files(model_path: Path) -> tuple[str, ...]:
     """Relative paths of the external-data files an ONNX model references (validated, never read)."""
     if model_path.suffix.lower() != ".onnx":
@@ -445,16 +454,17 @@ def _safe_relative(location: str) -> PurePosixPath | None:
     return pure
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
+def _linked(src: Path, dst: Path) -> bool:
+    """Hard-link ``src`` to ``dst``; False when that is not possible here (another file system, no links)."""
     try:
         os.link(src, dst)
-    except OSError:  # another file system, or links not allowed: copy (keeping the times)
-        shutil.copy2(src, dst)
+    except OSError:
+        return False
+    return True
 
 
-def _external_to_copy(model_path: Path, name: str, budget: int) -> list[tuple[Path, PurePosixPath]]:
-    """The external-data files to copy next to the published model, or none when they exceed ``budget``.
+def _external_data(model_path: Path, name: str) -> tuple[list[tuple[Path, PurePosixPath]], int]:
+    """The external-data files to copy next to the published model, and their total size.
 
     Never hard-linked: onnx refuses to read external data that has more than one link ("potential hardlink
     attack"), so a link would break the workspace's own model. Netron reads these files only to show a
@@ -470,13 +480,7 @@ def _external_to_copy(model_path: Path, name: str, budget: int) -> list[tuple[Pa
         src = model_path.parent / location
         total += src.stat().st_size
         chosen.append((src, rel))
-    if total > budget:
-        log.warning(
-            "not publishing the external data of %s (%s MiB > %s MiB): the graph view cannot show weight values",
-            model_path.name, _mib(total), _mib(budget),
-        )  # fmt: skip
-        return []
-    return chosen
+    return chosen, total
 
 
 def _identity(model_path: Path, st: os.stat_result) -> str:
@@ -487,6 +491,11 @@ def _identity(model_path: Path, st: os.stat_result) -> str:
     """
     key = f"{model_path.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _lock_path(root: Path) -> Path:
+    """The lock under which publications are pruned, next to (not inside) the served folder."""
+    return root.parent / f".{root.name}.lock"
 
 
 def _publications(root: Path) -> list[tuple[int, str, Path]]:
@@ -506,30 +515,101 @@ def _touch_newest(folder: Path, newest: int) -> None:
     os.utime(folder, ns=(stamp, stamp))
 
 
-def _reuse(root: Path, name: str, identity: str) -> Path | None:
-    """The publication of the same file under the same name, if one is still there; marked as just used."""
+class _DiskUse:
+    """What publication folders hold on disk: the bytes of files nothing outside them links to.
+
+    A model hard-linked from the workspace costs nothing while the workspace keeps it; copies (external
+    data, models from another file system) and links whose workspace file is gone do. :meth:`drop` tells
+    what removing one folder frees, counting a file shared by several folders once, when its last goes.
+    """
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        self._keys: dict[Path, list[tuple[int, int]]] = {}
+        seen: dict[tuple[int, int], list[int]] = {}  # (dev, inode) -> [size, links, links in these folders]
+        for folder in folders:
+            keys = self._keys.setdefault(folder, [])
+            for parent, _, files in os.walk(folder):
+                for file in files:
+                    with contextlib.suppress(OSError):
+                        st = os.lstat(os.path.join(parent, file))
+                        key = (st.st_dev, st.st_ino)
+                        seen.setdefault(key, [st.st_size, st.st_nlink, 0])[2] += 1
+                        keys.append(key)
+        self._held = {key: [size, count] for key, (size, links, count) in seen.items() if count >= links}
+        self.bytes = sum(size for size, _ in self._held.values())
+
+    def drop(self, folder: Path) -> None:
+        for key in self._keys.pop(folder, ()):
+            entry = self._held.get(key)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self.bytes -= entry[0]
+
+
+def _prune(root: Path, keep: int, grace_seconds: float, max_bytes: int, incoming: int = 0) -> int:
+    """Stop serving old publications; return the bytes that the remaining ones (and those being made) hold.
+
+    A publication published or reused in the last ``grace_seconds`` is never removed: a page of some
+    session may be loading it, or may make Netron fetch it again. Of the older ones, oldest first, those
+    beyond the ``keep`` most recent publications are removed, then more while all would hold over
+    ``max_bytes`` with ``incoming`` bytes added. The choice is made, and the chosen folders renamed away,
+    under a lock that :func:`_reuse` also takes for an old publication, so a reuse never returns a folder
+    that is being removed; the deleting happens after the lock is released.
+    """
+    removed: list[Path] = []
+    with _locked(_lock_path(root)):
+        now = time.time_ns()
+        pubs = _publications(root)
+        disk = _DiskUse([folder for *_, folder in pubs] + [p for p in root.glob(".tmp-*") if p.is_dir()])
+        surplus = len(pubs) - keep
+        for mtime, token, folder in pubs:  # oldest first
+            if now - mtime < grace_seconds * 1e9 or (surplus <= 0 and disk.bytes + incoming <= max_bytes):
+                break
+            trash = root / f".trash-{token}"
+            try:
+                os.rename(folder, trash)
+            except OSError:  # removed by a process that holds no lock (not POSIX)
+                continue
+            removed.append(trash)
+            disk.drop(folder)
+            surplus -= 1
+        held = disk.bytes
+    for trash in removed:
+        shutil.rmtree(trash, ignore_errors=True)
+    if removed:
+        log.info("stopped serving %d published models for the graph view", len(removed))
+    now_s = time.time()
+    for tmp in [*root.glob(".tmp-*"), *root.glob(".trash-*")]:  # left by crashed processes
+        with contextlib.suppress(OSError):
+            if tmp.name.startswith(".trash-") or now_s - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return held
+
+
+def _reuse(root: Path, name: str, identity: str, grace_seconds: float) -> Path | None:
+    """The publication of the same file under the same name, if one is still there; marked as just used.
+
+    Cheap: a listing, one small read per publication until the match, one ``utime``. The lock of
+    :func:`_prune` is taken only for a publication more than half the grace period old, which a prune
+    might be removing right now; a fresher one cannot be pruned for minutes yet.
+    """
     pubs = _publications(root)
     newest = pubs[-1][0] if pubs else 0
-    for _, _, folder in reversed(pubs):
+    now = time.time_ns()
+    for mtime, _, folder in reversed(pubs):
         try:
             if (folder / _IDENTITY).read_text() != identity or not (folder / name).is_file():
                 continue
-            _touch_newest(folder, newest)
-        except OSError:  # pruned by another session meanwhile
+            if now - mtime < grace_seconds * 1e9 / 2:
+                _touch_newest(folder, newest)
+            else:
+                with _locked(_lock_path(root)):
+                    _touch_newest(folder, newest)  # fails if a prune renamed it away
+        except OSError:  # pruned meanwhile
             continue
         return folder
     return None
-
-
-def _prune(root: Path, keep: int) -> None:
-    pubs = _publications(root)
-    for _, _, path in pubs[: max(0, len(pubs) - keep)]:
-        shutil.rmtree(path, ignore_errors=True)
-    now = time.time()
-    for tmp in root.glob(".tmp-*"):
-        with contextlib.suppress(OSError):
-            if now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
-                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def publish_model(
@@ -539,23 +619,33 @@ def publish_model(
     *,
     url_prefix: str = STATIC_URL_PREFIX,
     max_external_bytes: int = MAX_STATIC_BYTES,
+    grace_seconds: float = GRACE_SECONDS,
+    max_total_bytes: int = MAX_PUBLISHED_BYTES,
 ) -> str:
     """Serve ``model_path`` as ``static_root/m/<token>/<safe name>``; return its same-origin URL path.
 
     The token is ``secrets.token_urlsafe`` (192 bits): static serving has no access control, so the URL is
     the only key. The model file is hard-linked (copied across file systems). Its external-data files are
-    copied next to it under their relative names when together they fit in ``max_external_bytes``; Netron
-    reads them only to show a tensor's values, so beyond that they are left out (with a log warning) and
-    the graph is drawn all the same.
+    copied next to it under their relative names when together they fit in ``max_external_bytes`` and in
+    the room left under ``max_total_bytes``; Netron reads them only to show a tensor's values, so otherwise
+    they are left out (with a log warning) and the graph is drawn all the same.
 
     Publishing the same file again (same path, inode, size and modification time) returns the same URL
-    without copying anything, so it is cheap to call on every page rerun. Only the ``keep`` most recently
-    published or reused models stay exposed; older ones are deleted. A model over Streamlit's 200 MiB
-    static limit is refused with a :class:`~workbench.errors.ModelError`. ``url_prefix`` is where
-    Streamlit serves ``static_root`` (``/app/static``, behind ``server.baseUrlPath`` if one is set).
+    without copying anything, so it is cheap to call on every page rerun. Publications are shared by every
+    session of the server. One published or reused in the last ``grace_seconds`` (default 15 minutes) is
+    never removed, so a page still showing it keeps working; older ones are removed, least recently used
+    first, beyond the ``keep`` most recent, and while all publications together would hold more than
+    ``max_total_bytes`` of copies (hard links to the workspace's files count nothing). A model that has to
+    be copied (another file system) and does not fit in that room is refused with a
+    :class:`~workbench.errors.ModelError`, as is one over Streamlit's 200 MiB static limit. ``url_prefix``
+    is where Streamlit serves ``static_root`` (``/app/static``, behind ``server.baseUrlPath`` if one is set).
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
+    if grace_seconds < 0 or max_total_bytes < 0:
+        raise ValueError(
+            f"grace_seconds and max_total_bytes cannot be negative, got {grace_seconds} and {max_total_bytes}"
+        )
     model_path = Path(model_path)
     try:
         st = model_path.stat()
@@ -581,17 +671,45 @@ def publish_model(
     root.mkdir(parents=True, exist_ok=True)
     prefix = f"{url_prefix.rstrip('/')}/{PUBLISH_DIR}"
     identity = _identity(model_path, st)
-    existing = _reuse(root, name, identity)
+    existing = _reuse(root, name, identity, grace_seconds)
     if existing is not None:
         return f"{prefix}/{existing.name}/{name}"
 
-    extras = _external_to_copy(model_path, name, max_external_bytes)
+    extras, extra_bytes = _external_data(model_path, name)
+    if extra_bytes > max_external_bytes:
+        log.warning(
+            "not publishing the external data of %s (%s MiB > %s MiB): the graph view cannot show weight values",
+            model_path.name, _mib(extra_bytes), _mib(max_external_bytes),
+        )  # fmt: skip
+        extras, extra_bytes = [], 0
     token = secrets.token_urlsafe(_TOKEN_BYTES)
     tmp = root / f".tmp-{token}"
     final = root / token
     try:
         tmp.mkdir()
-        _link_or_copy(model_path, tmp / name)
+        copy_bytes = 0 if _linked(model_path, tmp / name) else st.st_size
+        # The new publication will be the most recent: room for it among the `keep`, and for its copies.
+        held = _prune(root, keep - 1, grace_seconds, max_total_bytes, incoming=copy_bytes + extra_bytes)
+        room = max_total_bytes - held
+        if copy_bytes > room:
+            raise ModelError(
+                f"Cannot show '{model_path.name}' in the graph view right now: it has to be copied "
+                f"({_amount(copy_bytes)}; the workspace and the app's static folder are on different file "
+                f"systems) and the models opened in the last {grace_seconds / 60:g} minutes already hold "
+                f"{_amount(held)} of the {_amount(max_total_bytes)} the graph view may use.",
+                "Try again in a few minutes, when older models are released; or keep the workspace on the "
+                "app's file system, where models are linked instead of copied.",
+            )
+        if copy_bytes:
+            shutil.copy2(model_path, tmp / name)
+        if extra_bytes > room - copy_bytes:
+            log.warning(
+                "not publishing the external data of %s (%s): models published in the last %g minutes "
+                "already hold %s of the %s allowed; the graph view cannot show weight values",
+                model_path.name, _amount(extra_bytes), grace_seconds / 60, _amount(held),
+                _amount(max_total_bytes),
+            )  # fmt: skip
+            extras = []
         for src, rel in extras:
             target = tmp.joinpath(*rel.parts)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -603,7 +721,6 @@ def publish_model(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _prune(root, keep)
     url = f"{prefix}/{token}/{name}"
     log.info("published %s for the graph view (%d external-data files)", model_path.name, len(extras))
     return url
