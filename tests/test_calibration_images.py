@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import tarfile
+import threading
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -23,7 +26,6 @@ from workbench.errors import ArchiveError, DataError, SpecError, WorkbenchError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-
 
 
 @pytest.fixture(scope="module")
@@ -490,6 +492,205 @@ def test_a_symlink_escaping_the_root_is_refused_and_never_followed(tmp_path, dat
     # A link to a file inside the root is fine.
     (data_root / "set" / "cats" / "alias.png").symlink_to(data_root / "set" / "dogs" / "img000.jpg")
     assert "cats/alias.png" in ci.read_images(data_root / "set", cnn_input, roots=roots).files
+
+
+# ---------------------------------------------------------------------------------------------- swapped while read
+# Someone who can write below the data root swaps a file or a folder for a symbolic link after the folder was
+# checked and listed, hoping the server then reads a file outside the root for them. The listing and the reading
+# are separate steps of the module (list_images, then read_listing), so these tests run them in that order with a
+# real swap on disk in between.
+
+
+RAW = ci.ImagePreprocess(resize=None, crop=None, scale=1, mean=(0,), std=(1,), layout="NHWC", dtype="uint8")
+RAW_INPUT = InputSpec("x", "uint8", ("N", 32, 32, 3))
+
+
+def write_flat(folder: Path, names: list[str], value: int) -> list[Path]:
+    """32x32 images all of one grey ``value``: dark ones inside the root, bright ones outside, so the pixels say
+    where a sample was read from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(folder / name)
+        paths.append(folder / name)
+    return paths
+
+
+@pytest.fixture()
+def two_sides(tmp_path, data_root) -> tuple[Path, Path, tuple[Path, ...]]:
+    """``set`` below the root (dark images in cats/ and dogs/), and a bright twin of it outside the root."""
+    names = [f"{cls}/{i}.png" for cls in ("cats", "dogs") for i in range(4)]
+    write_flat(data_root / "set", names, 20)
+    write_flat(tmp_path / "outside", names, 250)
+    return data_root / "set", tmp_path / "outside", ci.data_roots()
+
+
+def test_a_file_swapped_for_a_link_outside_after_listing_is_not_read(two_sides):
+    folder, outside, roots = two_sides
+    listing = ci.list_images(ci.resolve_server_source("set", roots), roots, "set")
+    assert len(listing.files) == 8
+    (folder / "cats" / "1.png").unlink()
+    (folder / "cats" / "1.png").symlink_to(outside / "cats" / "1.png")
+    with pytest.raises(
+        DataError,
+        match=r"'set': 'cats/1.png' changed while the images were being read: it was replaced by a symbolic "
+        r"link to a file outside the folders allowed for calibration data\. It was not read\.",
+    ) as err:
+        ci.read_listing(listing, RAW_INPUT, RAW)
+    assert "nothing changes the folder" in err.value.hint
+    # Listed afresh, the link is refused at once.
+    with pytest.raises(DataError, match=r"'cats/1.png' is a symbolic link to a file outside"):
+        ci.list_images(folder, roots, "set")
+
+
+def test_a_folder_swapped_for_a_link_outside_after_listing_is_not_entered(two_sides):
+    folder, outside, roots = two_sides
+    listing = ci.list_images(folder, roots, "set")
+    (folder / "cats").rename(folder / ".cats-moved")
+    (folder / "cats").symlink_to(outside / "cats", target_is_directory=True)  # same file names, outside
+    with pytest.raises(
+        DataError,
+        match=r"'cats/0.png' changed while the images were being read: the folder '.*/set/cats' on its path "
+        r"was replaced by a symbolic link \(not followed\)",
+    ):
+        ci.read_listing(listing, RAW_INPUT, RAW)
+    # Listed afresh, the linked folder is noted and not walked: only the dark dogs are read.
+    got = ci.read_images(folder, RAW_INPUT, RAW, roots=roots, min_images=4)
+    assert got.files == tuple(f"dogs/{i}.png" for i in range(4))
+    assert got.data.arrays["x"].max() == 20
+    assert any("linked folder(s) not followed: 'cats'" in n for n in got.data.notes)
+
+
+def test_the_chosen_folder_swapped_for_a_link_outside_is_not_walked_or_read(two_sides):
+    folder, outside, roots = two_sides
+    checked = ci.resolve_server_source("set", roots)
+    listing = ci.list_images(checked, roots, "set")
+    folder.rename(folder.with_name(".set-moved"))
+    folder.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(DataError, match=r"'cats/0.png' changed .* the folder '.*/allowed/set' on its path"):
+        ci.read_listing(listing, RAW_INPUT, RAW)
+    # Checked before the swap, listed after it: refused as well, without a look inside.
+    with pytest.raises(DataError, match=r"'set' lies \(through a symbolic link\) outside the folders") as err:
+        ci.read_images(checked, RAW_INPUT, RAW, roots=roots)
+    assert str(roots[0]) in err.value.hint
+
+
+def test_a_linked_file_retargeted_outside_after_listing_is_refused(two_sides):
+    folder, outside, roots = two_sides
+    alias = folder / "dogs" / "alias.png"
+    alias.symlink_to(folder / "cats" / "0.png")
+    listing = ci.list_images(folder, roots, "set")
+    assert "dogs/alias.png" in [f.name for f in listing.files]
+    alias.unlink()
+    alias.symlink_to(outside / "cats" / "0.png")
+    with pytest.raises(
+        DataError,
+        match=r"'dogs/alias.png' changed .*: its symbolic link now leads outside the folders allowed",
+    ):
+        ci.read_listing(listing, RAW_INPUT, RAW)
+
+
+def test_a_file_replaced_removed_or_turned_into_a_fifo_after_listing_is_refused(two_sides):
+    folder, _, roots = two_sides
+    listing = ci.list_images(folder, roots, "set")
+    target = folder / "cats" / "2.png"
+    data = target.read_bytes()
+    (folder / "cats" / "new.tmp").write_bytes(data)
+    os.replace(folder / "cats" / "new.tmp", target)  # saved again: the same bytes, but not the file listed
+    with pytest.raises(DataError, match=r"'cats/2.png' changed .*: it was replaced by another file"):
+        ci.read_listing(listing, RAW_INPUT, RAW)
+    target.unlink()
+    with pytest.raises(DataError, match=r"'cats/2.png' changed .*: it was removed"):
+        ci.read_listing(listing, RAW_INPUT, RAW)
+    os.mkfifo(target)  # opening a FIFO for reading would wait for a writer forever: refused without waiting
+    with pytest.raises(DataError, match=r"'cats/2.png' changed .*: it is no longer a regular file"):
+        ci.read_listing(listing, RAW_INPUT, RAW)
+
+
+def test_links_to_files_inside_the_root_are_read_and_links_outside_are_refused(tmp_path, two_sides):
+    folder, outside, roots = two_sides
+    write_flat(
+        data_root_other := roots[0] / "elsewhere", ["bright.png"], 200
+    )  # another folder below the root
+    (folder / "dogs" / "near.png").symlink_to(Path("..") / "cats" / "3.png")  # relative, inside the folder
+    (folder / "dogs" / "far.png").symlink_to(data_root_other / "bright.png")  # absolute, inside the root
+    got = ci.read_images(folder, RAW_INPUT, RAW, roots=roots)
+    x = dict(zip(got.files, got.data.arrays["x"], strict=True))
+    np.testing.assert_array_equal(x["dogs/near.png"], x["cats/3.png"])
+    assert x["dogs/far.png"].min() == 200  # the linked file's own pixels
+    (folder / "dogs" / "away.png").symlink_to(outside / "dogs" / "0.png")
+    with pytest.raises(DataError, match=r"'dogs/away.png' is a symbolic link to a file outside") as err:
+        ci.read_images(folder, RAW_INPUT, RAW, roots=roots)
+    assert "Copy the file itself" in err.value.hint
+
+
+def test_a_folder_flipped_to_a_link_outside_while_it_is_listed_and_read_never_yields_outside_pixels(
+    two_sides,
+):
+    """A real race: a thread flips 'cats' between the real folder and a link to the bright twin outside, as fast
+    as it can, while the folder is listed and read again and again. Whatever the timing, every sample is dark;
+    runs that meet a swap end in a DataError naming what changed."""
+    folder, outside, roots = two_sides
+    real, link = folder / ".cats-real", folder / ".cats-link"
+    link.symlink_to(outside / "cats", target_is_directory=True)
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            os.rename(folder / "cats", real)
+            os.rename(link, folder / "cats")  # now a link to the bright images outside ...
+            time.sleep(0.002)
+            os.rename(folder / "cats", link)
+            os.rename(real, folder / "cats")  # ... and the real folder again
+            time.sleep(0.002)
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    read, refused, not_followed = 0, [], 0
+    deadline = time.monotonic() + 20
+    try:  # (the code before this check read outside pixels in about 1 run of 5 here)
+        while time.monotonic() < deadline and (
+            read + len(refused) < 100 or read < 20 or len(refused) < 3 or not_followed < 3
+        ):
+            try:
+                got = ci.read_images(folder, RAW_INPUT, RAW, roots=roots, min_images=1)
+            except DataError as err:
+                refused.append(err.message)
+                continue
+            read += 1
+            assert got.data.arrays["x"].max() == 20, f"outside pixels read from {got.files}"
+            not_followed += any("linked folder(s) not followed: 'cats'" in n for n in got.data.notes)
+    finally:
+        stop.set()
+        flipper.join()
+    assert read >= 20 and len(refused) >= 3 and not_followed >= 3, (read, refused[:3], not_followed)
+    assert all("'cats/" in m and "changed while the images were being read" in m for m in refused), refused[
+        :5
+    ]
+
+
+def test_a_server_archive_is_read_from_below_the_root_and_a_swapped_one_is_refused(
+    tmp_path, two_sides, cnn_input
+):
+    folder, outside, roots = two_sides
+    zip_folder(folder, roots[0] / "set.zip")
+    zip_folder(outside, tmp_path / "secret.zip")
+    checked = ci.resolve_server_source("set.zip", roots)
+    got = ci.read_images(checked, RAW_INPUT, RAW, roots=roots, work_dir=tmp_path / "work")
+    assert got.data.n_samples == 8 and got.data.arrays["x"].max() == 20
+    assert list((tmp_path / "work").iterdir()) == []  # the private copy is gone with the unpacked files
+    (roots[0] / "set.zip").unlink()
+    (roots[0] / "set.zip").symlink_to(tmp_path / "secret.zip")
+    for attempt in (
+        lambda: ci.read_images(checked, RAW_INPUT, RAW, roots=roots, work_dir=tmp_path / "work"),
+        lambda: ci.materialize_npz(checked, RAW_INPUT, RAW, tmp_path / "data", roots=roots),
+    ):
+        with pytest.raises(
+            DataError, match=r"'set.zip' lies \(through a symbolic link\) outside the folders"
+        ):
+            attempt()
+    assert not list((tmp_path / "data").glob("images-*"))
 
 
 # ---------------------------------------------------------------------------------------------- workspace + UI

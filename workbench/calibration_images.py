@@ -16,24 +16,29 @@ Only files whose names end in an image suffix are decoded (anything else is skip
 claims to be an image but is not, or is damaged, is an error naming it; so is an image declaring more pixels
 than Pillow's decompression-bomb limit (checked from its header, before decoding). Folders on the server are
 accepted only below the allowed roots (``WORKBENCH_DATA_ROOTS``, default: the workspace's ``data/`` folder),
-after resolving symbolic links; links inside the folder that lead outside the roots are refused.
+after resolving symbolic links; links inside the folder that lead outside the roots are refused. Listing and
+reading are separate steps (:func:`list_images`, then :func:`read_listing`), so every file is opened again from
+its root's folder descriptor, one component at a time without following links, and must then be the very file
+that was listed (device and inode); a file or folder swapped for a link in between is refused, naming it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -47,7 +52,7 @@ from .calibration_data import (
     _check_finite,
     _check_shape,
 )
-from .errors import DataError, SpecError
+from .errors import ArchiveError, DataError, SpecError
 from .progress import Cancelled, NullReporter, Reporter
 
 log = logging.getLogger(__name__)
@@ -430,6 +435,85 @@ def resolve_server_source(path: str | os.PathLike[str], roots: Sequence[Path]) -
 
 
 # ---------------------------------------------------------------------------------------------- listing
+#
+# Every file and folder is opened the same way, when listed and again when read: from the descriptor of an
+# allowed root (or of the folder itself), one path component at a time, each with O_NOFOLLOW. A folder or file
+# swapped for a symbolic link after it was checked is therefore refused, never followed, and the file opened
+# must still be the very file that was listed (same device and inode, checked on the open descriptor).
+
+_O_DIRECTORY, _O_NOFOLLOW = getattr(os, "O_DIRECTORY", 0), getattr(os, "O_NOFOLLOW", 0)  # POSIX only
+_SAFE_OPEN = bool(_O_DIRECTORY and _O_NOFOLLOW) and os.open in os.supports_dir_fd
+_DIR_FLAGS = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: a FIFO swapped in for an image must not hang the open (it changes nothing for regular files).
+_FILE_FLAGS = os.O_RDONLY | _O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+MAX_FOLDER_DEPTH = 64  # folders nested deeper than this below the chosen folder are refused, not walked
+
+
+class _Blocked(Exception):
+    """Opening component ``index`` of a path below a base folder failed (-1: the base folder itself)."""
+
+    def __init__(self, index: int, err: OSError) -> None:
+        super().__init__(index, err)
+        self.index = index
+        self.err = err
+
+
+def _open_dir(base: Path, parts: Sequence[str]) -> int:
+    """A descriptor of ``base/parts...``, walked from ``base`` without following any link below it."""
+    if not _SAFE_OPEN:
+        raise DataError(
+            "Image folders can be read safely only where files open relative to a folder without following "
+            "links (Linux, macOS); this system cannot.",
+            "Use an .npz file for the calibration data.",
+        )
+    try:
+        fd = os.open(base, os.O_RDONLY | _O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise _Blocked(-1, err) from err
+    for i, part in enumerate(parts):
+        try:
+            nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except OSError as err:
+            raise _Blocked(i, err) from err
+        finally:
+            os.close(fd)
+        fd = nfd
+    return fd
+
+
+def _open_file(base: Path, parts: Sequence[str]) -> int:
+    """A read-only descriptor of the file ``base/parts...``, walked without following any link below ``base``."""
+    dfd = _open_dir(base, parts[:-1])
+    try:
+        return os.open(parts[-1], _FILE_FLAGS, dir_fd=dfd)
+    except OSError as err:
+        raise _Blocked(len(parts) - 1, err) from err
+    finally:
+        os.close(dfd)
+
+
+def _base_for(path: Path, allowed: Sequence[Path]) -> tuple[Path, tuple[str, ...]] | None:
+    """(root, components below it) for the widest allowed root holding ``path`` (resolved), or None."""
+    below = [r for r in allowed if path.is_relative_to(r)]
+    if not below:
+        return None
+    root = min(below, key=lambda r: len(r.parts))
+    return root, path.relative_to(root).parts
+
+
+@dataclass(frozen=True)
+class ListedImage:
+    """One image file found by :func:`list_images`, how to open it again, and which file it must then be."""
+
+    name: str  # relative to the listed folder, '/'-separated
+    path: Path  # its real path (for a linked file: the link's target)
+    base: Path  # opened from this folder (an allowed root, or the listed folder itself) ...
+    parts: tuple[str, ...]  # ... through these components, never following a link
+    link: Path | None  # where the symbolic link sits, for a linked file
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -437,15 +521,17 @@ class ImageListing:
     """The image files of a folder, in sorted order, and what was left out."""
 
     root: Path
-    files: tuple[tuple[str, Path], ...]  # (name relative to root, real path)
-    skipped: tuple[str, ...]  # files that are not images (by name)
+    files: tuple[ListedImage, ...]
+    skipped: tuple[str, ...]  # files that are not images (by name), or not regular files
     linked_folders: tuple[str, ...]  # symbolic links to folders: not followed
+    label: str = ""  # how errors name the folder
+    allowed: tuple[Path, ...] = ()  # linked files must resolve below these
 
     def digest(self) -> str:
+        """Names, sizes and modification times of the files, as listed."""
         h = hashlib.sha256()
-        for name, path in self.files:
-            st = path.stat()
-            h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        for f in self.files:
+            h.update(f"{f.name}\0{f.size}\0{f.mtime_ns}\n".encode())
         return h.hexdigest()
 
 
@@ -453,66 +539,252 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def _outside_link_error(label: str, name: str) -> DataError:
+    return DataError(
+        f"'{label}': '{name}' is a symbolic link to a file outside the folders allowed for calibration data; "
+        "it is not followed.",
+        "Copy the file itself into the folder, or remove the link.",
+    )
+
+
 def list_images(folder: Path, roots: Sequence[Path] | None = None, label: str | None = None) -> ImageListing:
     """Walks ``folder`` without following links to folders; a linked file is used only when it resolves below
-    ``roots`` (default: ``folder`` itself), else DataError. Hidden files and ``__MACOSX`` are ignored."""
-    folder = Path(folder).resolve()
+    ``roots`` (default: ``folder`` itself), else DataError. Hidden files and ``__MACOSX`` are ignored.
+
+    Every folder is opened from the widest root holding ``folder`` (or from ``folder`` when no root does), one
+    component at a time without following links, so a folder swapped for a link while it is walked is not
+    entered (it is noted as a linked folder). :func:`open_listed` reopens each file the same way."""
+    given = Path(os.path.abspath(folder))
+    folder = given.resolve()
     label = label or folder.name
-    allowed = [Path(r).resolve() for r in (roots or [folder])]
-    files: list[tuple[str, Path]] = []
+    allowed = tuple(dict.fromkeys(Path(r).resolve() for r in (roots or [folder])))
+    where = _base_for(folder, allowed)
+    if where is None and roots and _base_for(given, (*allowed, *map(Path, roots))) is not None:
+        raise DataError(  # below a root as written, outside once resolved: a link (perhaps swapped in just now)
+            f"'{label}' lies (through a symbolic link) outside the folders allowed for calibration data; it is "
+            "not read.",
+            f"Calibration images are read only below {_roots_text(allowed)}; copy them there.",
+        )
+    base, prefix = where or (folder, ())
+    files: list[ListedImage] = []
     skipped: list[str] = []
     linked: list[str] = []
     count = 0
 
-    def fail(err: OSError) -> None:
-        raise DataError(
-            f"'{label}': cannot read '{err.filename}' ({err.strerror}).", "Check the folder's permissions."
+    def unreadable(name: str, err: OSError) -> DataError:
+        return DataError(
+            f"'{label}': cannot read '{name}' ({err.strerror}).", "Check the folder's permissions."
         )
 
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=fail, followlinks=False):
-        base = Path(dirpath)
-        rel_dir = base.relative_to(folder)
-        keep = []
-        for d in sorted(dirnames):
-            if _hidden(d):
+    def linked_file(name: str, link: Path) -> ListedImage | None:
+        real = Path(os.path.realpath(link))
+        where = _base_for(real, allowed)
+        if where is None:
+            raise _outside_link_error(label, name)
+        try:
+            fd = _open_file(*where)  # the target, opened without following links: it must be a regular file
+        except _Blocked:
+            return None
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return ListedImage(
+            name, real, where[0], where[1], link, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+        )
+
+    def walk(dfd: int, rel: tuple[str, ...]) -> None:
+        nonlocal count
+        if len(rel) > MAX_FOLDER_DEPTH:
+            raise DataError(
+                f"'{label}': '{'/'.join(rel)}' is nested more than {MAX_FOLDER_DEPTH} folders deep.",
+                "Point at a folder with a flatter layout (one folder per class is typical).",
+            )
+        try:
+            with os.scandir(dfd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            raise unreadable("/".join(rel) or ".", err) from err
+        subdirs: list[str] = []
+        for entry in entries:
+            if _hidden(entry.name):
                 continue
-            if (base / d).is_symlink():
-                linked.append((rel_dir / d).as_posix())
-                continue
-            keep.append(d)
-        dirnames[:] = keep
-        for fname in sorted(filenames):
-            if _hidden(fname):
-                continue
-            count += 1
-            if count > MAX_LISTED_FILES:
-                raise DataError(
-                    f"'{label}' holds more than {MAX_LISTED_FILES:,} files.",
-                    "Point at a folder with a representative subset (a few hundred images).",
-                )
-            rel = (rel_dir / fname).as_posix()
-            path = base / fname
-            if path.is_symlink():
-                real = path.resolve()
-                if not any(real.is_relative_to(r) for r in allowed):
-                    raise DataError(
-                        f"'{label}': '{rel}' is a symbolic link to a file outside the folders allowed "
-                        "for calibration data; it is not followed.",
-                        "Copy the file itself into the folder, or remove the link.",
-                    )
-                if not real.is_file():
-                    skipped.append(rel)
+            name = "/".join((*rel, entry.name))
+            try:
+                if entry.is_symlink():
+                    if entry.is_dir():  # follows the link, only to tell a linked folder from a linked file
+                        linked.append(name)
+                        continue
+                elif entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
                     continue
-                path = real
-            elif not path.is_file():
-                skipped.append(rel)
+                count += 1
+                if count > MAX_LISTED_FILES:
+                    raise DataError(
+                        f"'{label}' holds more than {MAX_LISTED_FILES:,} files.",
+                        "Point at a folder with a representative subset (a few hundred images).",
+                    )
+                item: ListedImage | None = None
+                if entry.is_symlink():
+                    item = linked_file(name, folder.joinpath(*rel, entry.name))
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)  # fstatat on the open folder: no link followed
+                    item = ListedImage(
+                        name,
+                        folder.joinpath(*rel, entry.name),
+                        base,
+                        (*prefix, *rel, entry.name),
+                        None,
+                        st.st_dev,
+                        st.st_ino,
+                        st.st_size,
+                        st.st_mtime_ns,
+                    )
+            except FileNotFoundError:  # removed while listed
                 continue
-            if Path(fname).suffix.lower() in IMAGE_SUFFIXES:
-                files.append((rel, path))
+            except OSError as err:
+                raise unreadable(name, err) from err
+            if item is not None and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                files.append(item)
             else:
-                skipped.append(rel)
-    files.sort(key=lambda f: f[0])
-    return ImageListing(folder, tuple(files), tuple(skipped), tuple(linked))
+                skipped.append(name)
+        for d in subdirs:
+            name = "/".join((*rel, d))
+            try:
+                sub = os.open(d, _DIR_FLAGS, dir_fd=dfd)
+            except OSError as err:
+                if err.errno == errno.ELOOP:  # swapped for a link since it was listed: not followed
+                    linked.append(name)
+                    continue
+                if err.errno in (errno.ENOENT, errno.ENOTDIR):  # removed, or replaced by a file
+                    continue
+                raise unreadable(name, err) from err
+            try:
+                walk(sub, (*rel, d))
+            finally:
+                os.close(sub)
+
+    try:
+        top = _open_dir(base, prefix)
+    except _Blocked as blocked:
+        if blocked.index >= 0 and blocked.err.errno in (errno.ELOOP, errno.ENOTDIR):
+            swapped = base.joinpath(*prefix[: blocked.index + 1])
+            raise DataError(
+                f"'{label}': the folder '{swapped}' was replaced by a symbolic link (or a file) after it was "
+                "checked; it is not followed.",
+                "Make sure nothing changes the folder while calibration data is made, then try again.",
+            ) from blocked
+        raise unreadable(label, blocked.err) from blocked
+    try:
+        walk(top, ())
+    finally:
+        os.close(top)
+    files.sort(key=lambda f: f.name)
+    return ImageListing(folder, tuple(files), tuple(skipped), tuple(linked), label, allowed)
+
+
+def open_listed(listing: ImageListing, item: ListedImage) -> BinaryIO:
+    """Open a file of ``listing`` for reading: walked again from its root without following any link, and
+    refused (DataError naming it and why) unless it is still the regular file that was listed — same device and
+    inode, checked on the opened descriptor — and, for a linked file, the link still leads to the same target."""
+    label = listing.label or listing.root.name
+    allowed = listing.allowed or (listing.root,)
+
+    def changed(why: str) -> DataError:
+        return DataError(
+            f"'{label}': '{item.name}' changed while the images were being read: {why}. It was not read.",
+            "Make sure nothing changes the folder while calibration data is made, then try again.",
+        )
+
+    if item.link is not None:
+        now = Path(os.path.realpath(item.link))
+        if now != item.path:
+            if _base_for(now, allowed) is None:
+                raise changed("its symbolic link now leads outside the folders allowed for calibration data")
+            raise changed("its symbolic link now leads to another file")
+    try:
+        fd = _open_file(item.base, item.parts)
+    except _Blocked as blocked:
+        code, last = blocked.err.errno, len(item.parts) - 1
+        if code == errno.ELOOP and blocked.index == last:
+            real = Path(os.path.realpath(item.base.joinpath(*item.parts)))
+            if _base_for(real, allowed) is None:
+                raise changed(
+                    "it was replaced by a symbolic link to a file outside the folders allowed for calibration data"
+                ) from blocked
+            raise changed("it was replaced by a symbolic link") from blocked
+        if code in (errno.ELOOP, errno.ENOTDIR) and blocked.index >= 0:
+            where = item.base.joinpath(*item.parts[: blocked.index + 1])
+            raise changed(
+                f"the folder '{where}' on its path was replaced by a symbolic link (not followed)"
+            ) from blocked
+        if code == errno.ENOENT:
+            gone = (
+                f"the folder '{item.base}' it was listed from is gone"
+                if blocked.index < 0
+                else "it was removed"
+            )
+            raise changed(gone) from blocked
+        raise DataError(
+            f"'{label}': cannot read '{item.name}' ({blocked.err.strerror}).", "Check the file's permissions."
+        ) from blocked
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise changed("it is no longer a regular file")
+        if (st.st_dev, st.st_ino) != (item.device, item.inode):
+            raise changed("it was replaced by another file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _open_source_file(source: Path, roots: Sequence[Path] | None) -> int:
+    """A descriptor of the regular file ``source`` (an archive), opened from the widest root holding it without
+    following links below that root; a file below no root is opened from its own folder."""
+    real = source.resolve()
+    allowed = tuple(Path(r).resolve() for r in roots or ())
+    where = _base_for(real, allowed)
+    if where is None:
+        if allowed and _base_for(Path(os.path.abspath(source)), allowed) is not None:
+            raise DataError(
+                f"'{source.name}' lies (through a symbolic link) outside the folders allowed for calibration "
+                "data; it is not read.",
+                "Copy the archive itself below the allowed folders.",
+            )
+        where = (real.parent, (real.name,))
+    try:
+        fd = _open_file(*where)
+    except _Blocked as blocked:
+        raise DataError(
+            f"'{source.name}' changed while it was being read ({blocked.err.strerror}); it was not read.",
+            "Make sure nothing changes the file while calibration data is made, then try again.",
+        ) from blocked
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"'{source.name}' is not a regular file.", "Give a folder, or a .zip / .tar.gz file.")
+    return fd
+
+
+def _copy_source_archive(source: Path, roots: Sequence[Path] | None, dest: Path, limit: int) -> Path:
+    """Copy the archive ``source`` (opened as :func:`_open_source_file` does) to ``dest/<its name>``, so it is
+    unpacked from a file nobody else can swap."""
+    fd = _open_source_file(source, roots)
+    with os.fdopen(fd, "rb") as src:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise ArchiveError(
+                f"'{source.name}' is {size / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB limit for "
+                "image archives.",
+                "Use fewer images, or unpack the archive into a folder below the allowed folders.",
+            )
+        out = dest / source.name
+        with open(out, "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- decoding
@@ -534,12 +806,12 @@ def _bomb_error(name: str, size: tuple[int, int] | None, limit: int) -> DataErro
     )
 
 
-def _decode(path: Path, name: str, pre: ImagePreprocess, max_pixels: int) -> np.ndarray:
-    """One image file → uint8 array (H, W, C) after resize and crop, RGB order (or grayscale)."""
+def _decode(fh: BinaryIO, name: str, pre: ImagePreprocess, max_pixels: int) -> np.ndarray:
+    """One open image file → uint8 array (H, W, C) after resize and crop, RGB order (or grayscale)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with Image.open(fh) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise _bomb_error(name, (w, h), max_pixels)
@@ -647,10 +919,13 @@ def _read_listing(
     out: np.ndarray | None = None
     first = ""
     n = len(chosen)
-    for i, (name, path) in enumerate(chosen):
+    for i, item in enumerate(chosen):
         if reporter.cancelled():
             raise Cancelled()
-        sample = _to_sample(_decode(path, name, pre, limit), pre)
+        name = item.name
+        with open_listed(listing, item) as fh:  # exactly the file listed, or a DataError saying why not
+            pixels = _decode(fh, name, pre, limit)
+        sample = _to_sample(pixels, pre)
         if out is None:
             total = sample.nbytes * n
             if total > max_bytes:
@@ -685,7 +960,40 @@ def _read_listing(
     for note in notes:
         log.info("%s: %s", label, note)
     data = CalibrationData({spec.name: arr}, source=label, notes=tuple(notes))
-    return ImageData(data, tuple(name for name, _ in chosen), pre)
+    return ImageData(data, tuple(item.name for item in chosen), pre)
+
+
+def read_listing(
+    listing: ImageListing,
+    spec: InputSpec,
+    preprocess: ImagePreprocess | None = None,
+    *,
+    profile: Any = None,
+    max_images: int = DEFAULT_MAX_IMAGES,
+    min_images: int = DEFAULT_MIN_IMAGES,
+    max_pixels: int | None = None,
+    max_bytes: int = DEFAULT_MAX_NPZ_BYTES,
+    reporter: Reporter | None = None,
+) -> ImageData:
+    """The images of a :func:`list_images` listing read into calibration data (the second half of
+    :func:`read_images` for a folder). Each file is reopened with :func:`open_listed`: a file or folder swapped
+    for a link, or for another file, since it was listed is refused with a DataError naming it."""
+    pre = preprocess or propose_preprocess(spec)
+    check_against_input(spec, pre)
+    if max_images < 1 or min_images < 1:
+        raise DataError("max_images and min_images must be at least 1.")
+    return _read_listing(
+        listing,
+        listing.label or listing.root.name,
+        spec,
+        pre,
+        profile=profile,
+        max_images=max_images,
+        min_images=min_images,
+        max_pixels=max_pixels,
+        max_bytes=max_bytes,
+        reporter=reporter or NullReporter(),
+    )
 
 
 def _hw(sample: np.ndarray, pre: ImagePreprocess) -> str:
@@ -739,7 +1047,13 @@ def read_images(
         tmp = Path(tempfile.mkdtemp(prefix="images-", dir=work_dir))
         try:
             reporter.progress(0.0, "Unpacking images")
-            extract_archive(source, tmp / "x", limits or IMAGE_ARCHIVE_LIMITS)
+            limits = limits or IMAGE_ARCHIVE_LIMITS
+            archive = source
+            if (
+                roots is not None
+            ):  # a file on the server: unpack a private copy, so it cannot be swapped midway
+                archive = _copy_source_archive(source, roots, tmp, limits.max_total_bytes)
+            extract_archive(archive, tmp / "x", limits)
             return read(list_images(tmp / "x", None, label))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -761,7 +1075,8 @@ def images_to_data(
 
     ``preprocess`` defaults to :func:`propose_preprocess`. Keyword arguments: ``profile`` ((min, max) shapes
     per input, or a ``spec.Profile``), ``max_images`` (spread evenly over the sorted files), ``min_images``,
-    ``roots`` (linked files must resolve below these; default: the folder itself), ``max_pixels`` (per image;
+    ``roots`` (linked files must resolve below these; default: the folder itself; an archive is then copied
+    privately, from below them, before it is unpacked), ``max_pixels`` (per image;
     default Pillow's limit), ``max_bytes``, ``limits`` (archive extraction), ``work_dir`` (where an archive is
     unpacked, then removed), ``reporter``. Every problem is a DataError (ArchiveError for unsafe archives).
     """
@@ -806,9 +1121,9 @@ class MaterializedImages:
     reused: bool = False
 
 
-def _file_digest(path: Path) -> str:
+def _file_digest(path: Path, roots: Sequence[Path] | None = None) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with os.fdopen(_open_source_file(path, roots), "rb") if roots is not None else open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -818,7 +1133,7 @@ def source_digest(source: Path, roots: Sequence[Path] | None = None) -> str:
     """Content digest of an archive, or of a folder's listing (names, sizes, modification times)."""
     if source.is_dir():
         return "folder:" + list_images(source, roots, source.name).digest()
-    return "file:" + _file_digest(source)
+    return "file:" + _file_digest(source, roots)
 
 
 def _write_npz(path: Path, name: str, arr: np.ndarray) -> None:
@@ -945,8 +1260,12 @@ def read_sidecar(npz_path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("version") == SIDECAR_VERSION else None
 
 
-def calibration_npz(path: str | os.PathLike[str], model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                    preprocess: ImagePreprocess | None = None) -> Path:
+def calibration_npz(
+    path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    preprocess: ImagePreprocess | None = None,
+) -> Path:
     """What the CLI's ``--calib-data`` names, as an .npz: an .npz as is; an image folder or archive preprocessed
     (defaults proposed from the model's image input) into ``out_dir``. The CLI user's own folder is the root."""
     from .archives import is_archive
