@@ -12,6 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_one_click_demo_ends_on_an_html_report(app_ws):
+    from plotly.offline import get_plotlyjs
+
     at = open_page("model")
     at.button(key="demo.start").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -27,9 +29,110 @@ def test_one_click_demo_ends_on_an_html_report(app_ws):
 
     report = app_ws.jobs.artifact(job_id, "demo_report.html").read_text()
     assert "Layer fusion" in report and "Accuracy against ONNX Runtime FP32" in report
-    assert "digits_mlp.onnx" in report and "https://" not in report.split("<iframe")[0]
+    # Nothing outside plotly.js (whose bundle names CDNs for map tiles these figures do not use) is online.
+    assert (
+        "digits_mlp.onnx" in report
+        and "https://" not in report.replace(get_plotlyjs(), "").split("<iframe")[0]
+    )
 
     at = open_page("model", **{ui.DEMO_JOB: job_id, ui.MODEL_DIGEST: job.model_digest})
     assert not at.exception, [e.value for e in at.exception]
     labels = {m.label for m in at.metric}
     assert {"FP32 plan", "INT8 plan", "Top-1, INT8 simulation"} <= labels
+
+
+def _frames(page: str) -> list[tuple[str, str]]:
+    """(title, document) of every report frame (``<iframe srcdoc>``) of a demo report."""
+    from html.parser import HTMLParser
+
+    class Frames(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[tuple[str, str]] = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "iframe" and "srcdoc" in a:
+                self.found.append((a.get("title") or "", a["srcdoc"] or ""))
+
+    parser = Frames()
+    parser.feed(page)
+    return parser.found
+
+
+def _all_plots_drawn(scope, expected: int) -> None:
+    """Every one of the ``expected`` Plotly figures in ``scope`` (a page or frame) has drawn its SVG."""
+    from playwright.sync_api import expect
+
+    expect(scope.locator(".js-plotly-plot")).to_have_count(expected, timeout=DRAW_TIMEOUT_MS)
+    expect(scope.locator(".js-plotly-plot:has(.main-svg)")).to_have_count(expected, timeout=DRAW_TIMEOUT_MS)
+
+
+DRAW_TIMEOUT_MS = 60_000  # plotly.js takes seconds to start in chromium on a loaded 2-core machine
+
+
+@pytest.mark.browser
+def test_the_demo_report_carries_plotly_once_and_every_plot_draws_offline(wb, tmp_path):
+    """The demo report holds two reports but plotly.js once (it was 11 MB with a copy per report); opened
+    from a file with the network cut, every figure of both reports draws. Each report saved on its own
+    (the accuracy job's accuracy_report.html, the Fusion page's HTML export) still carries plotly.js and
+    opens offline by itself."""
+    import re
+
+    from plotly.offline import get_plotlyjs
+
+    from tests.browser_support import chromium, offline_page
+    from workbench.demo import REPORT
+    from workbench.fusion import diff_builds, job_report
+    from workbench.reports.fusion_html import export_files
+
+    _, job_id = wb.start_demo()
+    job = wb.jobs.wait(job_id, timeout=600)
+    assert job.status == "succeeded", (job.error, wb.jobs.read_log(job_id)[0][-3000:])
+    steps = job.result["steps"]
+    report = wb.jobs.artifact(job_id, REPORT).read_text(encoding="utf-8")
+
+    plotly_js = get_plotlyjs()
+    banner = re.search(r"plotly\.js v[0-9][\w.+-]*", plotly_js)
+    assert banner, "plotly.js no longer starts with its version banner"
+    assert report.count(plotly_js) == 1 and report.count(banner.group(0)) == 1  # raw or escaped: one copy
+    assert len(report) < 1.5 * len(plotly_js)
+    frames = _frames(report)
+    assert [title for title, _ in frames] == [
+        "Layer fusion (INT8 engine)",
+        "Accuracy against ONNX Runtime FP32",
+    ]
+    expected = [doc.count("Plotly.newPlot(") for _, doc in frames]
+    assert all(n > 0 for n in expected), expected
+
+    # Saved on their own, both reports still carry plotly.js.
+    accuracy_alone = wb.jobs.artifact(steps["compare"], "accuracy_report.html")
+    fp32_layers, _ = job_report(wb.jobs.job_dir(steps["fp32"]))
+    int8_layers, int8_report = job_report(wb.jobs.job_dir(steps["int8"]))
+    (export,) = [
+        (name, content)
+        for label, content, name, _ in export_files(
+            int8_report, int8_layers, "int8", diff=diff_builds(fp32_layers, int8_layers)
+        )
+        if label == "HTML report"
+    ]
+    fusion_alone = tmp_path / export[0]
+    fusion_alone.write_text(export[1](), encoding="utf-8")
+    for alone in (accuracy_alone, fusion_alone):
+        assert alone.read_text(encoding="utf-8").count(plotly_js) == 1, alone.name
+
+    saved = tmp_path / REPORT
+    saved.write_text(report, encoding="utf-8")
+    with chromium() as browser:
+        with offline_page(browser, saved) as offline:
+            errors: list[str] = []
+            offline.page.on("pageerror", lambda err: errors.append(str(err)))
+            offline.page.goto(offline.url)
+            for i, n in enumerate(expected):
+                _all_plots_drawn(offline.page.frame_locator("iframe").nth(i), n)
+            assert offline.attempted == [] and errors == [], (offline.attempted, errors)
+        for alone, (_, doc) in zip((fusion_alone, accuracy_alone), frames, strict=True):
+            with offline_page(browser, alone) as offline:
+                offline.page.goto(offline.url)
+                _all_plots_drawn(offline.page, doc.count("Plotly.newPlot("))
+                assert offline.attempted == [], (alone.name, offline.attempted)

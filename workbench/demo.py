@@ -27,6 +27,16 @@ KIND = "demo"
 REPORT = "demo_report.html"
 SAMPLE = "digits_mlp"
 
+# The demo report carries plotly.js once: as inert text in its <head> (this id), which each report frame (a
+# srcdoc iframe, so the same origin as the page, file:// included) runs as its own script, in its own window.
+PLOTLY_JS_ID = "workbench-plotly-js"
+PLOTLY_FROM_PARENT = (
+    "<script>(function(){try{var src=window.parent.document.getElementById('" + PLOTLY_JS_ID + "');"
+    "var s=document.createElement('script');s.text=src.text;document.head.appendChild(s);}"
+    "catch(err){console.error('plotly.js: the page embedding this report does not provide it', err);}})();"
+    "</script>"
+)
+
 
 @dataclass(frozen=True)
 class DemoStep:
@@ -36,9 +46,13 @@ class DemoStep:
 
 
 def submit_demo(jobs: JobStore, ref: Any) -> str:
-    return jobs.submit(KIND, {"model_path": str(ref.path), "model_digest": ref.digest, "model_name": ref.name},
-                       title=f"Demo on {ref.name}: FP32 and INT8 builds, fusion, accuracy",
-                       model_digest=ref.digest, model_name=ref.name)
+    return jobs.submit(
+        KIND,
+        {"model_path": str(ref.path), "model_digest": ref.digest, "model_name": ref.name},
+        title=f"Demo on {ref.name}: FP32 and INT8 builds, fusion, accuracy",
+        model_digest=ref.digest,
+        model_name=ref.name,
+    )
 
 
 def _wait(jobs: JobStore, job_id: str, reporter: Reporter, lo: float, hi: float, what: str) -> Job:
@@ -71,9 +85,14 @@ def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
 
     reporter.log("Step 1/3: building FP32 and INT8 (entropy calibration on the sample's calibration set).")
     steps["fp32"] = wb.submit_build(ref, BuildSpec(precision="fp32", profiles=profiles))
-    steps["int8"] = wb.submit_build(ref, BuildSpec(
-        precision="int8", profiles=profiles,
-        calibration=CalibrationSpec(data_path=str(sample.calibration_data), calibrator="entropy")))
+    steps["int8"] = wb.submit_build(
+        ref,
+        BuildSpec(
+            precision="int8",
+            profiles=profiles,
+            calibration=CalibrationSpec(data_path=str(sample.calibration_data), calibrator="entropy"),
+        ),
+    )
     _wait(wb.jobs, steps["fp32"], reporter, 0.0, 0.3, "FP32 build")
     _wait(wb.jobs, steps["int8"], reporter, 0.3, 0.6, "INT8 build")
 
@@ -85,23 +104,39 @@ def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     fp32_layers, _ = job_report(wb.jobs.job_dir(steps["fp32"]))
     int8_layers, int8_report = job_report(wb.jobs.job_dir(steps["int8"]))
     diff = diff_builds(fp32_layers, int8_layers)
-    fusion_html = render_html(int8_report, int8_layers, title=f"{ref.name}: INT8 engine layers (vs FP32)", diff=diff)
+    fusion_html = render_html(
+        int8_report,
+        int8_layers,
+        title=f"{ref.name}: INT8 engine layers (vs FP32)",
+        diff=diff,
+        plotly_js=PLOTLY_FROM_PARENT,
+    )
 
     reporter.log("Step 3/3: accuracy of the INT8 build against ONNX Runtime FP32, per layer.")
-    steps["compare"] = submit_compare(wb.jobs, ref, CompareRequest(
-        source="build", build_job=steps["int8"], data_path=str(sample.test_data),
-        spec=CompareSpec(label_output="logits")))
+    steps["compare"] = submit_compare(
+        wb.jobs,
+        ref,
+        CompareRequest(
+            source="build",
+            build_job=steps["int8"],
+            data_path=str(sample.test_data),
+            spec=CompareSpec(label_output="logits"),
+        ),
+    )
     cmp_job = _wait(wb.jobs, steps["compare"], reporter, 0.65, 0.95, "Accuracy comparison")
-    accuracy_html_path = wb.jobs.job_dir(cmp_job.id) / "accuracy_report.html"
-    accuracy_html = accuracy_html_path.read_text() if accuracy_html_path.is_file() else ""
+    accuracy_html = _accuracy_html(wb.jobs.job_dir(cmp_job.id))
 
     reporter.progress(0.97, "Writing the report")
     fp32_job, int8_job = wb.jobs.get(steps["fp32"]), wb.jobs.get(steps["int8"])
     summary = {
-        "model": ref.name, "steps": steps,
+        "model": ref.name,
+        "steps": steps,
         "fp32": {"plan_bytes": fp32_job.result.get("plan_bytes"), "layers": len(fp32_layers.layers)},
-        "int8": {"plan_bytes": int8_job.result.get("plan_bytes"), "layers": len(int8_layers.layers),
-                 "int8_layers": sum("INT8" in ly.precision for ly in int8_layers.layers)},
+        "int8": {
+            "plan_bytes": int8_job.result.get("plan_bytes"),
+            "layers": len(int8_layers.layers),
+            "int8_layers": sum("INT8" in ly.precision for ly in int8_layers.layers),
+        },
         "fusion_changes": len(getattr(diff, "changes", ()) or ()),
         "compare": cmp_job.result,
     }
@@ -111,37 +146,73 @@ def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     return json.loads(json.dumps(summary, default=str))
 
 
+def _accuracy_html(compare_dir: Path) -> str:
+    """The comparison job's accuracy report (its ``accuracy_report.html``) rendered again for a frame of the
+    demo report: the same page, taking plotly.js from the demo report ("" when the comparison is missing)."""
+    from .accuracy import load_comparison, load_samples
+    from .accuracy.comparison import COMPARISON_FILE, SAMPLES_FILE
+    from .reports.accuracy_html import render_report
+
+    if not (compare_dir / COMPARISON_FILE).is_file():
+        return ""
+    return render_report(
+        load_comparison(compare_dir), load_samples(compare_dir / SAMPLES_FILE), plotly_js=PLOTLY_FROM_PARENT
+    )
+
+
 def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -> str:
-    """One self-contained page: the headline numbers, then the fusion and accuracy reports (each offline)."""
+    """One self-contained page, opening offline: the headline numbers, then the fusion and accuracy reports,
+    each in a frame. The page carries plotly.js once, for the frames: render the reports with
+    ``plotly_js=PLOTLY_FROM_PARENT`` (a report with its own plotly.js works too, at 4.6 MB more)."""
+    from plotly.offline import get_plotlyjs
+
     e = html.escape
     cmp = summary.get("compare") or {}
     rows = [
         ("Model", summary["model"]),
-        ("FP32 plan", f"{(summary['fp32']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['fp32']['layers']} layers"),
-        ("INT8 plan", f"{(summary['int8']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['int8']['layers']} layers, "
-                      f"{summary['int8']['int8_layers']} in INT8"),
+        (
+            "FP32 plan",
+            f"{(summary['fp32']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['fp32']['layers']} layers",
+        ),
+        (
+            "INT8 plan",
+            f"{(summary['int8']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['int8']['layers']} layers, "
+            f"{summary['int8']['int8_layers']} in INT8",
+        ),
         ("Layers whose fusion or precision changed", str(summary["fusion_changes"])),
         ("Accuracy candidate", str(cmp.get("candidate_label") or cmp.get("candidate_kind") or "")),
-        ("Outputs and tensors within tolerance", "yes" if cmp.get("passed") else
-         f"no: {cmp.get('n_failed')} of {cmp.get('n_tensors')} tensors out of tolerance"),
+        (
+            "Outputs and tensors within tolerance",
+            "yes"
+            if cmp.get("passed")
+            else f"no: {cmp.get('n_failed')} of {cmp.get('n_tensors')} tensors out of tolerance",
+        ),
     ]
     task = cmp.get("task") or {}
     if task:
-        rows.append(("Top-1 accuracy on held-out data", f"FP32 {task['reference_accuracy']:.2%} → candidate "
-                                                        f"{task['candidate_accuracy']:.2%}"))
+        rows.append(
+            (
+                "Top-1 accuracy on held-out data",
+                f"FP32 {task['reference_accuracy']:.2%} → candidate {task['candidate_accuracy']:.2%}",
+            )
+        )
     top = cmp.get("top_culprit") or {}
     if top:
         rows.append(("Layer adding the most error", f"{top['tensor']} (ONNX: {', '.join(top['nodes'])})"))
     table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
 
     def frame(doc: str, title: str) -> str:
-        return (f"<h2>{e(title)}</h2><iframe title='{e(title)}' srcdoc=\"{html.escape(doc, quote=True)}\" "
-                "style='width:100%;height:1400px;border:1px solid #ddd'></iframe>")
+        return (
+            f"<h2>{e(title)}</h2><iframe title='{e(title)}' srcdoc=\"{html.escape(doc, quote=True)}\" "
+            "style='width:100%;height:1400px;border:1px solid #ddd'></iframe>"
+        )
 
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>TensorRT Workbench demo</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:24px}th{text-align:left;padding-right:16px}"
-            "</style></head><body><h1>TensorRT Workbench — FP32 vs INT8 on "
-            f"{e(summary['model'])}</h1><table>{table}</table>"
-            + frame(fusion_html, "Layer fusion (INT8 engine)")
-            + (frame(accuracy_html, "Accuracy against ONNX Runtime FP32") if accuracy_html else "")
-            + "</body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>TensorRT Workbench demo</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:24px}th{text-align:left;padding-right:16px}"
+        f"</style><script type='text/plain' id='{PLOTLY_JS_ID}'>{get_plotlyjs()}</script></head><body>"
+        f"<h1>TensorRT Workbench — FP32 vs INT8 on {e(summary['model'])}</h1><table>{table}</table>"
+        + frame(fusion_html, "Layer fusion (INT8 engine)")
+        + (frame(accuracy_html, "Accuracy against ONNX Runtime FP32") if accuracy_html else "")
+        + "</body></html>"
+    )

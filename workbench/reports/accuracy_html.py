@@ -115,14 +115,20 @@ def render_report(
     before_after: BeforeAfter | None = None,
     tensor: str | None = None,
     title: str = "Accuracy report",
+    plotly_js: str | None = None,
 ) -> str:
     """The whole report as one HTML string (about 5 MB: plotly.js is inlined so it opens offline).
 
     ``samples``: {tensor: (reference values, candidate values)} for the histogram and scatter of ``tensor``
     (default: where NaN/Inf appear, else the jump, else the top culprit, else the first output).
-    ``before_after``: the re-quantization that produced ``result``, shown as before vs after."""
-    from plotly.offline import get_plotlyjs
+    ``before_after``: the re-quantization that produced ``result``, shown as before vs after.
+    ``plotly_js``: HTML put in ``<head>`` instead of the inlined plotly.js, for a page embedded where Plotly
+    comes from elsewhere (the demo report's frames: :data:`workbench.demo.PLOTLY_FROM_PARENT`); a report
+    rendered so does not open on its own."""
+    if plotly_js is None:
+        from plotly.offline import get_plotlyjs
 
+        plotly_js = f"<script>{get_plotlyjs()}</script>"
     samples = samples or {}
     parts: list[str] = []
     r = result
@@ -255,7 +261,5 @@ def render_report(
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{_e(title)}: {_e(r.model)}</title><style>{_CSS}</style>"
-        f"<script>{get_plotlyjs()}</script></head><body>"
-        + "\n".join(parts)
-        + f"<script>{_SORT_JS}</script></body></html>"
+        f"{plotly_js}</head><body>" + "\n".join(parts) + f"<script>{_SORT_JS}</script></body></html>"
     )

@@ -46,18 +46,25 @@ def render_html(
     title: str | None = None,
     diff: BuildDiff | None = None,
     figures: dict[str, Any] | None = None,
+    *,
+    plotly_js: str | None = None,
 ) -> str:
-    """The whole report as one HTML document; Plotly's JavaScript is inlined once, so it opens offline."""
+    """The whole report as one HTML document; Plotly's JavaScript is inlined once, so it opens offline.
+
+    ``plotly_js``: HTML put in ``<head>`` instead of the inlined plotly.js, for a page embedded where Plotly
+    comes from elsewhere (the demo report's frames: :data:`workbench.demo.PLOTLY_FROM_PARENT`); a page
+    rendered so does not open on its own."""
     from .fusion_figures import all_figures, diff_precision
 
     figs = dict(figures if figures is not None else all_figures(report))
     if diff is not None and "diff" not in figs:
         figs["diff"] = diff_precision(diff)
-    parts = []
-    first = True
-    for fig in figs.values():
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
-        first = False
+    parts = [
+        fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        for fig in figs.values()
+    ]
+    if plotly_js is None:
+        plotly_js = _inline_plotly_js() if parts else ""
 
     c = report.fate_counts
     cards = "".join(
@@ -127,9 +134,18 @@ def render_html(
         )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style>{plotly_js}</head><body>"
         + "\n".join(sections)
         + "</body></html>"
+    )
+
+
+def _inline_plotly_js() -> str:
+    """plotly.js itself, as ``fig.to_html(include_plotlyjs=True)`` inlines it."""
+    from plotly.offline import get_plotlyjs
+
+    return (
+        f"<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script><script>{get_plotlyjs()}</script>"
     )
 
 
