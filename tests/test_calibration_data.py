@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import sample_file as sample
 from workbench.calibration_data import (
     InputSpec,
+    check_npz_headers,
     from_arrays,
     load_npz,
     model_inputs,
@@ -264,3 +265,128 @@ def test_in_memory_arrays_get_the_same_checks(digits_inputs, calib_array):
     with pytest.raises(DataError, match="'input'.*1 NaN"):
         from_arrays({"input": bad}, digits_inputs)
     assert from_arrays({"input": calib_array}, digits_inputs).n_samples == len(calib_array)
+
+
+# ---------------------------------------------------------------------------------------------- headers only
+
+
+def _damage_array_tail(path: Path) -> None:
+    """Overwrites the last bytes of the (only) member's data, far from its .npy header: the zip directory and the
+    header stay valid, the member's CRC no longer matches, so any read to the end of the array fails."""
+    raw = bytearray(path.read_bytes())
+    end = raw.find(b"PK\x01\x02")  # the central directory follows the member data
+    raw[end - 64 : end] = bytes(255 - b for b in raw[end - 64 : end])
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "compressed"])
+def test_the_header_check_never_reads_the_arrays(tmp_path, digits_inputs, calib_array, save):
+    """An app process checks calibration data before queueing a job; for a 2 GB set that check must not read the
+    arrays. Proof here: the array data are damaged, the header check still passes (reading them would fail),
+    and only load_npz (the job) finds the damage, naming file and input."""
+    path = tmp_path / "damaged.npz"
+    save(path, input=calib_array.astype(np.float64))
+    _damage_array_tail(path)
+    with pytest.raises(zipfile.BadZipFile):  # the damage is real: zipfile itself refuses the member
+        with zipfile.ZipFile(path) as zf:
+            zf.read("input.npy")
+
+    headers = check_npz_headers(path, digits_inputs)
+    assert headers.source == "damaged.npz" and headers.n_samples == calib_array.shape[0]
+    assert headers.shapes == {"input": calib_array.shape} and headers.dtypes == {"input": "float64"}
+    assert any("float64" in n and "float32" in n for n in headers.notes), "the cast loading will do is noted"
+
+    err = pytest.raises(DataError, load_npz, path, digits_inputs).value
+    assert "Input 'input' in 'damaged.npz'" in err.message and "damaged" in err.message
+    assert "write the file again" in (err.hint or "")
+
+
+def test_the_header_check_refuses_what_load_npz_refuses_with_the_same_message(
+    tmp_path, pair_model, calib_array
+):
+    """Every refusal that headers can decide comes before any job with the words the job would have used."""
+    digits = model_inputs(sample("digits_mlp.onnx"))
+    pair = model_inputs(pair_model)
+    cases = {
+        "misnamed": (digits, {"inputs": calib_array}, {}),
+        "rank": (digits, {"input": calib_array.reshape(-1, 8, 8)}, {}),
+        "static-dim": (digits, {"input": calib_array[:, :63]}, {}),
+        "strings": (digits, {"input": np.array([["a"] * 64] * 4)}, {}),
+        "uint8": (digits, {"input": (calib_array * 255).astype(np.uint8)}, {}),
+        "empty": (digits, {"input": np.zeros((0, 64), np.float32)}, {}),
+        "few": (digits, {"input": calib_array[:3]}, {"min_samples": 10}),
+        "objects": (digits, {"input": np.array([{"x": 1}] * 4, dtype=object)}, {}),
+        "label-unasked": (digits, {"input": calib_array, "label": np.arange(len(calib_array))}, {}),
+        "shared-dim": (pair, {"a": np.ones((5, 4), np.float32), "b": np.ones((5, 3), np.float32)}, {}),
+        "counts": (pair, {"a": np.ones((5, 4), np.float32), "b": np.ones((6, 4), np.float32)}, {}),
+        "profile": (
+            pair,
+            {"a": np.ones((5, 10), np.float32), "b": np.ones((5, 10), np.float32)},
+            {"profile": {"a": ((1, 4), (8, 8)), "b": ((1, 4), (8, 8))}},
+        ),
+    }
+    for case, (inputs, arrays, kwargs) in cases.items():
+        path = tmp_path / f"{case}.npz"
+        np.savez(path, **arrays)
+        at_submit = pytest.raises(DataError, check_npz_headers, path, inputs, **kwargs).value
+        in_job = pytest.raises(DataError, load_npz, path, inputs, **kwargs).value
+        assert (at_submit.message, at_submit.hint) == (in_job.message, in_job.hint), case
+        assert f"{case}.npz" in at_submit.message, case
+
+
+def test_values_are_left_to_the_loader(tmp_path, calib_array):
+    """NaN/Inf and integers that do not fit the model's type are in the data, not the headers: the header check
+    accepts them, load_npz refuses them naming file and input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(
+        [helper.make_node("Cast", ["ids"], ["y"], to=TensorProto.FLOAT, name="cast")],
+        "ids",
+        [helper.make_tensor_value_info("ids", TensorProto.INT32, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+    )
+    model = tmp_path / "ids.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    ids = model_inputs(model)
+
+    wide = tmp_path / "wide.npz"
+    np.savez(wide, ids=np.array([[1, 2, 3, 2**40]] * 3, np.int64))
+    assert check_npz_headers(wide, ids).n_samples == 3
+    err = pytest.raises(DataError, load_npz, wide, ids).value
+    assert "Input 'ids' in 'wide.npz'" in err.message and "outside the range" in err.message and err.hint
+    small = tmp_path / "small.npz"
+    np.savez(small, ids=np.array([[1, 2, 3, 4]] * 3, np.int64))
+    assert load_npz(small, ids).arrays["ids"].dtype == np.int32
+
+    digits = model_inputs(sample("digits_mlp.onnx"))
+    bad = calib_array.copy()
+    bad[4, 2] = np.nan
+    nan = tmp_path / "nan.npz"
+    np.savez(nan, input=bad)
+    assert check_npz_headers(nan, digits).n_samples == len(bad)
+    assert "Input 'input' in 'nan.npz'" in (m := refused(nan, digits)) and "1 NaN" in m and "sample 4" in m
+
+
+def test_the_preview_reads_values_of_a_small_set_and_only_headers_of_a_big_one(tmp_path, digits_inputs, calib_array):
+    from workbench.calibration_data import preview_npz
+
+    path = tmp_path / "calib.npz"
+    np.savez(path, input=calib_array)
+    small = preview_npz(path, digits_inputs)
+    assert small.values_read and small.n_samples == len(calib_array)
+    assert small.columns["min"] == [float(calib_array.min())] and small.columns["max"] == [float(calib_array.max())]
+
+    # Over the limit: shapes and dtypes from the headers; damaged array data is not even noticed, proving no
+    # value was read (the job that reads them says so, naming the input).
+    _damage_array_tail(path)
+    big = preview_npz(path, digits_inputs, max_read_bytes=calib_array.nbytes - 1)
+    assert not big.values_read and big.n_samples == len(calib_array)
+    assert big.columns == {"input": ["input"], "dtype": ["float32"], "shape": ["x".join(map(str, calib_array.shape))],
+                           "samples": [len(calib_array)]}
+    with pytest.raises(DataError, match="'input'"):
+        preview_npz(path, digits_inputs)  # small enough to read: the damage is found
+    # Header problems are refused whatever the size.
+    np.savez(path, inputs=calib_array)
+    with pytest.raises(DataError, match="'inputs'"):
+        preview_npz(path, digits_inputs, max_read_bytes=0)

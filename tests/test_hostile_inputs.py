@@ -415,15 +415,16 @@ def test_a_pickle_in_calibration_data_is_never_executed_and_no_job_is_queued(wb,
 @pytest.mark.parametrize(
     ("arrays", "expected"),
     [
-        ({"input": np.array([[0.0] * 63 + [np.nan]] * 3 + [[np.inf] * 64], np.float32)}, "3 NaN and 64 Inf"),
         ({"inputs": np.zeros((4, 64), np.float32)}, "'inputs'"),
         ({"input": np.zeros((0, 64), np.float32)}, "empty"),
         ({"input": np.zeros((4, 63), np.float32)}, "dimension 1 must be 64"),
     ],
-    ids=["nan", "wrong-name", "empty-array", "wrong-shape"],
+    ids=["wrong-name", "empty-array", "wrong-shape"],
 )
 def test_bad_calibration_data_is_refused_before_any_job_starts(wb, arrays, expected):
-    """load_npz's checks are tested one by one in test_calibration_data.py; here: they run before a job exists."""
+    """load_npz's checks are tested one by one in test_calibration_data.py; here: what the headers tell is
+    refused before a job exists. Values (NaN/Inf) need the arrays read, which is the worker's job: the preview
+    shows them, and a job given them fails naming file and input (test_quantize.py)."""
     from workbench.quantize_task import QuantizeRequest
 
     ref = wb.import_path(get_sample("digits_mlp").path)

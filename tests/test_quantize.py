@@ -3,11 +3,13 @@ saved ranges, cancellation, and real TensorRT-RTX builds of the result."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,8 @@ from workbench.quantize import (
     read_ranges,
     score_calibrators,
 )
+from workbench.quantize_task import QuantizeRequest
+from workbench.spec import BuildSpec, CalibrationSpec
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 POLYGRAPHY = Path(sys.executable).parent / "polygraphy"
@@ -333,6 +337,147 @@ def test_fp8_qdq_runs_in_onnx_runtime(digits, fp32_accuracy, tmp_path):
     )
     acc = evaluate_accuracy(result.model_path, test, labels)
     assert acc > 0.5 and abs(acc - fp32_accuracy) < 0.15, (acc, fp32_accuracy)
+
+
+# ---------------------------------------------------------------------------------------------- submitting jobs
+# The app process (Streamlit's script thread) checks only the .npz headers before queueing; the worker reads the
+# values. Bad headers are refused before any job exists; bad values fail the job with the same specific words.
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _submit(wb, kind: str, ref, data: Path) -> str:
+    """Quantize, score the calibrators, or build INT8: the three ways calibration data reach a job."""
+    if kind == "quantize":
+        return wb.submit_quantize(ref, QuantizeRequest(data_path=str(data), calibrator="minmax"))
+    if kind == "score":
+        return wb.submit_score(ref, QuantizeRequest(data_path=str(data), calibrators=("minmax",)))
+    pytest.importorskip(
+        "tensorrt_rtx", reason="INT8 builds need TensorRT-RTX (tensorrt-rtx-cu13), not installed"
+    )
+    from workbench.samples import get_sample
+
+    spec = BuildSpec(
+        precision="int8",
+        profiles=get_sample(ref.name.removesuffix(".onnx")).profiles(),
+        calibration=CalibrationSpec(data_path=str(data), calibrator="minmax"),
+    )
+    return wb.submit_build(ref, spec)
+
+
+@pytest.fixture()
+def digits_ref(wb):
+    from workbench.samples import get_sample
+
+    return wb.import_path(get_sample("digits_mlp").path)
+
+
+def test_a_large_damaged_set_is_queued_without_reading_its_arrays_and_the_job_names_the_damage(
+    wb, digits_ref, tmp_path
+):
+    """32 MiB of samples whose data (not header) are damaged: submitting reads the headers only (so it
+    cannot notice, and allocates next to nothing); the job reads the arrays and fails saying which file and
+    input, and what to do."""
+    n = (32 << 20) // (64 * 4)
+    path = tmp_path / "big.npz"
+    np.savez(path, input=np.random.default_rng(0).standard_normal((n, 64), dtype=np.float32))
+    raw = bytearray(path.read_bytes())
+    end = raw.find(b"PK\x01\x02")  # the member's data end where the zip's central directory starts
+    raw[end - 64 : end] = bytes(255 - b for b in raw[end - 64 : end])
+    stored = wb.store_data(bytes(raw), "big.npz")
+    del raw
+
+    tracemalloc.start()
+    try:
+        job_id = wb.submit_quantize(digits_ref, QuantizeRequest(data_path=str(stored), calibrator="minmax"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < path.stat().st_size / 32, (
+        f"submit allocated {peak} bytes for a {path.stat().st_size}-byte set"
+    )
+
+    job = wb.jobs.wait(job_id, timeout=120)
+    assert job.status == "failed"
+    assert f"Input 'input' in '{stored.name}'" in job.error and "damaged" in job.error, job.error
+    assert "write the file again" in job.hint
+
+
+@pytest.mark.parametrize("kind", ["quantize", "score", "build"])
+def test_nan_in_the_data_is_accepted_at_submit_and_fails_the_job_naming_file_and_input(wb, digits_ref, kind):
+    bad = np.zeros((8, 64), np.float32)
+    bad[3, 5] = np.nan
+    bad[6] = np.inf
+    stored = wb.store_data(_npz_bytes(input=bad), "calib.npz")
+    job = wb.jobs.wait(_submit(wb, kind, digits_ref, stored), timeout=180)
+    assert job.status == "failed", (job.status, job.error)
+    assert f"Input 'input' in '{stored.name}' has 1 NaN and 64 Inf value(s) (first in sample 3)" in job.error
+    assert "finite" in job.hint, job.hint
+
+
+@pytest.mark.parametrize("kind", ["quantize", "score", "build"])
+@pytest.mark.parametrize(
+    ("arrays", "expected"),
+    [
+        (
+            {"inputs": np.zeros((4, 64), np.float32)},
+            "has an array 'inputs' that is not a model input. Did you mean",
+        ),
+        (
+            {"input": np.zeros((4, 8, 8), np.float32)},
+            "Input 'input' in '{name}' has rank 3 (shape [4, 8, 8])",
+        ),
+        (
+            {"input": np.zeros((4, 64), np.uint8)},
+            "Input 'input' in '{name}' has dtype uint8, but the model expects",
+        ),
+        (
+            {"input": np.zeros((4, 64), np.float64), "ids": np.arange(4)},
+            "has an array 'ids' that is not a model",
+        ),
+    ],
+    ids=["name", "rank", "dtype", "extra-array"],
+)
+def test_wrong_names_ranks_and_dtypes_are_refused_before_any_job(wb, digits_ref, kind, arrays, expected):
+    stored = wb.store_data(_npz_bytes(**arrays), "calib.npz")
+    with pytest.raises(DataError) as err:
+        _submit(wb, kind, digits_ref, stored)
+    assert expected.format(name=stored.name) in err.value.message
+    assert stored.name in err.value.message and err.value.hint
+    assert wb.jobs.list() == []
+
+
+def test_a_build_refuses_calibration_data_outside_its_profiles_before_any_job(wb):
+    pytest.importorskip(
+        "tensorrt_rtx", reason="INT8 builds need TensorRT-RTX (tensorrt-rtx-cu13), not installed"
+    )
+    from workbench.samples import get_sample
+
+    sample = get_sample("transformer_block")
+    ref = wb.import_path(sample.path)
+    (prof,) = sample.profiles()[:1]
+    too_long = prof.shapes["hidden"].max[1] + 1
+    stored = wb.store_data(_npz_bytes(hidden=np.zeros((2, too_long, 64), np.float32)), "long.npz")
+    spec = BuildSpec(precision="int8", profiles=(prof,), calibration=CalibrationSpec(data_path=str(stored)))
+    with pytest.raises(DataError) as err:
+        wb.submit_build(ref, spec)
+    assert f"Input 'hidden' in '{stored.name}' has size {too_long} in dimension 1, outside the profile" in (
+        err.value.message
+    )
+    assert wb.jobs.list() == []
+
+
+def test_data_reused_from_ranges_or_random_are_not_read_at_submit(wb, digits_ref, tmp_path):
+    """Random data are checked for shapes only; with saved ranges the data are not used, so not checked."""
+    missing = tmp_path / "gone.npz"
+    job = wb.submit_quantize(digits_ref, QuantizeRequest(data_path=str(missing), synthetic=True))
+    assert wb.jobs.wait(job, timeout=120).status == "succeeded"
+    with pytest.raises(DataError, match="gone.npz"):
+        wb.submit_quantize(digits_ref, QuantizeRequest(data_path=str(missing)))
 
 
 # ---------------------------------------------------------------------------------------------- TensorRT-RTX

@@ -6,8 +6,10 @@ is the model's batch axis): ``np.savez("calib.npz", input=x)`` for a model input
 names them (``extra_keys``).
 
 Everything is checked before any array is loaded into memory: zip members' declared sizes and each ``.npy``
-header's shape and dtype, so a zip bomb or a pickled object array never gets unpacked. Image archives and
-server folders are preprocessed into such an .npz by :mod:`workbench.calibration_images`.
+header's shape and dtype, so a zip bomb or a pickled object array never gets unpacked.
+:func:`check_npz_headers` is that check alone (cheap for any size: what an app process runs before queueing a
+job); :func:`load_npz` runs it, then reads the arrays and checks their values (NaN/Inf, integer ranges).
+Image archives and server folders are preprocessed into such an .npz by :mod:`workbench.calibration_images`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import difflib
 import logging
 import math
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,8 +298,8 @@ def _cast_note(name: str, have: np.dtype, want: str) -> str:
     return f"input '{name}': data are {have}, cast to the model's {want}"
 
 
-def _check_dtype(arr: np.ndarray, spec: InputSpec, where: str) -> tuple[np.ndarray, str | None]:
-    have = arr.dtype
+def _target_dtype(have: np.dtype, spec: InputSpec, where: str) -> np.dtype:
+    """The model's dtype for data of dtype ``have`` (same, or a float→float / int→int cast); refuses any other."""
     if have.kind in "OUSVMmc":
         raise DataError(
             f"{where} has dtype {have}, which cannot feed a model input.", f"Save it as {spec.dtype}."
@@ -308,15 +311,8 @@ def _check_dtype(arr: np.ndarray, spec: InputSpec, where: str) -> tuple[np.ndarr
             f"Input '{spec.name}' has type {spec.dtype}, which numpy cannot represent; it cannot be "
             "fed from an .npz."
         ) from err
-    if have == want:
-        return arr, None
-    if have.kind == "f" and want.kind == "f":
-        return arr.astype(want), _cast_note(spec.name, have, spec.dtype)
-    if have.kind in "iu" and want.kind in "iu":
-        info = np.iinfo(want)
-        if arr.size == 0 or (int(arr.min()) >= info.min and int(arr.max()) <= info.max):
-            return arr.astype(want), _cast_note(spec.name, have, spec.dtype)
-        raise DataError(f"{where} has values outside the range of the model's {spec.dtype}.")
+    if have == want or (have.kind == "f" and want.kind == "f") or (have.kind in "iu" and want.kind in "iu"):
+        return want
     hint = (
         " Images stored as integers usually need the model's preprocessing (scaling, normalization) "
         "applied before saving."
@@ -327,6 +323,21 @@ def _check_dtype(arr: np.ndarray, spec: InputSpec, where: str) -> tuple[np.ndarr
         f"{where} has dtype {have}, but the model expects {spec.dtype}.",
         f"Convert and save it as {spec.dtype}.{hint}",
     )
+
+
+def _check_dtype(arr: np.ndarray, spec: InputSpec, where: str) -> tuple[np.ndarray, str | None]:
+    have = arr.dtype
+    want = _target_dtype(have, spec, where)
+    if have == want:
+        return arr, None
+    if want.kind in "iu":  # int -> int: the values must fit
+        info = np.iinfo(want)
+        if not (arr.size == 0 or (int(arr.min()) >= info.min and int(arr.max()) <= info.max)):
+            raise DataError(
+                f"{where} has values outside the range of the model's {spec.dtype}.",
+                f"Clip the values, or save them as {spec.dtype}.",
+            )
+    return arr.astype(want), _cast_note(spec.name, have, spec.dtype)
 
 
 def _bounds(profile: Any) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -346,6 +357,18 @@ def _bounds(profile: Any) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
 def _check_shape(
     arr: np.ndarray, spec: InputSpec, where: str, bounds: tuple | None, symbols: dict[str, tuple[int, str]]
 ) -> None:
+    _check_dims(tuple(arr.shape), spec, where, bounds, symbols)
+
+
+def _check_dims(
+    shape: tuple[int, ...],
+    spec: InputSpec,
+    where: str,
+    bounds: tuple | None,
+    symbols: dict[str, tuple[int, str]],
+) -> None:
+    """Rank, static and shared symbolic dims, and profile bounds of data of ``shape`` (samples on axis 0)."""
+    ndim = len(shape)
     expected = (
         "[N, " + ", ".join("?" if d is None else str(d) for d in spec.shape[1:]) + "]" if spec.shape else ""
     )
@@ -355,17 +378,17 @@ def _check_shape(
                 f"Input '{spec.name}' is a scalar; calibration data need a batch axis.",
                 "Calibrate a model whose inputs have a batch dimension.",
             )
-        if arr.ndim != len(spec.shape):
+        if ndim != len(spec.shape):
             raise DataError(
-                f"{where} has rank {arr.ndim} (shape {list(arr.shape)}), but the input is {spec.shape_text()} "
+                f"{where} has rank {ndim} (shape {list(shape)}), but the input is {spec.shape_text()} "
                 f"(rank {len(spec.shape)}).",
                 f"Stack samples along the first axis, which is the model's batch axis: shape {expected}.",
             )
-        for axis in range(1, arr.ndim):
-            d, have = spec.shape[axis], arr.shape[axis]
+        for axis in range(1, ndim):
+            d, have = spec.shape[axis], shape[axis]
             if isinstance(d, int) and d != have:
                 raise DataError(
-                    f"{where} has shape {list(arr.shape)}, but the input is {spec.shape_text()}: "
+                    f"{where} has shape {list(shape)}, but the input is {spec.shape_text()}: "
                     f"dimension {axis} must be {d}, not {have}.",
                     f"Expected shape {expected}.",
                 )
@@ -377,18 +400,16 @@ def _check_shape(
                         f"{seen[0]} for the same dimension.",
                         "Inputs sharing a symbolic dimension need the same size for it.",
                     )
-    if arr.ndim == 0:
+    if ndim == 0:
         raise DataError(f"{where} is a scalar; it needs samples along the first axis.")
     if bounds is not None:
         lo, hi = bounds
-        if len(lo) != arr.ndim or len(hi) != arr.ndim:
-            raise DataError(
-                f"{where} has rank {arr.ndim}, but the profile gives rank {len(lo)} shapes for it."
-            )
-        for axis in range(1, arr.ndim):
-            if not lo[axis] <= arr.shape[axis] <= hi[axis]:
+        if len(lo) != ndim or len(hi) != ndim:
+            raise DataError(f"{where} has rank {ndim}, but the profile gives rank {len(lo)} shapes for it.")
+        for axis in range(1, ndim):
+            if not lo[axis] <= shape[axis] <= hi[axis]:
                 raise DataError(
-                    f"{where} has size {arr.shape[axis]} in dimension {axis}, outside the profile's "
+                    f"{where} has size {shape[axis]} in dimension {axis}, outside the profile's "
                     f"{lo[axis]}..{hi[axis]}.",
                     "Widen the optimization profile, or resize the data.",
                 )
@@ -409,7 +430,23 @@ def _check_finite(arr: np.ndarray, where: str) -> None:
     )
 
 
-def load_npz(
+@dataclass(frozen=True)
+class NpzHeaders:
+    """What an ``.npz`` declares (from its zip directory and ``.npy`` headers), checked against a model's inputs.
+
+    ``shapes``/``dtypes``: every array kept (the inputs, then the accepted extras); ``notes``: the casts loading
+    will do. Nothing here says the values are good: NaN/Inf, integer ranges and damaged array data are only seen
+    by :func:`load_npz`.
+    """
+
+    source: str
+    shapes: Mapping[str, tuple[int, ...]]
+    dtypes: Mapping[str, str]
+    n_samples: int
+    notes: tuple[str, ...] = ()
+
+
+def check_npz_headers(
     path: str | Path,
     inputs: Sequence[InputSpec],
     *,
@@ -417,11 +454,10 @@ def load_npz(
     min_samples: int = 1,
     extra_keys: Sequence[str] = (),
     max_bytes: int = DEFAULT_MAX_NPZ_BYTES,
-) -> CalibrationData:
-    """Reads ``path`` and checks it against ``inputs``; every problem is a :class:`DataError` naming the input.
-
-    ``profile``: per input ``(min shape, max shape)`` (or a ``spec.Profile``); non-batch dims must lie within.
-    ``extra_keys``: arrays that may be present besides the inputs (e.g. ``label``), same sample count.
+) -> NpzHeaders:
+    """Every check of :func:`load_npz` that the headers can answer (names, sizes, rank, dims, dtypes, profile,
+    sample counts), without reading any array data: cheap however big the file, so callers can refuse bad data
+    before queueing work. The messages are exactly those :func:`load_npz` gives. Arguments as for it.
     """
     path = Path(path)
     label = path.name
@@ -449,41 +485,27 @@ def load_npz(
         )
 
     bounds = _bounds(profile)
-    arrays: dict[str, np.ndarray] = {}
-    extras: dict[str, np.ndarray] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, str] = {}
     notes: list[str] = []
     symbols: dict[str, tuple[int, str]] = {}
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise DataError(
-            f"'{label}' could not be read as .npz ({err}).", "Write it with numpy.savez."
-        ) from err
-    with npz:
-        for spec in inputs:
-            where = f"Input '{spec.name}' in '{label}'"
-            try:
-                arr = npz[spec.name]
-            except ValueError as err:  # object arrays, caught by the header check already; belt and braces
-                raise DataError(f"{where} could not be loaded: {err}.", "Save plain numeric arrays.") from err
-            if arr.size == 0:
-                raise DataError(f"{where} is empty (shape {list(arr.shape)}).", "Save at least one sample.")
-            arr, note = _check_dtype(arr, spec, where)
-            if note:
-                notes.append(note)
-            _check_shape(arr, spec, where, bounds.get(spec.name), symbols)
-            _check_finite(arr, where)
-            arrays[spec.name] = arr
-        for key in extra_keys:
-            if key in headers and key not in arrays:
-                arr = npz[key]
-                if arr.dtype.kind in "OUSV" or arr.ndim == 0:
-                    raise DataError(
-                        f"Array '{key}' in '{label}' must be a numeric array with samples on axis 0."
-                    )
-                extras[key] = arr
+    for spec in inputs:
+        where = f"Input '{spec.name}' in '{label}'"
+        shape, dtype = headers[spec.name]
+        if math.prod(shape) == 0:
+            raise DataError(f"{where} is empty (shape {list(shape)}).", "Save at least one sample.")
+        if _target_dtype(dtype, spec, where) != dtype:
+            notes.append(_cast_note(spec.name, dtype, spec.dtype))
+        _check_dims(shape, spec, where, bounds.get(spec.name), symbols)
+        shapes[spec.name], dtypes[spec.name] = shape, str(dtype)
+    for key in extra_keys:
+        if key in headers and key not in shapes:
+            shape, dtype = headers[key]
+            if dtype.kind in "OUSV" or not shape:
+                raise DataError(f"Array '{key}' in '{label}' must be a numeric array with samples on axis 0.")
+            shapes[key], dtypes[key] = shape, str(dtype)
 
-    counts = {n: a.shape[0] for n, a in {**arrays, **extras}.items()}
+    counts = {n: s[0] for n, s in shapes.items()}
     if len(set(counts.values())) > 1:
         text = ", ".join(f"'{n}': {c}" for n, c in counts.items())
         first = next(iter(counts))
@@ -499,9 +521,111 @@ def load_npz(
             f"'{label}' has {n} sample(s) for input '{wanted[0]}'; at least {min_samples} are needed.",
             "Add more representative samples.",
         )
+    return NpzHeaders(label, shapes, dtypes, n, tuple(notes))
+
+
+PREVIEW_MAX_BYTES = 256 * 2**20  # arrays bigger than this are not read for a preview (the page would stall)
+
+
+@dataclass(frozen=True)
+class DataPreview:
+    """What a page shows about a data file before it is used: one row per array (``columns``, for a DataFrame),
+    the sample count, and whether the values were read (min/max/mean/std, NaN/Inf checked) or only the headers."""
+
+    columns: dict[str, list[Any]]
+    n_samples: int
+    values_read: bool
+
+
+def preview_npz(
+    path: str | Path,
+    inputs: Sequence[InputSpec],
+    *,
+    extra_keys: Sequence[str] = (),
+    max_read_bytes: int = PREVIEW_MAX_BYTES,
+) -> DataPreview:
+    """A preview of ``path`` for ``inputs`` that stays cheap however big the file is: the headers are always
+    checked (:func:`check_npz_headers`, same errors); the values are read and summarized only when the arrays
+    hold at most ``max_read_bytes``. Bigger sets get shapes and dtypes here, and their values checked by the job
+    that reads them in a worker."""
+    headers = check_npz_headers(path, inputs, extra_keys=extra_keys)
+    size = sum(math.prod(shape) * np.dtype(headers.dtypes[k]).itemsize for k, shape in headers.shapes.items())
+    if size <= max_read_bytes:
+        data = load_npz(path, inputs, extra_keys=extra_keys)
+        return DataPreview(data.stats(), data.n_samples, values_read=True)
+    names = list(headers.shapes)
+    columns: dict[str, list[Any]] = {
+        "input": names,
+        "dtype": [headers.dtypes[k] for k in names],
+        "shape": ["x".join(str(d) for d in headers.shapes[k]) for k in names],
+        "samples": [headers.shapes[k][0] if headers.shapes[k] else 0 for k in names],
+    }
+    return DataPreview(columns, headers.n_samples, values_read=False)
+
+
+def load_npz(
+    path: str | Path,
+    inputs: Sequence[InputSpec],
+    *,
+    profile: Mapping[str, ShapeBounds] | Any | None = None,
+    min_samples: int = 1,
+    extra_keys: Sequence[str] = (),
+    max_bytes: int = DEFAULT_MAX_NPZ_BYTES,
+) -> CalibrationData:
+    """Reads ``path`` and checks it against ``inputs``; every problem is a :class:`DataError` naming the input.
+
+    First :func:`check_npz_headers` (nothing unpacked yet), then the values: NaN/Inf, integer ranges, array
+    data that do not match their header (a damaged file).
+    ``profile``: per input ``(min shape, max shape)`` (or a ``spec.Profile``); non-batch dims must lie within.
+    ``extra_keys``: arrays that may be present besides the inputs (e.g. ``label``), same sample count.
+    """
+    path = Path(path)
+    label = path.name
+    headers = check_npz_headers(
+        path, inputs, profile=profile, min_samples=min_samples, extra_keys=extra_keys, max_bytes=max_bytes
+    )
+    arrays: dict[str, np.ndarray] = {}
+    extras: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise DataError(
+            f"'{label}' could not be read as .npz ({err}).", "Write it with numpy.savez."
+        ) from err
+    with npz:
+        for spec in inputs:
+            where = f"Input '{spec.name}' in '{label}'"
+            arr, note = _check_dtype(_read_member(npz, spec.name, headers, where), spec, where)
+            if note:
+                notes.append(note)
+            _check_finite(arr, where)
+            arrays[spec.name] = arr
+        for key in headers.shapes:
+            if key not in arrays:
+                extras[key] = _read_member(npz, key, headers, f"Array '{key}' in '{label}'")
     for note in notes:
         log.info("%s: %s", label, note)
     return CalibrationData(arrays, source=label, notes=tuple(notes), extras=extras)
+
+
+def _read_member(npz: Any, key: str, headers: NpzHeaders, where: str) -> np.ndarray:
+    """One array, which must be what its header declared; a damaged member is a DataError naming it."""
+    try:
+        arr = npz[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(
+            f"{where} could not be read: its data are damaged or cut short ({err}).",
+            "The header is fine but the array data are not: write the file again with numpy.savez and "
+            "upload it again.",
+        ) from err
+    if tuple(arr.shape) != headers.shapes[key] or str(arr.dtype) != headers.dtypes[key]:
+        raise DataError(
+            f"{where} changed while being read (header {list(headers.shapes[key])} {headers.dtypes[key]}, "
+            f"data {list(arr.shape)} {arr.dtype}).",
+            "Do not overwrite calibration data while a job uses it; start the job again.",
+        )
+    return arr
 
 
 def from_arrays(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .build import PLAN, check_spec_for_backend
-from .errors import BackendError, JobError, ModelError
+from .errors import BackendError, DataError, JobError, ModelError
 from .jobs import FAILED, SUCCEEDED, Job, JobStore
 from .model import (
     SUMMARY_FILE,
@@ -81,51 +81,114 @@ class Workbench:
                 if job.active:
                     return None, job.id
                 if job.status == FAILED:
-                    raise BackendError(f"The parser check with {backend} failed: {job.error}", job.hint or None)
+                    raise BackendError(
+                        f"The parser check with {backend} failed: {job.error}", job.hint or None
+                    )
                 break
-        job_id = self.jobs.submit("parse", {"model_path": str(ref.path), "backend": backend,
-                                            "cache_path": str(cache)},
-                                  title=f"Parser check of {ref.name} with {backend}", model_digest=ref.digest,
-                                  model_name=ref.name)
+        job_id = self.jobs.submit(
+            "parse",
+            {"model_path": str(ref.path), "backend": backend, "cache_path": str(cache)},
+            title=f"Parser check of {ref.name} with {backend}",
+            model_digest=ref.digest,
+            model_name=ref.name,
+        )
         return None, job_id
 
     # ------------------------------------------------------------------ builds
     def submit_build(self, ref: ModelRef, spec: BuildSpec) -> str:
-        """Validate everything that can be validated before a worker starts, then queue the build."""
-        validate_spec(spec, self.summary(ref))
+        """Validate everything that can be validated cheaply before a worker starts, then queue the build.
+
+        Calibration data: only the .npz headers are checked here (names, shapes, dtypes against the model's inputs
+        and the profiles); the worker reads the values and fails the job, naming file and input, on NaN/Inf."""
+        summary = self.summary(ref)
+        validate_spec(spec, summary)
         check_spec_for_backend(spec)
-        if spec.calibration and spec.calibration.data_path:
-            data = Path(spec.calibration.data_path)
-            if not data.is_file():
-                raise ModelError(f"Calibration data '{data.name}' does not exist.", "Upload it again.")
-        return self.jobs.submit("build", {"model_path": str(ref.path), "spec": spec.to_dict()},
-                                title=f"{ref.name}: {spec.summary()}", model_digest=ref.digest, model_name=ref.name)
+        calib = spec.calibration
+        if spec.precision in ("int8", "fp8") and calib and calib.data_path:
+            # the worker reads the data for implicit calibration, or unless it reuses ranges or calibrates on noise
+            if calib.implicit or not (calib.ranges_path or calib.synthetic):
+                self._check_build_data(summary, spec)
+        return self.jobs.submit(
+            "build",
+            {"model_path": str(ref.path), "spec": spec.to_dict()},
+            title=f"{ref.name}: {spec.summary()}",
+            model_digest=ref.digest,
+            model_name=ref.name,
+        )
+
+    @staticmethod
+    def _check_build_data(summary: ModelSummary, spec: BuildSpec) -> None:
+        """The build's calibration .npz headers against the model's inputs, then the profiles: TensorRT's implicit
+        calibration runs on the last profile (Polygraphy's choice), so the data must fit that one; Q/DQ calibration
+        runs in ONNX Runtime and the data must fit at least one profile (else the ranges come from shapes the
+        engine never sees)."""
+        from .calibration_data import check_npz_headers
+
+        calib = spec.calibration
+        assert calib is not None and calib.data_path
+        path, inputs = Path(calib.data_path), _input_specs(summary)
+        check_npz_headers(path, inputs)
+        candidates = spec.profiles[-1:] if calib.implicit else spec.profiles
+        errors: list[DataError] = []
+        for profile in candidates:
+            try:
+                check_npz_headers(path, inputs, profile=profile)
+                return
+            except DataError as err:
+                errors.append(err)
+        if not errors:  # no profiles (a static model)
+            return
+        if calib.implicit:
+            raise DataError(
+                f"{errors[0].message} TensorRT calibrates with the build's last optimization profile.",
+                errors[0].hint,
+            )
+        extra = (
+            f" It fits none of the build's {len(errors)} profiles (the first shown)."
+            if len(errors) > 1
+            else ""
+        )
+        raise DataError(errors[0].message + extra, errors[0].hint)
 
     # ------------------------------------------------------------------ quantization
     def submit_quantize(self, ref: ModelRef, req: QuantizeRequest) -> str:
-        """Check the data against the model now (specific errors before anything runs), then queue calibration."""
-        from .quantize_task import load_data
+        """Check the request and the data's headers against the model now (specific errors before anything runs,
+        without reading the arrays), then queue calibration; NaN/Inf in the data fail the job, naming file and
+        input."""
+        from .quantize_task import check_data
 
         req.quantize_spec()  # validates calibrator, precision, percentile
         if not req.reuse_ranges:
-            load_data(ref.path, req)
-        return self.jobs.submit("quantize", {"model_path": str(ref.path), "request": req.to_dict()},
-                                title=f"{ref.name}: {req.precision.upper()} Q/DQ, {req.calibrator}"
-                                + (" (random data)" if req.synthetic else ""),
-                                model_digest=ref.digest, model_name=ref.name)
+            check_data(_input_specs(self.summary(ref)), req)
+        return self.jobs.submit(
+            "quantize",
+            {"model_path": str(ref.path), "request": req.to_dict()},
+            title=f"{ref.name}: {req.precision.upper()} Q/DQ, {req.calibrator}"
+            + (" (random data)" if req.synthetic else ""),
+            model_digest=ref.digest,
+            model_name=ref.name,
+        )
 
     def submit_score(self, ref: ModelRef, req: QuantizeRequest) -> str:
-        from .quantize_task import load_data
+        """Like :meth:`submit_quantize` (headers only, here), for calibration and test data; queue the scoring."""
+        from .quantize_task import check_data
 
-        load_data(ref.path, req)
-        return self.jobs.submit("score", {"model_path": str(ref.path), "request": req.to_dict()},
-                                title=f"{ref.name}: score calibrators", model_digest=ref.digest,
-                                model_name=ref.name)
+        check_data(_input_specs(self.summary(ref)), req)
+        return self.jobs.submit(
+            "score",
+            {"model_path": str(ref.path), "request": req.to_dict()},
+            title=f"{ref.name}: score calibrators",
+            model_digest=ref.digest,
+            model_name=ref.name,
+        )
 
     def jobs_of(self, kind: str, ref: ModelRef | None = None, status: str | None = None) -> list[Job]:
         """Jobs of one kind, newest first, optionally of one model and in one status."""
-        return [j for j in self.jobs.list(kind=kind)
-                if (ref is None or j.model_digest == ref.digest) and (status is None or j.status == status)]
+        return [
+            j
+            for j in self.jobs.list(kind=kind)
+            if (ref is None or j.model_digest == ref.digest) and (status is None or j.status == status)
+        ]
 
     def start_demo(self) -> tuple[ModelRef, str]:
         """Open the digits sample and run the whole flow on it as one demo job: (model, demo job id)."""
@@ -142,13 +205,23 @@ class Workbench:
         spec = BuildSpec.from_dict(job.payload["spec"])
         calib = spec.calibration
         if spec.precision not in ("int8", "fp8") or calib is None:
-            raise JobError(f"Build {build_job_id} is {spec.precision.upper()}, not a quantized build.",
-                           "Rebuilding with layers kept in float applies to INT8/FP8 builds.")
+            raise JobError(
+                f"Build {build_job_id} is {spec.precision.upper()}, not a quantized build.",
+                "Rebuilding with layers kept in float applies to INT8/FP8 builds.",
+            )
         ops = set(self.summary(self.model(job.model_digest)).op_histogram)
-        spec = spec.with_(calibration=dataclasses.replace(
-            calib, ranges_path=None,
-            exclude_nodes=tuple(dict.fromkeys([*calib.exclude_nodes, *(n for n in nodes if n not in ops)])),
-            exclude_op_types=tuple(dict.fromkeys([*calib.exclude_op_types, *(n for n in nodes if n in ops)]))))
+        spec = spec.with_(
+            calibration=dataclasses.replace(
+                calib,
+                ranges_path=None,
+                exclude_nodes=tuple(
+                    dict.fromkeys([*calib.exclude_nodes, *(n for n in nodes if n not in ops)])
+                ),
+                exclude_op_types=tuple(
+                    dict.fromkeys([*calib.exclude_op_types, *(n for n in nodes if n in ops)])
+                ),
+            )
+        )
         return self.submit_build(self.model(job.model_digest), spec)
 
     def store_data(self, data: IO[bytes] | bytes, filename: str) -> Path:
@@ -181,6 +254,14 @@ class Workbench:
         return summary_json(job.to_dict(), spec, job.result, layers)
 
 
+def _input_specs(summary: ModelSummary) -> list[Any]:
+    """The model's inputs as calibration_data.InputSpec, from the stored summary: no re-parse of the model (the
+    summary lists the same real inputs, initializers left out, with the same dtype and dim conventions)."""
+    from .calibration_data import InputSpec
+
+    return [InputSpec(t.name, t.dtype, t.shape) for t in summary.inputs]
+
+
 def _summary_from_dict(data: dict[str, Any]) -> ModelSummary:
     def td(d: dict[str, Any]) -> TensorDesc:
         return TensorDesc(d["name"], d["dtype"], None if d["shape"] is None else tuple(d["shape"]))
@@ -204,8 +285,10 @@ def store_data_file(ws: Workspace, data: IO[bytes] | bytes, filename: str, max_b
 
     name = safe_filename(filename, "data.npz")
     if not (name.lower().endswith(".npz") or is_archive(name)):
-        raise ModelError(f"'{filename}' is neither an .npz file nor an image archive.",
-                         "Save the arrays with numpy.savez (one per input), or pack images into a .zip or .tar.gz.")
+        raise ModelError(
+            f"'{filename}' is neither an .npz file nor an image archive.",
+            "Save the arrays with numpy.savez (one per input), or pack images into a .zip or .tar.gz.",
+        )
     folder = ws.root / "data"
     folder.mkdir(exist_ok=True)
     tmp = ws.tmp_dir / f"data-{uuid.uuid4().hex}.npz"

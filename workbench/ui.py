@@ -278,17 +278,22 @@ def node_choices(digest: str) -> list[str]:
 def _calibration_stats(model_path: str, data_path: str) -> Any:
     import pandas as pd
 
-    from .calibration_data import load_npz, model_inputs
+    from .calibration_data import model_inputs, preview_npz
 
-    data = load_npz(Path(data_path), model_inputs(Path(model_path)), extra_keys=("label",))
-    return pd.DataFrame(data.stats()), data.n_samples
+    p = preview_npz(Path(data_path), model_inputs(Path(model_path)), extra_keys=("label",))
+    return pd.DataFrame(p.columns), p.n_samples, p.values_read
 
 
 def calibration_preview(ref: ModelRef, data_path: str) -> None:
+    from .calibration_data import PREVIEW_MAX_BYTES
+
     with error_boundary("Calibration data"):
-        stats, n = _calibration_stats(str(ref.path), data_path)
+        stats, n, values_read = _calibration_stats(str(ref.path), data_path)
         st.caption(f"{n} samples in {Path(data_path).name}")
         st.dataframe(stats, width="stretch")
+        if not values_read:
+            st.caption(f"Shapes and types checked. Over {PREVIEW_MAX_BYTES // 2**20} MiB of arrays, so the values "
+                       "(NaN/Inf, ranges) are read and checked by the job, in a worker, not by this page.")
 
 
 def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data") -> tuple[str | None, bool]:
