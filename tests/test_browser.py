@@ -406,6 +406,8 @@ def test_demo_runs_in_one_click_and_its_report_opens_offline(fresh_app, browser,
     the network cut (Plotly included, nothing fetched)."""
     import json
 
+    from playwright.sync_api import expect
+
     from workbench.accuracy import load_comparison
     from workbench.demo import REPORT
 
@@ -447,10 +449,14 @@ def test_demo_runs_in_one_click_and_its_report_opens_offline(fresh_app, browser,
             frames = offline.page.locator("iframe")
             assert frames.count() >= 2  # the fusion report and the accuracy report
             for i in range(frames.count()):
+                expected = (frames.nth(i).get_attribute("srcdoc") or "").count("Plotly.newPlot(")
+                assert expected > 0
                 frame = offline.page.frame_locator("iframe").nth(i)
                 plotly_drawn(frame)
-                plots = frame.locator(".js-plotly-plot")
-                assert frame.locator(".js-plotly-plot:has(.main-svg)").count() == plots.count() > 0
+                # Every figure of the frame draws (waiting for all, not comparing counts mid-draw).
+                expect(frame.locator(".js-plotly-plot:has(.main-svg)")).to_have_count(
+                    expected, timeout=DRAW_TIMEOUT_MS
+                )
         assert offline.attempted == [], offline.attempted
 
 
