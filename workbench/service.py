@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .build import PLAN, check_spec_for_backend
 from .errors import BackendError, DataError, JobError, ModelError
@@ -26,6 +27,10 @@ from .model import (
 from .quantize_task import QuantizeRequest
 from .spec import BuildSpec, validate_spec
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .calibration_data import InputSpec
+    from .calibration_images import ImagePreprocess
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,120 @@ class Workbench:
             model_name=ref.name,
         )
 
+    # ------------------------------------------------------------------ calibration images
+    def image_input(self, ref: ModelRef) -> InputSpec:
+        """The model's one image input (rank 4), from the stored summary (the model is not parsed again);
+        DataError when the model has none (several inputs, or not an image batch)."""
+        from .calibration_images import image_input
+
+        return image_input(_input_specs(self.summary(ref)))
+
+    def submit_images(
+        self,
+        ref: ModelRef,
+        source: str | os.PathLike[str],
+        preprocess: ImagePreprocess,
+        roots: Sequence[str | os.PathLike[str]] | None,
+    ) -> str:
+        """Queue reading images into an .npz for the model's image input (an ``images`` job); its id.
+
+        ``source``: with ``roots``, a folder of images or an image archive on the server below one of them
+        (relative paths below the first); without, an archive this workspace stored (:meth:`store_data`). Checked
+        before any job, with a specific error: the model has an image input, the source is allowed and exists,
+        the preprocessing fits the input, a folder lists enough images (names, sizes and times only: nothing is
+        opened or decoded here). A finished (or still running) job for the same input, source content and
+        preprocessing is reused, so asking again costs nothing; a failed or cancelled one is tried again."""
+        request, allowed, path = self._images_request(ref, source, preprocess, roots)
+        identity = _images_identity(path, allowed)
+        for job in self.jobs.list(kind="images"):  # newest first
+            if job.payload.get("request") != request or job.payload.get("identity") != identity:
+                continue
+            if job.active or (job.status == SUCCEEDED and Path(str(job.result.get("npz", ""))).is_file()):
+                return job.id
+        label = _stored_name(path.name) if allowed is None else path.name
+        return self.jobs.submit(
+            "images",
+            {
+                "model_path": str(ref.path),
+                "request": request,
+                "identity": identity,
+                "roots": None if allowed is None else [str(r) for r in allowed],
+                "out_dir": str(self.ws.root / "data"),
+                "work_dir": str(self.ws.tmp_dir),
+            },
+            title=f"Images from '{label}' for input '{request['input'][0]}'",
+            model_digest=ref.digest,
+            model_name=ref.name,
+        )
+
+    def images_job(
+        self,
+        job_id: str | None,
+        ref: ModelRef,
+        source: str | os.PathLike[str],
+        preprocess: ImagePreprocess,
+        roots: Sequence[str | os.PathLike[str]] | None,
+    ) -> Job | None:
+        """The images job ``job_id`` when it answers this request (same model input, source and preprocessing),
+        else None. Checks the request as :meth:`submit_images` does, without listing or reading any file, so a
+        page can call it on every rerun and show what is wrong with the request until it is fixed."""
+        request, _, _ = self._images_request(ref, source, preprocess, roots)
+        if not job_id:
+            return None
+        try:
+            job = self.jobs.get(job_id)
+        except JobError:
+            return None
+        return job if job.kind == "images" and job.payload.get("request") == request else None
+
+    def _images_request(
+        self,
+        ref: ModelRef,
+        source: str | os.PathLike[str],
+        preprocess: ImagePreprocess,
+        roots: Sequence[str | os.PathLike[str]] | None,
+    ) -> tuple[dict[str, Any], list[Path] | None, Path]:
+        """(the request as JSON, the allowed roots or None for a stored upload, the source's real path)."""
+        from . import calibration_images as ci
+
+        spec = self.image_input(ref)
+        if roots is None:
+            allowed, path = None, self._stored_archive(source)
+        else:
+            allowed = [Path(r) for r in roots]
+            path = ci.resolve_server_source(source, allowed)
+        ci.check_against_input(spec, preprocess)
+        request = {
+            "input": [spec.name, spec.dtype, list(spec.shape or ())],
+            "source": str(path),
+            "preprocess": preprocess.to_dict(),
+            "max_images": ci.DEFAULT_MAX_IMAGES,
+        }
+        return json.loads(json.dumps(request)), allowed, path
+
+    def _stored_archive(self, source: str | os.PathLike[str]) -> Path:
+        """An image archive kept by :meth:`store_data` in this workspace's data folder (uploads only: anything
+        else on the server is read through the allowed roots)."""
+        from .archives import is_archive
+
+        folder = (self.ws.root / "data").resolve()
+        path = Path(source)
+        name = _stored_name(path.name)
+        if path.is_symlink() or path.resolve().parent != folder:
+            raise DataError(
+                f"'{name}' is not an image archive stored in this workspace.",
+                "Upload the archive, or choose a folder on the server.",
+            )
+        if not is_archive(path.name):
+            raise DataError(
+                f"'{name}' is not an image archive.", "Upload a .zip, .tar or .tar.gz of the images."
+            )
+        if not path.is_file():
+            raise DataError(
+                f"The uploaded archive '{name}' is no longer in the workspace.", "Upload it again."
+            )
+        return path.resolve()
+
     def jobs_of(self, kind: str, ref: ModelRef | None = None, status: str | None = None) -> list[Job]:
         """Jobs of one kind, newest first, optionally of one model and in one status."""
         return [
@@ -260,6 +379,31 @@ def _input_specs(summary: ModelSummary) -> list[Any]:
     from .calibration_data import InputSpec
 
     return [InputSpec(t.name, t.dtype, t.shape) for t in summary.inputs]
+
+
+def _stored_name(name: str) -> str:
+    """An uploaded file's own name, without the content digest :func:`store_data_file` puts in front."""
+    return re.sub(r"^[0-9a-f]{24}-", "", name)
+
+
+def _images_identity(path: Path, allowed: Sequence[Path] | None) -> str:
+    """What the images of ``path`` are, cheaply, for reusing a finished job: a folder's listing (names, sizes,
+    modification times; refused when it has too few images, links leading outside the roots, ...), or an
+    archive's file identity (device, inode, size, modification time; uploads are also named by content)."""
+    from . import calibration_images as ci
+
+    if path.is_dir():
+        listing = ci.list_images(path, allowed, path.name)
+        if len(listing.files) < ci.DEFAULT_MIN_IMAGES:
+            other = f" (and {len(listing.skipped)} other file(s), skipped)" if listing.skipped else ""
+            raise DataError(
+                f"'{path.name}' holds {len(listing.files)} image(s){other}; calibration needs at least "
+                f"{ci.DEFAULT_MIN_IMAGES}.",
+                f"Add representative images ({', '.join(sorted(ci.IMAGE_SUFFIXES))}); a few hundred are typical.",
+            )
+        return "folder:" + listing.digest()
+    st = path.stat()
+    return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _summary_from_dict(data: dict[str, Any]) -> ModelSummary:

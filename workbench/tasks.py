@@ -16,8 +16,20 @@ from .spec import NO_TF32_SCRIPT, NO_TF32_SOURCE, BuildSpec
 log = logging.getLogger(__name__)
 
 # Files that go into a build's bundle, in this order.
-BUNDLE_FILES = [PLAN, SPEC, LAYERS, RESULT, "report.md", "commands.sh", NO_TF32_SCRIPT, LOG_FILE, NETWORK, QDQ,
-                "calibration.json", CALIB_CACHE]
+BUNDLE_FILES = [
+    PLAN,
+    SPEC,
+    LAYERS,
+    RESULT,
+    "report.md",
+    "commands.sh",
+    NO_TF32_SCRIPT,
+    LOG_FILE,
+    NETWORK,
+    QDQ,
+    "calibration.json",
+    CALIB_CACHE,
+]
 
 
 def _layer_step(spec: BuildSpec) -> Callable[[Path], dict[str, Any]]:
@@ -44,13 +56,15 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
         reporter.log(w, logging.WARNING)
     for n in result.notes:
         reporter.log(n)
-    (job_dir / REPORT).write_text(render_report(job.to_dict(), spec, res, job.model_name or model_path.name,
-                                                job.model_digest))
+    (job_dir / REPORT).write_text(
+        render_report(job.to_dict(), spec, res, job.model_name or model_path.name, job.model_digest)
+    )
     cmds = commands(spec, job.model_name or model_path.name, result.network_model)
     if NO_TF32_SCRIPT in cmds["polygraphy"]:
         (job_dir / NO_TF32_SCRIPT).write_text(NO_TF32_SOURCE)
-    (job_dir / COMMANDS).write_text("#!/bin/sh\n# Redo this build outside the workbench.\n"
-                                    + "\n".join(cmds.values()) + "\n")
+    (job_dir / COMMANDS).write_text(
+        "#!/bin/sh\n# Redo this build outside the workbench.\n" + "\n".join(cmds.values()) + "\n"
+    )
     write_bundle(job_dir, BUNDLE_FILES)
     reporter.log(f"Plan written: {result.plan_bytes / 1024:.1f} KiB in {result.build_seconds:.2f} s.")
     return json.loads(json.dumps(res, default=str))
@@ -86,6 +100,65 @@ def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     return task(job, job_dir, reporter)
 
 
+THUMBNAIL = "thumb-{:02d}.png"  # the preview of an images job: a few samples as the model sees them
+
+
+def run_images(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    """Images (a folder on the server, or an archive) → the .npz for the model's image input, made once per
+    source content and preprocessing in the workspace's data folder (a repeat reuses it), plus a few
+    thumbnails as PNG files in the job folder. Progress per image read; cancel stops at the next image."""
+    import numpy as np
+    from PIL import Image
+
+    from . import calibration_images as ci
+    from .calibration_data import model_inputs
+    from .progress import SubReporter
+
+    payload, request = job.payload, job.payload["request"]
+    spec = ci.image_input(model_inputs(Path(payload["model_path"])))
+    pre = ci.ImagePreprocess.from_dict(request["preprocess"])
+    roots = None if payload.get("roots") is None else [Path(r) for r in payload["roots"]]
+    source = Path(request["source"])
+    reporter.log(
+        f"Reading images from {source} for input '{spec.name}' {spec.shape_text()}: {pre.describe()}"
+    )
+    reporter.progress(0.0, "Listing the images" if source.is_dir() else "Checking the archive")
+    made = ci.materialize_npz(
+        source,
+        spec,
+        pre,
+        Path(payload["out_dir"]),
+        roots=roots,
+        max_images=int(request["max_images"]),
+        work_dir=payload["work_dir"],
+        reporter=SubReporter(reporter, 0.02, 0.95),
+    )
+    reporter.log(
+        f"{'Reused' if made.reused else 'Wrote'} {made.npz_path.name}: {made.n_images} images"
+        + (" (made earlier from the same images and preprocessing)." if made.reused else ".")
+    )
+    for note in made.notes:
+        reporter.log(note)
+    reporter.progress(0.95, "Writing the preview")
+    with np.load(made.npz_path, allow_pickle=False) as z:
+        arr = z[spec.name] if spec.name in z.files else z[z.files[0]]
+    thumbs = []
+    for j, (i, pixels) in enumerate(ci.thumbnails(arr, pre)):
+        name = THUMBNAIL.format(j)
+        Image.fromarray(pixels).save(job_dir / name)
+        thumbs.append({"file": name, "name": made.files[i]})
+    return {
+        "npz": str(made.npz_path),
+        "n": made.n_images,
+        "notes": list(made.notes),
+        "reused": made.reused,
+        "input": spec.name,
+        "shape": [int(d) for d in arr.shape],
+        "dtype": str(arr.dtype),
+        "thumbs": thumbs,
+    }
+
+
 TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {
     "demo": run_demo,
     "compare": run_compare,
@@ -93,4 +166,5 @@ TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {
     "parse": run_parse,
     "quantize": run_quantize,
     "score": run_score,
+    "images": run_images,
 }

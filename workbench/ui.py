@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import json
 import logging
 import os
 import time
@@ -35,6 +34,12 @@ QUANTIZE_JOB = "quantize.job_id"
 SCORE_JOB = "quantize.score_job_id"
 FUSION_COMPARE_JOB = "fusion.compare_job_id"
 NETRON_SELECT = "netron.select"
+
+
+def images_job_key(source_key: str, server: bool) -> str:
+    """Where a calibration source keeps the id of its images job (archives and server folders apart)."""
+    return f"{source_key}.{'folder' if server else 'images'}.job_id"
+
 
 APP_DIR = Path(os.environ.get("WORKBENCH_APP_DIR") or Path(__file__).resolve().parent.parent)
 STATIC_DIR = APP_DIR / "static"
@@ -156,7 +161,7 @@ def job_status_line(job: Any) -> None:
         st.progress(min(max(job.progress, 0.0), 1.0), text=f"{job.phase or 'Running'} · {elapsed}")
     elif job.status == QUEUED:
         st.info(f"Queued (started {time.strftime('%H:%M:%S', time.localtime(job.created))}); waits for a free "
-                "build slot.")
+                "worker slot (builds, calibration and comparisons take turns).")
     elif job.status == SUCCEEDED:
         st.success(f"Finished in {elapsed}.")
     elif job.status == CANCELLED:
@@ -347,32 +352,28 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
     return data_path, source == "random"
 
 
-@st.cache_data(show_spinner=False, max_entries=16, ttl=60)
-def _images_npz(model_path: str, source: str, preprocess: str, roots: tuple[str, ...] | None) -> dict[str, Any]:
-    """Images → .npz in the workspace's data folder (made once per source + preprocessing), with thumbnails."""
-    import numpy as np
+def _images_preview(job: Any) -> None:
+    """What a finished images job made: the .npz, its notes, thumbnails of samples as the model sees them."""
+    res = job.result
+    st.caption(f"{res['n']} images → {Path(res['npz']).name} · " + " · ".join(res["notes"]))
+    thumbs = res.get("thumbs") or []
+    if thumbs:
+        jobs = workbench().jobs
+        st.image(
+            [jobs.artifact(job.id, t["file"]).read_bytes() for t in thumbs],
+            caption=[t["name"] for t in thumbs],
+            width=72,
+        )
 
+
+def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] | None) -> str | None:
+    """The preprocessing form (defaults read from the model's input shape); **Apply** reads the images into an
+    .npz in a background job (the same request again reuses the finished job). Shows the job; returns the .npz
+    once it succeeded. Session state keeps only the job id, per kind of source."""
     from . import calibration_images as ci
-    from .calibration_data import model_inputs
 
     wb = workbench()
-    allowed = [Path(r) for r in roots] if roots is not None else None
-    path = ci.resolve_server_source(source, allowed) if allowed is not None else Path(source)
-    pre = ci.ImagePreprocess.from_dict(json.loads(preprocess))
-    made = ci.materialize_npz(path, ci.image_input(model_inputs(Path(model_path))), pre, wb.ws.root / "data",
-                              roots=allowed, work_dir=wb.ws.tmp_dir)
-    with np.load(made.npz_path, allow_pickle=False) as z:
-        thumbs = ci.thumbnails(z[z.files[0]], pre)
-    return {"npz": str(made.npz_path), "n": made.n_images, "notes": list(made.notes),
-            "thumbs": [t for _, t in thumbs], "names": [made.files[i] for i, _ in thumbs]}
-
-
-def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] | None) -> str:
-    """The preprocessing form (defaults read from the model's input shape), then the .npz and a preview."""
-    from . import calibration_images as ci
-    from .calibration_data import model_inputs
-
-    spec = ci.image_input(model_inputs(ref.path))
+    spec = wb.image_input(ref)
     d = ci.propose_preprocess(spec)
     k = f"{key}.pre.{ref.digest[:12]}"
     norms = [*ci.NORMALIZATIONS, "custom"]
@@ -399,7 +400,7 @@ def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] |
         order = str(c[0].selectbox("Channel order", ci.CHANNEL_ORDERS, key=f"{k}.order", disabled=d.channels == 1))
         layout = str(c[1].selectbox("Layout", ci.LAYOUTS, index=ci.LAYOUTS.index(d.layout), key=f"{k}.layout"))
         dtype = str(c[2].selectbox("Data type", ci.DTYPES, index=ci.DTYPES.index(d.dtype), key=f"{k}.dtype"))
-        c[3].form_submit_button("Apply")
+        applied = c[3].form_submit_button("Apply")
     s, m, sd = (ci.normalization(norm, order) if norm != "custom" else
                 (float(scale), ci.parse_channel_values(mean, "Mean"), ci.parse_channel_values(std, "Std")))
     resizes: dict[str, int | tuple[int, int] | None] = {
@@ -407,11 +408,18 @@ def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] |
     resize = resizes[mode]
     pre = ci.ImagePreprocess(resize=resize, crop=(int(ch), int(cw)) if ch and cw else None, scale=s, mean=m,
                              std=sd, channel_order=order, channels=d.channels, layout=layout, dtype=dtype)
-    with st.spinner("Reading and preprocessing the images …"):
-        made = _images_npz(str(ref.path), source, pre.key(), roots)
-    st.caption(f"{made['n']} images → {Path(made['npz']).name} · " + " · ".join(made["notes"]))
-    st.image(made["thumbs"], caption=made["names"], width=72)
-    return made["npz"]
+    state = images_job_key(key, server=roots is not None)
+    if applied:  # checked now (model input, preprocessing, source); the images are read by the job
+        st.session_state[state] = wb.submit_images(ref, source, pre, roots)
+    job = wb.images_job(st.session_state.get(state), ref, source, pre, roots)  # cheap checks on every rerun
+    if job is None:
+        st.info(
+            "Check the preprocessing, then press **Apply**: the images are read in a background job "
+            "(asking again for the same images and preprocessing reuses the result)."
+        )
+        return None
+    job = job_panel(job.id, "Image reading", results=_images_preview)
+    return str(job.result["npz"]) if job.status == "succeeded" else None
 
 
 def job_panel(job_id: str, what: str = "Job", levels: Sequence[str] = ("error", "warning", "info"),
