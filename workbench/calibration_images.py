@@ -1025,10 +1025,9 @@ def read_images(
     reporter = reporter or NullReporter()
     label = source.name
 
-    def read(listing: ImageListing) -> ImageData:
-        return _read_listing(
+    def read(listing: ImageListing) -> ImageData:  # listings made here carry ``label``
+        return read_listing(
             listing,
-            label,
             spec,
             pre,
             profile=profile,
