@@ -134,6 +134,7 @@ def test_a_custom_op_the_parser_rejects_fails_naming_the_node(wb, models_dir):
     assert job.status == "failed"
     assert "my_fancy_node" in job.error + job.hint
     assert "FancyActivation" in job.error + job.hint
+    assert job.exit_code == 1  # BackendError: the backend ran and refused the node
     with pytest.raises(Exception, match="not a finished build"):
         wb.plan_path(job.id)
 

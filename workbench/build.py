@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendError, BackendUnavailable, ModelError, SpecError, WorkbenchError
+from .errors import BackendError, BackendUnavailable, SpecError, WorkbenchError
 from .progress import Cancelled, Reporter, SubReporter, check_cancel
 from .spec import BuildSpec, validate_spec
 
@@ -153,8 +153,11 @@ def _parser_error_hint(text: str) -> str:
     return "See the build log for the parser's messages."
 
 
-def _parser_rejection(network_path: Path, backend: str, text: str) -> WorkbenchError:
-    """The parser's own errors, node by node (parsed again to get them as objects, not log text)."""
+def _parser_rejection(network_path: Path, backend: str, text: str) -> BackendError:
+    """The parser's own errors, node by node (parsed again to get them as objects, not log text).
+
+    A :class:`BackendError` (CLI exit 1): the backend ran and refused the model; the message names the node and op.
+    """
     from .parse_check import parse_model
 
     try:
@@ -167,7 +170,7 @@ def _parser_rejection(network_path: Path, backend: str, text: str) -> WorkbenchE
     first = issues[0]
     more = f" (and {len(issues) - 1} more: " + ", ".join(f"'{i.node}'" for i in issues[1:6]) + ")" \
         if len(issues) > 1 else ""
-    return ModelError(
+    return BackendError(
         f"{backend}'s ONNX parser rejected node '{first.node}' (op {first.op}){more}: {first.message}",
         _parser_error_hint(f"name: {first.node} and operator: {first.op}"),
     )
