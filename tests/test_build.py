@@ -112,6 +112,46 @@ def test_fp16_build_converts_the_network_and_the_engine_really_runs_in_fp16(wb):
     assert wb.jobs.artifact(job.id, "network.onnx").stat().st_size > 0  # the converted model ships too
 
 
+def test_bf16_build_converts_the_network_and_the_engine_really_runs_in_bf16(wb):
+    from workbench.backends import backend_info
+
+    assert backend_info("tensorrt-rtx").precisions["bf16"][0]  # offered because it really builds (below)
+    job, log = _build(wb, get_sample("cnn_residual").path, BuildSpec(
+        precision="bf16", profiles=get_sample("cnn_residual").profiles()))
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    assert "BFloat16" in log  # the builder's own layer listing
+    bf16 = [ly for ly in _layers(wb, job.id).layers if "BF16" in ly.precision]
+    assert bf16, "no engine layer runs in BF16"
+    assert job.result["precision_check"]["honoured"]
+    assert wb.jobs.artifact(job.id, "network.onnx").stat().st_size > 0
+
+
+def test_bf16_conversion_keeps_fp32_io_and_rounds_weights_from_fp32_without_clamping():
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from workbench.bfloat16 import convert_float_to_bfloat16
+
+    w = np.array([[1e5, -3e-9], [0.1, 70000.0]], np.float32)  # outside FP16's range: the FP16 converter clamps them
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    out = convert_float_to_bfloat16(model)
+    onnx.checker.check_model(out)
+    assert out.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert out.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    (weight,) = [i for i in out.graph.initializer if i.name == "w"]
+    assert weight.data_type == TensorProto.BFLOAT16
+    np.testing.assert_allclose(numpy_helper.to_array(weight).astype(np.float32), w, rtol=2 ** -8)
+    half = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    half.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.ones((2, 2), np.float16), "w"))
+    with pytest.raises(Exception, match="already has FP16"):
+        convert_float_to_bfloat16(half)
+
+
 def test_int8_build_calibrates_on_the_users_data_and_runs_int8_layers(wb):
     sample = get_sample("digits_mlp")
     spec = BuildSpec(precision="int8", profiles=sample.profiles(),

@@ -194,11 +194,17 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
         notes.append("FP16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
         return out, notes
     if spec.precision == "bf16" and strongly_typed:
-        raise BackendUnavailable(
-            "BF16 on a strongly typed backend needs the model converted to BF16, and no maintained converter is "
-            "installed here (NVIDIA ModelOpt AutoCast needs PyTorch and onnxruntime-gpu).",
-            "Choose FP16, or install nvidia-modelopt[onnx] on this machine.",
-        )
+        reporter.log("Converting float tensors to BF16 (workbench.bfloat16, I/O kept FP32) for a strongly typed build.")
+        reporter.progress(0.05, "Converting to BF16")
+        import onnx
+
+        from .bfloat16 import convert_float_to_bfloat16
+
+        converted = convert_float_to_bfloat16(onnx.load(str(model_path)))
+        out = out_dir / NETWORK
+        onnx.save(converted, str(out), save_as_external_data=converted.ByteSize() > (1 << 30))
+        notes.append("BF16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
+        return out, notes
     if spec.precision in ("int8", "fp8"):
         if spec.calibration is not None and spec.calibration.implicit and not strongly_typed:
             notes.append(f"INT8 with TensorRT's implicit {spec.calibration.calibrator} calibrator "

@@ -93,16 +93,18 @@ def gpu_info() -> GpuInfo:
 
 
 def _precisions(name: str, version: str, strongly_typed: bool, gpu: GpuInfo) -> dict[str, tuple[bool, str]]:
-    modelopt = importlib.util.find_spec("modelopt") is not None
+    # The workbench converts the model itself for a strongly typed BF16 build (see workbench.bfloat16).
+    converter = all(importlib.util.find_spec(m) is not None for m in ("onnxconverter_common", "ml_dtypes"))
     p: dict[str, tuple[bool, str]] = {"fp32": (True, "")}
     if strongly_typed:
         what = "TensorRT-RTX" if name == "tensorrt-rtx" else f"TensorRT {version}"
         p["tf32"] = (True, "TF32 builder flag: FP32 tensors may use TF32 math on GPUs that have it.")
         p["fp16"] = (True, f"{what} is strongly typed: the ONNX model's float tensors are converted to FP16 "
                            "first (I/O stays FP32).")
-        p["bf16"] = (modelopt, f"{what} is strongly typed: BF16 needs the model converted, and the maintained "
-                               "converter (NVIDIA ModelOpt AutoCast) is " + ("installed." if modelopt else
-                               "not installed here (it needs PyTorch and onnxruntime-gpu)."))
+        p["bf16"] = (converter, f"{what} is strongly typed: the ONNX model's float tensors are converted to BF16 "
+                                "first (I/O stays FP32; weights rounded from FP32, never clamped)." if converter else
+                     f"{what} is strongly typed: BF16 needs the model converted, and the converter's dependencies "
+                     "(onnxconverter-common, ml_dtypes) are not installed here.")
         p["int8"] = (True, "Explicit quantization: the model is calibrated on your data and written with Q/DQ "
                            "nodes, then built.")
         p["fp8"] = (True, "Explicit FP8 Q/DQ. Running FP8 engines needs a GPU of compute capability 8.9 or newer"
