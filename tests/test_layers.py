@@ -92,16 +92,70 @@ def test_fp32_cnn_layers_all_compute_in_fp32_and_io_tensors_carry_the_profile():
     assert all(ly.precision == "unknown" for ly in shapeless)
 
 
-def test_fp16_cnn_runs_in_half_precision_except_the_fp32_output_cast():
-    """The model was converted with keep_io_types: the layer that writes the engine output stays FP32."""
+def _weights(ly) -> set[str]:
+    """Datatypes of a layer's non-scalar constants (weights, per-channel parameters), read from the listing."""
+    return {t.dtype for t in ly.constants if len(t.shape) and any(d > 1 for d in t.shape)}
+
+
+def test_fp16_cnn_computes_in_half_even_where_it_writes_the_fp32_output():
+    """keep_io_types puts a Cast to FP32 before the engine output; TensorRT fuses it into the FP16 GEMM, which
+    then reads Half, holds Half weights and writes Float. It computes in FP16; it writes FP32."""
     layers = parse_build_log(_read("cnn_fp16.build.log"))
     out_name = next(t.name for t in layers.io_tensors if t.mode == "Output")
     out_dtype = next(t.dtype for t in layers.io_tensors if t.mode == "Output")
+    half = normalize_dtype("Half")
     writer = next(ly for ly in layers.layers if any(t.name == out_name for t in ly.outputs))
-    assert writer.precision == out_dtype == "FP32"
+    assert {t.dtype for t in writer.inputs} == _weights(writer) == {half} != {out_dtype}
+    assert (writer.precision, writer.output_precision) == (half, out_dtype)
+    assert writer.precision_label == f"{half} · writes {out_dtype}"
     others = [ly for ly in layers.layers if ly.outputs and ly is not writer]
-    half = [ly for ly in others if all(t.dtype == normalize_dtype("Half") for t in ly.outputs)]
-    assert others and half == others and {ly.precision for ly in half} == {"FP16"}
+    assert others and all({t.dtype for t in ly.outputs} == {half} for ly in others)
+    assert {ly.precision for ly in others} == {half}
+
+
+def test_an_fp32_layer_in_an_fp16_build_is_fp32_even_though_it_writes_half():
+    """The Gemm kept in FP32 (node_block_list): TensorRT fuses the Cast back to FP16 into it, so it reads Float,
+    holds Float weights and writes Half. Labelled by its output it would pass for FP16."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(GOLDEN / "cnn_fp16_fc_fp32.onnx"))
+    fc = next(n for n in model.graph.node if n.name == "head/fc")
+    inits = {i.name: numpy_helper.to_array(i).dtype.name for i in model.graph.initializer}
+    assert inits[fc.input[2]] == "float32"  # the model really keeps this node in FP32
+    layers = parse_build_log(_read("cnn_fp16_fc_fp32.build.log"))
+    single, half = normalize_dtype("Float"), normalize_dtype("Half")
+    gemm = next(ly for ly in layers.layers if "head/fc" in ly.onnx_nodes)
+    assert {t.dtype for t in gemm.inputs} == _weights(gemm) == {single}
+    assert {t.dtype for t in gemm.outputs} == {half}
+    assert (gemm.precision, gemm.output_precision) == (single, half)
+    # … and the kernel before it casts its FP16 result to FP32 for it: FP16 compute, FP32 output.
+    feeder = next(ly for ly in layers.layers if any(t.name == gemm.inputs[0].name for t in ly.outputs))
+    assert {t.dtype for t in feeder.inputs} == _weights(feeder) == {half}
+    assert (feeder.precision, feeder.output_precision) == (half, single)
+
+
+@pytest.mark.parametrize("log", DETAILED, ids=lambda p: p.stem)
+def test_a_layer_computes_in_the_type_its_activations_and_weights_share(log):
+    """Float activations and float weights of one type: the layer computes in it, whatever float type it writes.
+    (A layer that writes INT8 is a quantize step and keeps its INT8 label.)"""
+    layers = parse_build_log(log.read_text())
+    for ly in layers.layers:
+        ins = {t.dtype for t in ly.inputs}
+        outs = {t.dtype for t in ly.outputs}
+        assert ly.output_precision == (outs.pop() if len(outs) == 1 else ("mixed" if outs else ""))
+        floats = {"FP32", "FP16", "BF16"}
+        if len(ins) == 1 and ins == _weights(ly) and ins <= floats and {t.dtype for t in ly.outputs} <= floats:
+            assert ly.precision == next(iter(ins)), ly.name
+
+
+def test_layers_json_written_before_output_precision_is_attributed_again():
+    layers = parse_build_log(_read("cnn_fp16.build.log"))
+    old = layers.to_dict()
+    for d in old["layers"]:
+        d.pop("output_precision")
+        d["precision"] = "FP32" if d["outputs"] and d["outputs"][0]["dtype"] == "FP32" else d["precision"]
+    assert EngineLayers.from_dict(old).layers == layers.layers
 
 
 def test_qdq_convolutions_are_int8_even_though_they_write_dequantized_float():

@@ -28,7 +28,7 @@ from .errors import BackendError, BackendUnavailable, WorkbenchError
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
+SCHEMA = 2  # 2: layers carry output_precision beside the compute precision
 # The columns of :meth:`EngineLayers.to_rows` a layer table shows first.
 TABLE_COLUMNS = (
     "index",
@@ -36,6 +36,7 @@ TABLE_COLUMNS = (
     "type",
     "precision",
     "weight_precision",
+    "output_precision",
     "n_onnx_nodes",
     "onnx_nodes",
     "inputs",
@@ -73,6 +74,11 @@ _DTYPE_RES = tuple((re.compile(rf"(?<![A-Za-z0-9])(?:{pat})(?![A-Za-z0-9])"), na
 # Precisions that describe arithmetic (not indices, shapes or masks).
 COMPUTE_PRECISIONS = ("FP32", "TF32", "FP16", "BF16", "FP8", "FP4", "INT8", "INT4")
 _LOW_WEIGHT = ("INT8", "INT4", "FP8", "FP4")
+_FLOATS = ("FP32", "TF32", "FP16", "BF16")
+# ``__myl_<Ops>_myl<g>_<i>``: a Myelin kernel, its name listing the fused operations (``FcAddCast``).
+_MYELIN_KERNEL = re.compile(r"^__myl_([A-Za-z]+?)_myl\d+_\d+$")
+# Myelin kernel operations that only convert or move data.
+_CONVERSION_OPS = frozenset({"Cast", "Repl", "Conc", "Move", "Resh", "Tran", "Slic"})
 
 
 def normalize_dtype(text: str) -> str:
@@ -102,7 +108,11 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class EngineLayer:
-    """One engine layer. ``onnx_nodes`` come from the layer metadata TensorRT's ONNX parser attaches."""
+    """One engine layer. ``onnx_nodes`` come from the layer metadata TensorRT's ONNX parser attaches.
+
+    ``precision`` is what the layer computes in (see :func:`layer_precision`); ``output_precision`` is the datatype
+    it writes, which differs when a conversion was fused into it (an FP16 GEMM writing the FP32 engine output).
+    """
 
     name: str
     type: str
@@ -118,6 +128,7 @@ class EngineLayer:
     weight_precision: str = ""
     origin: str = ""
     extra: tuple[tuple[str, str], ...] = ()
+    output_precision: str = ""
 
     def tensor_rows(self) -> list[dict[str, Any]]:
         """Inputs, outputs and constants of the layer, one row each."""
@@ -134,11 +145,30 @@ class EngineLayer:
         ]
 
     @property
+    def is_conversion(self) -> bool:
+        """Whether the layer only converts one float type into another (a Cast or reformat, no arithmetic of its
+        own): no weights, one float type in, another out, and a Myelin kernel of casts/copies only
+        (``__myl_ReshCast``, ``__myl_CastReplConc``) or a reformat/cast layer type."""
+        ins, outs = _pick(self.inputs), _pick(self.outputs)
+        if not (ins in _FLOATS and outs in _FLOATS and ins != outs):
+            return False
+        if any(_is_weight(t) for t in self.constants):
+            return False
+        ops = _myelin_ops(self.name)
+        if ops:
+            return set(ops) <= _CONVERSION_OPS
+        return self.type.lower() in ("reformat", "cast", "copy") or self.name.startswith("Reformatting CopyNode")
+
+    @property
     def precision_label(self) -> str:
-        """``FP32`` or, for weight-only quantized layers, ``FP32 · INT8 weights``."""
+        """``FP32``; ``FP32 · INT8 weights`` for weight-only quantized layers; ``FP16 · writes FP32`` for a layer
+        with a fused output conversion."""
+        label = self.precision
         if self.weight_precision and self.weight_precision != self.precision:
-            return f"{self.precision} · {self.weight_precision} weights"
-        return self.precision
+            label = f"{label} · {self.weight_precision} weights"
+        if self.output_precision and self.output_precision != self.precision and self.precision in _FLOATS:
+            label = f"{label} · writes {self.output_precision}"
+        return label
 
 
 @dataclass(frozen=True)
@@ -241,6 +271,7 @@ class EngineLayers:
                     "type": ly.type,
                     "precision": ly.precision,
                     "weight_precision": ly.weight_precision,
+                    "output_precision": ly.output_precision,
                     "onnx_nodes": "; ".join(ly.onnx_nodes),
                     "n_onnx_nodes": len(ly.onnx_nodes),
                     "inputs": "; ".join(t.describe() for t in ly.inputs),
@@ -275,14 +306,25 @@ def _tensor_from_dict(d: dict[str, Any]) -> TensorInfo:
 
 
 def _layer_from_dict(d: dict[str, Any], i: int) -> EngineLayer:
+    name = str(d.get("name", ""))
+    inputs = tuple(_tensor_from_dict(t) for t in d.get("inputs") or ())
+    outputs = tuple(_tensor_from_dict(t) for t in d.get("outputs") or ())
+    constants = tuple(_tensor_from_dict(t) for t in d.get("constants") or ())
+    precision = str(d.get("precision") or "unknown")
+    written = d.get("output_precision")
+    if written is None and (inputs or outputs):
+        # Written before compute and output precision were told apart: attribute it again from the tensors.
+        precision = layer_precision(outputs, inputs, constants, name)[0]
+        written = output_precision(outputs)
     return EngineLayer(
-        name=str(d.get("name", "")),
+        name=name,
         type=str(d.get("type", "")),
-        inputs=tuple(_tensor_from_dict(t) for t in d.get("inputs") or ()),
-        outputs=tuple(_tensor_from_dict(t) for t in d.get("outputs") or ()),
-        constants=tuple(_tensor_from_dict(t) for t in d.get("constants") or ()),
+        inputs=inputs,
+        outputs=outputs,
+        constants=constants,
         tactic=str(d.get("tactic", "")),
-        precision=str(d.get("precision") or "unknown"),
+        precision=precision,
+        output_precision=str(written or ""),
         onnx_nodes=tuple(str(n) for n in d.get("onnx_nodes") or ()),
         metadata_raw=str(d.get("metadata_raw", "")),
         index=int(d.get("index", i)),
@@ -310,40 +352,76 @@ def _io_from_dict(d: dict[str, Any]) -> IOTensor:
 
 
 # ---------------------------------------------------------------------------------------------- precision
+def _pick(tensors: tuple[TensorInfo, ...]) -> str:
+    """The one arithmetic datatype of ``tensors`` (``"mixed"`` when several); index/mask types only when alone."""
+    kinds = {t.dtype for t in tensors if t.dtype}
+    compute = {k for k in kinds if k in COMPUTE_PRECISIONS}
+    use = compute or kinds
+    if not use:
+        return ""
+    return use.pop() if len(use) == 1 else "mixed"
+
+
+def _is_weight(t: TensorInfo) -> bool:
+    """A constant that is a weight or per-channel parameter, not a scalar literal (Myelin keeps those FP32)."""
+    n = 1
+    for d in t.shape:
+        n *= max(d, 1)
+    return n > 1
+
+
+def _myelin_ops(name: str) -> list[str]:
+    m = _MYELIN_KERNEL.match(name)
+    return re.findall(r"[A-Z][a-z]*", m.group(1)) if m else []
+
+
+def output_precision(outputs: tuple[TensorInfo, ...]) -> str:
+    """The datatype a layer writes (``"mixed"`` when its outputs differ, ``""`` without outputs)."""
+    return _pick(outputs)
+
+
 def layer_precision(
     outputs: tuple[TensorInfo, ...],
     inputs: tuple[TensorInfo, ...] = (),
     constants: tuple[TensorInfo, ...] = (),
+    name: str = "",
 ) -> tuple[str, str]:
-    """(precision, weight_precision) of a layer from its tensors.
+    """(precision, weight_precision) of a layer from its tensors: the precision it *computes* in.
 
     * A layer whose activation inputs are all one quantized type (INT8, FP8, INT4, FP4) computes in that type,
       whatever it writes out: an INT8 convolution with a fused dequantize outputs FP32 but runs in INT8.
+    * A layer that reads one float type and writes another has a conversion (a Cast) fused into it. It computes in
+      the type its weights share with one side: an FP16 GEMM whose FP32-output Cast was fused into it (inputs and
+      weights Half, output Float) is FP16; an FP32 convolution that casts its result to FP16 (inputs and weights
+      Float, output Half) is FP32. Without weights, a Myelin kernel whose name ends in ``Cast`` after other
+      operations (``__myl_AddReluCast``) computed in its inputs' type; anything else is labelled by what it writes.
     * Otherwise the precision is what the layer produces: its outputs' datatype (``"mixed"`` when outputs
       differ); a layer without outputs falls back to its inputs; ``"unknown"`` when it has no tensors at all.
     * Index/shape datatypes (INT32, INT64, BOOL) count only when nothing else is there.
 
+    The datatype a layer writes is :func:`output_precision` (``EngineLayer.output_precision``).
     ``weight_precision`` names low-precision constants (INT8/INT4/FP8/FP4 weights) feeding a layer that computes in
     a wider type: how TensorRT-RTX lists weight-only quantized GEMMs (``FP32 · INT8 weights``).
     """
-
-    def pick(tensors: tuple[TensorInfo, ...]) -> str:
-        kinds = {t.dtype for t in tensors if t.dtype}
-        compute = {k for k in kinds if k in COMPUTE_PRECISIONS}
-        use = compute or kinds
-        if not use:
-            return ""
-        return use.pop() if len(use) == 1 else "mixed"
-
-    quantized_in = pick(inputs)
+    quantized_in = _pick(inputs)
+    written = _pick(outputs)
     if quantized_in in _LOW_WEIGHT:
         precision = quantized_in
+    elif quantized_in in _FLOATS and written in _FLOATS and quantized_in != written:
+        weights = _pick(tuple(t for t in constants if _is_weight(t)))
+        ops = _myelin_ops(name)
+        if weights in (quantized_in, written):
+            precision = weights
+        elif not weights and len(ops) > 1 and ops[-1] == "Cast" and set(ops[:-1]) - _CONVERSION_OPS:
+            precision = quantized_in
+        else:
+            precision = written
     else:
-        precision = pick(outputs) or quantized_in or "unknown"
-    weights = {t.dtype for t in constants if t.dtype in _LOW_WEIGHT}
+        precision = written or quantized_in or "unknown"
+    low = {t.dtype for t in constants if t.dtype in _LOW_WEIGHT}
     weight_precision = ""
-    if weights and precision not in weights:
-        weight_precision = weights.pop() if len(weights) == 1 else "mixed"
+    if low and precision not in low:
+        weight_precision = low.pop() if len(low) == 1 else "mixed"
     return precision, weight_precision
 
 
@@ -476,10 +554,12 @@ def _layer_from_line(line: str, index: int) -> EngineLayer | None:
     inputs = _tensor_list(f.get("Inputs", ""))
     outputs = _tensor_list(f.get("Outputs", ""))
     constants = _tensor_list(f.get("Constants", ""))
-    precision, weight_precision = layer_precision(outputs, inputs, constants)
+    name = f.get("Name", "").strip()
+    precision, weight_precision = layer_precision(outputs, inputs, constants, name)
     known = _LAYER_KEYS - _EXTRA_KEYS  # the rest of the fields are kept as they are, in ``extra``
     return EngineLayer(
-        name=f.get("Name", "").strip(),
+        name=name,
+        output_precision=output_precision(outputs),
         type=f.get("LayerType", "").strip(),
         inputs=inputs,
         outputs=outputs,
@@ -523,9 +603,10 @@ def _names_only_line(line: str, index: int) -> EngineLayer | None:
     if name.startswith("{") and name.endswith("}"):
         name = name[1:-1]
     inputs, outputs = tensors(ins), tensors(outs)
-    precision, _ = layer_precision(outputs, inputs)
+    precision, _ = layer_precision(outputs, inputs, name=name)
     return EngineLayer(
         name=name,
+        output_precision=output_precision(outputs),
         type=m.group("type"),
         inputs=inputs,
         outputs=outputs,
@@ -736,7 +817,7 @@ def _inspector_layer(d: Any, index: int) -> EngineLayer:
     inputs = tuple(_inspector_tensor(t) for t in d.get("Inputs") or ())
     outputs = tuple(_inspector_tensor(t) for t in d.get("Outputs") or ())
     constants = tuple(_inspector_tensor(t) for t in d.get("Constants") or ()) + _weights_dtype(d)
-    precision, weight_precision = layer_precision(outputs, inputs, constants)
+    precision, weight_precision = layer_precision(outputs, inputs, constants, str(d.get("Name", "")))
     meta = d.get("Metadata") or ""
     if isinstance(meta, list):
         meta = _META_SEP.join(str(m) for m in meta)
@@ -753,6 +834,7 @@ def _inspector_layer(d: Any, index: int) -> EngineLayer:
         constants=constants,
         tactic=str(d.get("TacticName") or d.get("TacticValue") or ""),
         precision=precision,
+        output_precision=output_precision(outputs),
         onnx_nodes=onnx_nodes_from_metadata(str(meta)),
         metadata_raw=str(meta),
         index=index,

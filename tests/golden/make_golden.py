@@ -4,6 +4,7 @@ Run from the repository root, with the project's virtual environment active::
 
     python tests/golden/make_golden.py            # rewrites the models and logs in tests/golden/
     python tests/golden/make_golden.py --out DIR  # writes them into DIR instead
+    python tests/golden/make_golden.py --only cnn_fp16_fc_fp32  # just that build
 
 Each model is built with ``onnx.helper`` from a fixed seed, saved next to its log, and built with the Polygraphy CLI
 under ``POLYGRAPHY_USE_TENSORRT_RTX=1`` at ``--verbosity extra_verbose`` (the format the workbench's build worker
@@ -110,6 +111,15 @@ def cnn_fp16() -> onnx.ModelProto:
     from onnxconverter_common import float16
 
     return float16.convert_float_to_float16(cnn(), keep_io_types=True)
+
+
+def cnn_fp16_fc_fp32() -> onnx.ModelProto:
+    """The CNN converted to FP16 with its Gemm kept in FP32 (``node_block_list``): a real FP32 layer in an FP16
+    engine. TensorRT-RTX fuses the Casts around it into neighbouring kernels, so one FP16 kernel writes FP32 and the
+    FP32 GEMM writes FP16: what a layer computes in and what it writes differ in both directions."""
+    from onnxconverter_common import float16
+
+    return float16.convert_float_to_float16(cnn(), keep_io_types=True, node_block_list=["head/fc"])
 
 
 def transformer(d: int = 32, heads: int = 2) -> onnx.ModelProto:
@@ -278,6 +288,7 @@ _CNN_PROFILE = [{"x": ([1, 3, 16, 16], [4, 3, 16, 16], [8, 3, 16, 16])}]
 GOLDEN = {
     "cnn_fp32": (cnn, _CNN_PROFILE, "detailed"),
     "cnn_fp16": (cnn_fp16, _CNN_PROFILE, "detailed"),
+    "cnn_fp16_fc_fp32": (cnn_fp16_fc_fp32, _CNN_PROFILE, "detailed"),
     "transformer_fp32": (
         transformer,
         [{"x": ([1, 4, 32], [1, 16, 32], [2, 32, 32])}, {"x": ([1, 32, 32], [4, 64, 32], [8, 128, 32])}],
@@ -329,10 +340,12 @@ def _versions() -> str:
     )
 
 
-def generate(out: Path) -> list[Path]:
+def generate(out: Path, only: list[str] | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (factory, profiles, verbosity) in GOLDEN.items():
+        if only and name not in only:
+            continue
         model_name = factory.__name__ + ".onnx"
         model_path = out / model_name
         onnx.save(factory(), str(model_path))
@@ -365,8 +378,9 @@ def generate(out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--only", nargs="+", choices=sorted(GOLDEN), help="regenerate only these builds")
     args = parser.parse_args(argv)
-    for path in generate(args.out):
+    for path in generate(args.out, args.only):
         sys.stdout.write(f"{path} ({path.stat().st_size} bytes)\n")
     return 0
 
