@@ -6,6 +6,7 @@ import io
 import tarfile
 import zipfile
 
+import numpy as np
 import pytest
 
 from tests import onnx_models
@@ -108,3 +109,84 @@ def test_tar_bomb_is_stopped_while_unpacking(tmp_path):
 def test_damaged_archive_is_a_clear_error(workspace):
     with pytest.raises(ArchiveError, match="not a zip archive|damaged"):
         import_model(workspace, b"PK\x03\x04 truncated", "x.zip")
+
+
+def _gzip_tar_of_zeros(name: str, gib: int) -> bytes:
+    """A valid .tar.gz holding one member of ``gib`` GiB of zeros, in about 1 MB, built without compressing
+    gigabytes: after a full flush, deflate encodes each further 16 MiB of zeros as the same bytes."""
+    import struct
+    import zlib
+
+    block = 16 << 20
+    count = (gib << 30) // block
+    info = tarfile.TarInfo(name)
+    info.size = count * block - 1024  # the last 1024 zeros are the tar end-of-archive marker
+    header = info.tobuf(format=tarfile.GNU_FORMAT)
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = c.compress(header) + c.flush(zlib.Z_FULL_FLUSH)
+    zeros = b"\0" * block
+    segment = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
+    assert c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH) == segment
+    crc = zlib.crc32(header)
+    for _ in range(count):
+        crc = zlib.crc32(zeros, crc)
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # an empty final block
+    size = (len(header) + count * block) & 0xFFFFFFFF
+    return head + segment * count + tail + struct.pack("<II", crc, size)
+
+
+def test_a_small_tar_gz_bomb_is_refused_with_the_default_limits_after_little_is_written(tmp_path):
+    src = tmp_path / "bomb.tar.gz"
+    src.write_bytes(_gzip_tar_of_zeros("weights.bin", 1))  # 1 GiB of zeros in about 1 MB
+    assert src.stat().st_size < 2 << 20
+    with tarfile.open(src, "r|gz") as tf:  # a real archive, as tarfile reads it (its first header only)
+        first = next(iter(tf))
+        assert first.name == "weights.bin" and first.size > 1 << 29
+    with pytest.raises(ArchiveError) as err:
+        extract_archive(src, tmp_path / "out")
+    assert "bomb.tar.gz" in err.value.message and "archive bomb" in err.value.message
+    written_mib = float(err.value.message.split(" MiB from ")[0].rsplit("(", 1)[1])
+    assert written_mib <= 2 * ArchiveLimits().ratio_floor / 2**20, err.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tar_gz_bomb_upload_is_refused_and_nothing_is_left(workspace):
+    with pytest.raises(ArchiveError, match="archive bomb"):
+        import_model(workspace, _gzip_tar_of_zeros("model.onnx", 1), "model.tar.gz")
+    assert list_models(workspace) == [] and not any(workspace.tmp_dir.iterdir())
+
+
+def test_the_default_ceiling_follows_the_upload_limit(workspace, tmp_path):
+    """An upload may unpack to a multiple of the upload limit, not to the archive module's 8 GiB ceiling."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:  # 2 MiB in a few KiB: under the ratio check's floor
+        data = np.random.default_rng(0).bytes(4096) * 512
+        info = tarfile.TarInfo("weights.bin")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    assert len(buf.getvalue()) < 64 << 10
+    with pytest.raises(ArchiveError, match="size limit"):
+        import_model(workspace, buf.getvalue(), "bundle.tar.gz", max_bytes=64 << 10)
+    assert not any(workspace.tmp_dir.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_unpacking_never_eats_the_last_free_disk_space(tmp_path, kind):
+    path = onnx_models.with_external_data(tmp_path / "m")
+    files = {"external.onnx": path.read_bytes(), "weights.bin": (tmp_path / "m/weights.bin").read_bytes()}
+    src = tmp_path / f"bundle.{kind}"
+    if kind == "zip":
+        src.write_bytes(_zip(files))
+    else:
+        with tarfile.open(src, "w") as tf:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    import shutil
+
+    free = shutil.disk_usage(tmp_path).free
+    with pytest.raises(ArchiveError, match="free disk space"):
+        extract_archive(src, tmp_path / "out", ArchiveLimits(keep_free_bytes=free + 1024))
+    assert not (tmp_path / "out").exists()
+    assert extract_archive(src, tmp_path / "ok", ArchiveLimits(keep_free_bytes=0))  # the same with room

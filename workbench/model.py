@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .archives import extract_archive, is_archive
+from .archives import ArchiveLimits, extract_archive, is_archive
 from .errors import ModelError
 from .workspace import Workspace
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_DIM = 2**31 - 1
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30  # matches .streamlit/config.toml server.maxUploadSize (MB)
+UNPACK_FACTOR = 4  # an uploaded archive may unpack to this many times the upload limit (and 8 GiB at most)
 _CHUNK = 1 << 20
 _NAME_OK = re.compile(r"[^A-Za-z0-9._+-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -471,7 +472,8 @@ def import_model(
             _write_stream(source, raw, max_bytes, filename)
         if is_archive(display):
             unpacked = staging / "unpacked"
-            extract_archive(raw, unpacked)
+            ceiling = min(ArchiveLimits.max_total_bytes, max_bytes * UNPACK_FACTOR)
+            extract_archive(raw, unpacked, ArchiveLimits(max_total_bytes=ceiling))
             model_file = _find_model_file(unpacked, filename)
             # Validates (external data included); then only the model and the files it references are kept:
             # anything else in the archive (look-alikes of the workbench's own files included) is dropped.
