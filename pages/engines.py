@@ -26,15 +26,18 @@ for j in jobs:
         "job": j.id,
     })
 frame = pd.DataFrame(rows)
-event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                     key="engines.table")
-selected = event.selection.rows if event and event.selection else []
-if not selected:
+# The selection is a job id, resolved against the rows the user clicked on: other sessions add and delete builds.
+by_id = {j.id: j for j in jobs}
+selected_id = ui.selected_row_id(ui.ENGINES_TABLE, list(by_id), ui.ENGINES_SELECTED)
+st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+             key=ui.ENGINES_TABLE)
+if selected_id is None:
     st.caption("Select a build to open, download or delete it.")
     st.stop()
 
-job = jobs[selected[0]]
+job = by_id[selected_id]
 st.subheader(job.title)
+st.caption(f"job `{job.id}`")
 a, b, c, d = st.columns(4)
 if a.button("Open on the Build page", key="engines.open"):
     st.session_state[ui.BUILD_JOB] = job.id
@@ -48,11 +51,23 @@ if job.active and c.button("Cancel", key="engines.cancel"):
         wb.jobs.cancel(job.id)
         st.rerun()
 if not job.active and d.button("Delete", key="engines.delete", type="secondary"):
-    with ui.error_boundary("Delete"):
-        wb.jobs.delete(job.id)
-        if st.session_state.get(ui.BUILD_JOB) == job.id:
-            st.session_state.pop(ui.BUILD_JOB)
-        st.rerun()
+    st.session_state[ui.ENGINES_CONFIRM_DELETE] = job.id  # asked below; the answer applies to this id only
+if not job.active and st.session_state.get(ui.ENGINES_CONFIRM_DELETE) == job.id:
+    with st.container(border=True):
+        st.warning(f"Delete **{job.title}** (job `{job.id}`)? Its plan, log and reports are removed from the "
+                   "workspace; this cannot be undone.")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete this build", key="engines.delete_confirm", type="primary"):
+            st.session_state.pop(ui.ENGINES_CONFIRM_DELETE, None)
+            with ui.error_boundary("Delete"):
+                wb.jobs.delete(job.id)  # by id: refuses (JobError) if another session deleted it meanwhile
+                for key in (ui.BUILD_JOB, ui.FUSION_JOB, ui.ENGINES_SELECTED):
+                    if st.session_state.get(key) == job.id:
+                        st.session_state.pop(key)
+                st.rerun()
+        if no.button("Keep it", key="engines.delete_keep"):
+            st.session_state.pop(ui.ENGINES_CONFIRM_DELETE, None)
+            st.rerun()
 with ui.error_boundary("Build"):
     ui.job_status_line(job)
     if job.status == "succeeded":

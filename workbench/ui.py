@@ -29,6 +29,8 @@ MODEL_UPLOAD_ID = "model.upload_id"
 BUILD_JOB = "build.job_id"
 BUILD_LOG_LEVELS = "build.log_levels"
 ENGINES_SELECTED = "engines.selected"
+ENGINES_TABLE = "engines.table"
+ENGINES_CONFIRM_DELETE = "engines.confirm_delete"
 FUSION_JOB = "fusion.job_id"
 QUANTIZE_JOB = "quantize.job_id"
 SCORE_JOB = "quantize.score_job_id"
@@ -114,6 +116,34 @@ def error_boundary(what: str = "") -> Iterator[None]:
         log.exception("unexpected error%s", f" in {what}" if what else "")
         st.error(f"Unexpected error{' in ' + what if what else ''}: {type(err).__name__}: {err}. "
                  "Details are in the server log.")
+
+
+def selected_row_id(table_key: str, ids: Sequence[str], selected_key: str) -> str | None:
+    """The id of the row selected in the single-row table ``table_key`` whose rows are ``ids``; call it just before
+    drawing the table.
+
+    Streamlit keeps a keyed table's selection as a row *position* when the data change (another session adds or
+    deletes a row), so a position read on its own may point at another row, or past the end. The position is therefore
+    resolved against the ids the user saw when they clicked (kept in ``<table_key>.ids``), the id is kept in
+    ``selected_key``, and when the rows have changed the table's selection is moved to that id's new row (or cleared
+    when the row is gone).
+    """
+    ids = list(ids)
+    shown_key = f"{table_key}.ids"
+    shown = st.session_state.get(shown_key)
+    state = st.session_state.get(table_key)
+    if state is not None and shown is not None:
+        rows = list(state["selection"]["rows"])
+        st.session_state[selected_key] = shown[rows[0]] if rows and 0 <= rows[0] < len(shown) else None
+    selected = st.session_state.get(selected_key)
+    if selected not in ids:
+        selected = None
+        st.session_state.pop(selected_key, None)
+    if state is None or shown != ids:
+        st.session_state[table_key] = {"selection": {"rows": [ids.index(selected)] if selected else [],
+                                                     "columns": [], "cells": []}}
+    st.session_state[shown_key] = ids
+    return selected
 
 
 def require_model() -> ModelRef | None:
