@@ -82,6 +82,45 @@ def test_the_emitted_polygraphy_command_rebuilds_the_engine_outside_the_workbenc
     assert (tmp_path / "engine.plan").stat().st_size > 10_000
 
 
+def _run_command(line: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run one emitted command line (``VAR=value polygraphy …``) with this environment's executables."""
+    words = shlex.split(line)
+    env = dict(os.environ)
+    while "=" in words[0]:
+        key, value = words.pop(0).split("=", 1)
+        env[key] = value
+    exe = Path(sys.executable).parent / words[0]
+    return subprocess.run([str(exe), *words[1:], *extra], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_the_emitted_command_of_an_fp16_build_rebuilds_the_same_fp16_engine(session_wb, tmp_path):
+    """The command builds the FP16-converted network shipped in the bundle, with TF32 as the build had it (on: the
+    FP16 build does not clear it), and the engine it makes has the app's layers in the app's precisions."""
+    from workbench.layers import parse_build_log
+
+    wb = session_wb
+    sample = get_sample("cnn_residual")
+    job = wb.jobs.wait(wb.submit_build(wb.import_path(sample.path), BuildSpec(
+        precision="fp16", profiles=sample.profiles())), timeout=300)
+    assert job.status == "succeeded", job.error
+    line = next(ln for ln in wb.jobs.artifact(job.id, "commands.sh").read_text().splitlines()
+                if "polygraphy convert" in ln)
+    network = job.result["network_model"]
+    assert network and f"convert {network} " in line
+    assert "no_tf32" not in line and "--fp16" not in line.split()
+    with zipfile.ZipFile(wb.jobs.artifact(job.id, "bundle.zip")) as zf:
+        zf.extract(network, tmp_path)  # the network ships in the bundle
+    proc = _run_command(line, tmp_path, "--verbosity", "extra_verbose")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (tmp_path / "engine.plan").stat().st_size > 10_000
+    again = parse_build_log(proc.stdout + proc.stderr)
+    built = _layers(wb, job.id)
+    assert [(ly.type, ly.precision, ly.onnx_nodes) for ly in again.layers] == [
+        (ly.type, ly.precision, ly.onnx_nodes) for ly in built.layers]
+    assert "FP16" in {ly.precision for ly in again.layers}
+
+
 def test_a_static_model_builds_without_any_profile(wb, models_dir):
     job, log = _build(wb, models_dir / "static_mlp.onnx", BuildSpec())
     assert job.status == "succeeded", (job.error, log[-2000:])

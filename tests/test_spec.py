@@ -86,3 +86,54 @@ def test_commands_carry_every_profile_and_precision():
     assert trt.count("--maxShapes=") == 2 and "--fp16" in trt and "--memPoolSize=workspace:512M" in trt
     rtx = polygraphy_command(BuildSpec(), "m.onnx", "m.plan")
     assert rtx.startswith("POLYGRAPHY_USE_TENSORRT_RTX=1 ") and "no_tf32.py" in rtx
+
+
+@pytest.mark.parametrize(("version", "strongly"), [
+    ("", False), ("8.6.1", False), ("9.3.0", False), ("10.13.3.9", False), ("11.0.0", True), ("11.1.0.post1", True),
+    ("not-a-version", False),
+])
+def test_full_tensorrt_is_strongly_typed_from_11_compared_as_versions(version, strongly):
+    from workbench.spec import strongly_typed
+
+    assert strongly_typed("tensorrt", version) is strongly  # "9.3.0" > "11.0.0" as strings, not as versions
+    assert strongly_typed("tensorrt-rtx", version) is True
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_tensorrt_11_commands_build_the_converted_network_strongly_typed(precision):
+    from workbench.reports.build_report import commands
+
+    network = "network.onnx" if precision == "fp16" else "model_qdq.onnx"
+    spec = BuildSpec(backend="tensorrt", precision=precision, profiles=profiles_from_args(["x:1x3"], ["x:2x3"],
+                                                                                          ["x:4x3"]),
+                     calibration=CalibrationSpec(synthetic=True) if precision == "int8" else None)
+    new = commands(spec, "m.onnx", network, backend_version="11.0.0")
+    assert f" {network} " in new["polygraphy"] and f"--onnx={network}" in new["trtexec"]
+    assert "--strongly-typed" in new["polygraphy"].split() and "--stronglyTyped" in new["trtexec"].split()
+    for flag in ("--fp16", "--int8", "--bf16", "--fp8"):
+        assert flag not in new["polygraphy"].split() and flag not in new["trtexec"].split()
+    old = commands(spec, "m.onnx", network if precision == "int8" else "", backend_version="10.13.0")
+    assert f"--{precision}" in old["polygraphy"].split() and f"--{precision}" in old["trtexec"].split()
+    assert "--strongly-typed" not in old["polygraphy"] and "--stronglyTyped" not in old["trtexec"]
+
+
+def test_tensorrt_rtx_fp16_and_int8_commands_add_no_tf32_clearing_the_build_did_not_do():
+    from workbench.reports.build_report import commands
+
+    prof = profiles_from_args(["x:1x3"], ["x:2x3"], ["x:4x3"])
+    for precision, network in (("fp16", "network.onnx"), ("int8", "model_qdq.onnx"), ("tf32", "")):
+        spec = BuildSpec(precision=precision, profiles=prof,
+                         calibration=CalibrationSpec(synthetic=True) if precision == "int8" else None)
+        cmd = commands(spec, "m.onnx", network, backend_version="1.7.1.116")["polygraphy"]
+        assert cmd.startswith("POLYGRAPHY_USE_TENSORRT_RTX=1 polygraphy convert " + (network or "m.onnx"))
+        assert "no_tf32" not in cmd and f"--{precision}" not in cmd
+    strict = commands(BuildSpec(profiles=prof), "m.onnx", backend_version="1.7.1.116")["polygraphy"]
+    assert "no_tf32.py" in strict  # strict FP32: the build cleared TF32, and so does the command
+
+
+def test_an_implicitly_calibrated_tensorrt_10_build_reuses_its_calibration_cache():
+    spec = BuildSpec(backend="tensorrt", precision="int8", profiles=profiles_from_args(["x:1x3"], ["x:2x3"],
+                                                                                        ["x:4x3"]),
+                     calibration=CalibrationSpec(data_path="/d.npz", implicit=True))
+    assert "--calibration-cache calibration.cache" in polygraphy_command(spec, "m.onnx", "m.plan", "10.13.0")
+    assert "--calib=calibration.cache" in trtexec_command(spec, "m.onnx", "m.plan", "10.13.0")

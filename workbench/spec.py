@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from .errors import SpecError
 from .model import MAX_DIM, ModelSummary, TensorDesc
 
@@ -284,8 +286,35 @@ def postprocess_config(builder, network, config):
 '''
 
 
-def polygraphy_command(spec: BuildSpec, model: str, plan: str) -> str:
-    """The ``polygraphy convert`` line that redoes this build (for a quantized build: on the Q/DQ model)."""
+# TensorRT <= 10's implicit INT8 calibration writes its scales here (the job folder's and the bundle's name).
+CALIBRATION_CACHE = "calibration.cache"
+
+
+def strongly_typed(backend: str, version: str = "") -> bool:
+    """Whether builds on ``backend`` ``version`` are strongly typed: TensorRT-RTX always, full TensorRT from 11 on
+    (its FP16/INT8 builder flags are gone; precision comes from the network). An unknown version counts as <= 10."""
+    if backend == "tensorrt-rtx":
+        return True
+    try:
+        return bool(version) and Version(version) >= Version("11")
+    except InvalidVersion:
+        return False
+
+
+def _implicit(spec: BuildSpec, strongly: bool) -> bool:
+    return bool(spec.calibration and spec.calibration.implicit and not strongly and spec.precision == "int8")
+
+
+def polygraphy_command(spec: BuildSpec, model: str, plan: str, backend_version: str = "") -> str:
+    """The ``polygraphy convert`` line that redoes this build.
+
+    ``model`` is the network the build parsed: for a strongly typed FP16 or INT8/FP8 build that is the FP16-converted
+    or Q/DQ model (``network.onnx`` / ``model_qdq.onnx`` in the job folder and bundle), which carries the precision;
+    no precision flag is then emitted. Full TensorRT <= 10 (``backend_version``) takes the builder flags instead.
+    TF32 is as the workbench's build had it: TensorRT-RTX keeps it on unless the precision is strict FP32 (cleared
+    by the shipped ``no_tf32.py``); Polygraphy clears it for full TensorRT unless TF32 is asked for.
+    """
+    strongly = strongly_typed(spec.backend, backend_version)
     parts: list[str] = []
     if spec.backend == "tensorrt-rtx":
         parts.append("POLYGRAPHY_USE_TENSORRT_RTX=1")
@@ -295,8 +324,14 @@ def polygraphy_command(spec: BuildSpec, model: str, plan: str) -> str:
             shapes = _poly_shapes(prof, which)
             if shapes:
                 parts += [f"--trt-{which}-shapes", *shapes]
-    if spec.backend == "tensorrt" and spec.precision in ("tf32", "fp16", "bf16", "int8", "fp8"):
+    if spec.backend == "tensorrt" and strongly:
+        parts.append("--strongly-typed")
+        if spec.precision == "tf32":
+            parts.append("--tf32")
+    elif spec.backend == "tensorrt" and spec.precision in ("tf32", "fp16", "bf16", "int8", "fp8"):
         parts.append(f"--{spec.precision}")
+        if _implicit(spec, strongly):
+            parts += ["--calibration-cache", CALIBRATION_CACHE]
     if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
         # TensorRT-RTX enables TF32 by default and Polygraphy has no flag to clear it: a shipped script does.
         parts += ["--trt-config-postprocess-script", NO_TF32_SCRIPT]
@@ -314,8 +349,11 @@ def polygraphy_command(spec: BuildSpec, model: str, plan: str) -> str:
     return " ".join(p if "=" in p and p.startswith("POLY") else shlex.quote(p) for p in parts)
 
 
-def trtexec_command(spec: BuildSpec, model: str, plan: str) -> str:
-    """The ``trtexec`` line (full TensorRT; TensorRT-RTX ships ``tensorrt_rtx`` instead)."""
+def trtexec_command(spec: BuildSpec, model: str, plan: str, backend_version: str = "") -> str:
+    """The ``trtexec`` line (full TensorRT; TensorRT-RTX ships ``tensorrt_rtx`` instead), on the same network as
+    :func:`polygraphy_command`: ``--stronglyTyped`` without precision flags from TensorRT 11, builder flags before.
+    ``--noTF32`` unless TF32 was asked for, as Polygraphy's build clears it."""
+    strongly = strongly_typed(spec.backend, backend_version)
     exe = "tensorrt_rtx" if spec.backend == "tensorrt-rtx" else "trtexec"
     parts = [exe, f"--onnx={model}", f"--saveEngine={plan}"]
     for prof in spec.profiles:
@@ -324,9 +362,13 @@ def trtexec_command(spec: BuildSpec, model: str, plan: str) -> str:
             if shapes:
                 parts.append(f"--{which}Shapes={shapes}")
     if spec.backend == "tensorrt":
-        if spec.precision in ("fp16", "bf16", "int8", "fp8"):
+        if strongly:
+            parts.append("--stronglyTyped")
+        elif spec.precision in ("fp16", "bf16", "int8", "fp8"):
             parts.append(f"--{spec.precision}")
-        if spec.precision == "fp32":
+            if _implicit(spec, strongly):
+                parts.append(f"--calib={CALIBRATION_CACHE}")
+        if spec.precision != "tf32":
             parts.append("--noTF32")
         if spec.hardware_compatible:
             parts.append("--hardwareCompatibilityLevel=ampere+")

@@ -59,7 +59,7 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     (job_dir / REPORT).write_text(
         render_report(job.to_dict(), spec, res, job.model_name or model_path.name, job.model_digest)
     )
-    cmds = commands(spec, job.model_name or model_path.name, result.network_model)
+    cmds = commands(spec, job.model_name or model_path.name, result.network_model, result.backend_version)
     if NO_TF32_SCRIPT in cmds["polygraphy"]:
         (job_dir / NO_TF32_SCRIPT).write_text(NO_TF32_SOURCE)
     (job_dir / COMMANDS).write_text(

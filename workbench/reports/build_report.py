@@ -49,21 +49,36 @@ def portability(spec: BuildSpec, backend_version: str) -> Portability:
     )
 
 
-def commands(spec: BuildSpec, model_name: str, network_name: str = "") -> dict[str, str]:
-    """Equivalent command lines. A quantized or converted build runs on the network model shipped in the bundle."""
+def commands(spec: BuildSpec, model_name: str, network_name: str = "", backend_version: str = "") -> dict[str, str]:
+    """Equivalent command lines that build what the workbench built.
+
+    A converted or quantized build runs on the network model shipped in the job folder and bundle
+    (``network_name``: the FP16-converted or Q/DQ ONNX), with the same precision and TF32 setting the build had.
+    ``backend_version`` is the backend the build ran (full TensorRT 11 is strongly typed, <= 10 takes builder
+    flags); without it, the version installed here.
+    """
     src = network_name or model_name
-    poly_spec = spec if not network_name else spec.with_(precision="fp32" if spec.backend == "tensorrt-rtx"
-                                                         else spec.precision)
-    out = {"polygraphy": polygraphy_command(poly_spec, src, "engine.plan")}
-    out["trtexec"] = trtexec_command(poly_spec, src, "engine.plan")
-    return out
+    version = backend_version or _installed_version(spec.backend)
+    return {
+        "polygraphy": polygraphy_command(spec, src, "engine.plan", version),
+        "trtexec": trtexec_command(spec, src, "engine.plan", version),
+    }
+
+
+def _installed_version(backend: str) -> str:
+    from ..backends import backend_info
+
+    try:
+        return backend_info(backend).version
+    except Exception:  # noqa: BLE001 - an unknown backend name: no version, builder flags
+        return ""
 
 
 def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], model_name: str,
                   model_digest: str) -> str:
     gpu = gpu_info()
     port = portability(spec, result.get("backend_version", ""))
-    cmds = commands(spec, model_name, result.get("network_model", ""))
+    cmds = commands(spec, model_name, result.get("network_model", ""), result.get("backend_version", ""))
     lines = [
         f"# Build report: {model_name}",
         "",
