@@ -134,3 +134,41 @@ def test_job_ids_never_start_with_a_dash_so_the_cli_takes_them_as_arguments():
     ids = [_new_job_id() for _ in range(5000)]  # about 78 would start with '-' if nothing prevented it
     assert all(_ID.fullmatch(i) and not i.startswith("-") for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_a_long_log_shows_its_end_in_whole_lines_says_it_was_cut_and_offers_the_whole_log(wb, models_dir,
+                                                                                         fresh_caches):
+    from tests.conftest import open_page
+    from workbench import ui
+
+    job_id = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    assert wb.jobs.wait(job_id, timeout=120).status == SUCCEEDED
+    path = wb.jobs.job_dir(job_id) / "job.log"
+    head = path.read_bytes()
+    with open(path, "a") as fh:  # a verbose build: about 9 MiB of log lines after the worker's own
+        for i in range(120_000):
+            fh.write(f"[V] [TRT] filler line {i:06d} " + "x" * 60 + "\n")
+        fh.write("[I] [workbench] THE LAST LINE\n")
+    size = path.stat().st_size
+    assert size > 2 * ui.LOG_BYTES
+
+    tail = wb.jobs.read_log_tail(job_id)
+    assert tail.cut and tail.size == size
+    assert len(tail.text.encode()) <= 4 << 20
+    assert tail.text.endswith("[I] [workbench] THE LAST LINE\n")
+    assert tail.text.startswith("[V] [TRT] filler line ")  # a whole line, not the middle of one
+    assert "Worker" not in tail.text and head.decode() not in tail.text  # the early lines are the ones cut
+    assert all(ln.startswith("[") for ln in tail.text.splitlines())
+    # A cut exactly at a line start keeps that line; a short log is whole and not cut.
+    line = len(b"[V] [TRT] filler line 000000 " + b"x" * 60 + b"\n")
+    exact = wb.jobs.read_log_tail(job_id, max_bytes=len(b"[I] [workbench] THE LAST LINE\n") + line)
+    assert exact.text.splitlines() == ["[V] [TRT] filler line 119999 " + "x" * 60, "[I] [workbench] THE LAST LINE"]
+    whole = wb.jobs.read_log_tail(job_id, max_bytes=size)
+    assert not whole.cut and whole.text.encode() == path.read_bytes()
+
+    at = open_page("build", **{ui.MODEL_DIGEST: wb.jobs.get(job_id).model_digest, ui.BUILD_JOB: job_id})
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("earlier lines were cut" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any("THE LAST LINE" in h.proto.body for h in at.get("html"))
+    downloads = [d for d in at.get("download_button") if "whole log" in d.proto.label]
+    assert len(downloads) == 1

@@ -50,6 +50,13 @@ def _new_job_id() -> str:
 _POPENS: dict[int, subprocess.Popen[bytes]] = {}  # children started by this process, reaped on refresh
 
 
+@dataclass(frozen=True)
+class LogTail:
+    text: str  # whole lines from the end of the log
+    cut: bool  # earlier lines were left out
+    size: int  # the whole log, in bytes
+
+
 @dataclass
 class Job:
     id: str
@@ -209,6 +216,19 @@ class JobStore:
             cut = data.rfind(b"\n")
             data = data[: cut + 1] if cut >= 0 else b""
         return data.decode("utf-8", errors="replace"), offset + len(data)
+
+    def read_log_tail(self, job_id: str, max_bytes: int = 4 << 20) -> LogTail:
+        """The end of the log, at most ``max_bytes``, starting on a whole line: what a page shows of a long log."""
+        path = self.job_dir(job_id) / LOG_FILE
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            start = max(0, size - max(1, max_bytes))
+            fh.seek(max(0, start - 1))  # one byte before: tells whether ``start`` is itself the start of a line
+            data = fh.read(size - start + (1 if start else 0))
+        if start:
+            nl = data.find(b"\n")
+            data = data[nl + 1:] if nl >= 0 else data[1:]  # one line longer than max_bytes: its end, still cut
+        return LogTail(data.decode("utf-8", errors="replace"), start > 0, size)
 
     def artifact(self, job_id: str, name: str) -> Path:
         """A file of a job by its plain name; refuses anything that is not directly inside the job folder."""

@@ -200,9 +200,10 @@ def job_status_line(job: Any) -> None:
         st.error(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""))
 
 
-def download_file(label: str, path: Path, mime: str = "application/octet-stream", key: str | None = None) -> None:
+def download_file(label: str, path: Path, mime: str = "application/octet-stream", key: str | None = None,
+                  file_name: str | None = None) -> None:
     """Deferred: the file is read only when the user clicks, so big plans cost nothing on reruns."""
-    st.download_button(label, data=lambda: path.read_bytes(), file_name=path.name, mime=mime, key=key,
+    st.download_button(label, data=lambda: path.read_bytes(), file_name=file_name or path.name, mime=mime, key=key,
                        on_click="ignore")
 
 
@@ -455,7 +456,10 @@ def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] |
 def job_panel(job_id: str, what: str = "Job", levels: Sequence[str] = ("error", "warning", "info"),
               results: Any = None) -> Any:
     """Any job: live progress, cancel and log while it runs (the page reruns when it ends); once finished, its
-    status, ``results(job)`` when it succeeded, and the log. Returns the job."""
+    status, ``results(job)`` when it succeeded, and the log (the end of a long one; the download has it all).
+    Returns the job."""
+    from .jobs import LOG_FILE
+
     wb = workbench()
     job = wb.jobs.get(job_id)
     st.markdown(f"**{job.title}**  \n`job {job.id}`")
@@ -470,19 +474,32 @@ def job_panel(job_id: str, what: str = "Job", levels: Sequence[str] = ("error", 
             if st.button(f"Cancel {what.lower()}", key=f"job.cancel.{job_id}", type="secondary"):
                 wb.jobs.cancel(job_id)
                 st.toast("Cancelling …")
-            log_view(wb.jobs.read_log(job_id)[0], levels)
+            tail = wb.jobs.read_log_tail(job_id, LIVE_LOG_BYTES)
+            log_view(tail.text, levels)
+            if tail.cut:
+                st.caption(_log_cut_note(tail))
 
         live()
         return job
     job_status_line(job)
     if job.status == "succeeded" and results is not None:
         results(job)
-    text, _ = wb.jobs.read_log(job_id)
+    tail = wb.jobs.read_log_tail(job_id, LOG_BYTES)
     with st.expander(f"{what} log", expanded=job.status != "succeeded"):
-        log_view(text, levels)
-        st.download_button("Download log", data=text, file_name=f"{what.lower()}-{job.id}.log",
-                           key=f"job.log.{job.id}", on_click="ignore")
+        if tail.cut:
+            st.caption(_log_cut_note(tail) + " The download below has the whole log.")
+        log_view(tail.text, levels)
+        download_file("Download the whole log" if tail.cut else "Download log", wb.jobs.artifact(job.id, LOG_FILE),
+                      "text/plain", key=f"job.log.{job.id}", file_name=f"{what.lower()}-{job.id}.log")
     return job
+
+
+LOG_BYTES, LIVE_LOG_BYTES = 4 << 20, 1 << 20  # the end of a long log that a finished / running job panel shows
+
+
+def _log_cut_note(tail: Any) -> str:
+    return (f"Showing the last {min(len(tail.text.encode()), tail.size) / 2**20:.1f} MiB of a "
+            f"{tail.size / 2**20:.1f} MiB log: earlier lines were cut.")
 
 
 def ranges_choice(ref: ModelRef, key: str) -> str | None:
