@@ -125,6 +125,35 @@ def test_eliminated_nodes_say_why_and_name_the_layer_that_reads_a_view():
     assert flatten.fate == "eliminated" and gemm_layer in flatten.reason
 
 
+def test_a_view_no_engine_layer_reads_is_not_called_eliminated():
+    """The real cnn_fp32 log cut before the layer holding the Gemm: nothing in the listing reads the Flatten's
+    output any more, so its elimination is unverified and it is shown as unaccounted, not "eliminated"."""
+    model, full = _golden("cnn_fp32")
+    text = (GOLDEN / "cnn_fp32.build.log").read_text()
+    gemm_layer = next(ly for ly in full.layers if "head/fc" in ly.onnx_nodes)
+    cut = parse_build_log(text[: text.index(f"Name: {gemm_layer.name}, LayerType")])
+    assert "head/fc" not in {n for ly in cut.layers for n in ly.onnx_nodes}
+    fates = {n.node: n for n in account_fusion(model, cut).nodes}
+    flatten = next(n for n in fates.values() if n.op_type == "Flatten")
+    assert flatten.fate == "unaccounted" and "not verified" in flatten.reason
+    assert fates["head/fc"].fate == "unaccounted"
+    full_fates = {n.node: n for n in account_fusion(model, full).nodes}
+    assert full_fates[flatten.node].fate == "eliminated" and gemm_layer.name in full_fates[flatten.node].reason
+
+
+def test_a_view_between_a_cancelled_qdq_pair_is_explained_by_the_layer_behind_the_pair():
+    model_path, layers = _golden("cnn_qdq_int8")
+    report = account_fusion(model_path, layers)
+    fates = {n.node: n for n in report.nodes}
+    flatten = next(n for n in report.nodes if n.op_type == "Flatten")
+    reader = next(ly.name for ly in layers.for_profile(0) if "head/fc" in ly.onnx_nodes)
+    assert flatten.fate == "eliminated" and reader in flatten.reason
+    model = onnx.load(str(model_path))
+    after = next(n for n in model.graph.node if list(n.input)[:1] == [next(
+        x for x in model.graph.node if onnx_node_name(x) == flatten.node).output[0]])
+    assert "Q/DQ pair cancelled" in fates[onnx_node_name(after)].reason  # the node between it and the reader
+
+
 def test_a_shape_computation_is_eliminated_as_shape_logic():
     model_path, layers = _golden("transformer_fp32")
     model = onnx.load(str(model_path))

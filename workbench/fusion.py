@@ -6,9 +6,12 @@
 ``one_to_one``       the only ONNX node of exactly one engine layer;
 ``split``            in several engine layers (a convolution and its fused epilogue, a GEMM and its bias kernel);
 ``constant_folded``  in no layer, and its outputs depend only on initializers/constants (computed at build time);
-``eliminated``       in no layer: a no-op (Identity, Dropout), a view change (Reshape, Flatten, Squeeze, …) that
-                     became a tensor view, a shape computation TensorRT evaluates itself, or dead code;
-``unaccounted``      in no layer and none of the above. For a real build this must be zero.
+``eliminated``       in no layer: a no-op (Identity, Dropout), a view change (Reshape, Flatten, Squeeze, …) or
+                     Transpose that became a tensor view — only with evidence: an engine layer downstream reads its
+                     output, or the engine lists its output tensor —, a shape computation TensorRT evaluates
+                     itself, a cancelled Q/DQ pair, a duplicate, or dead code;
+``unaccounted``      in no layer and none of the above (a view nothing in the engine reads is unverified, so it is
+                     here). For a real build this must be zero.
 
 The evidence is the ONNX-layer metadata TensorRT's parser attaches to every engine layer (detailed profiling
 verbosity). Without metadata (``LAYER_NAMES_ONLY`` listings, old inspector JSON) the nodes are recovered from layer
@@ -337,6 +340,7 @@ def _live(nodes: list[_Node], graph_outputs: set[str]) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------- layer side
+_PROFILE_TAG = re.compile(r" \[profile \d+\]")
 _FOREIGN = re.compile(r"ForeignNode\[(.*?)\.\.\.(.*)\]$")
 _PWN = re.compile(r"PWN\((.*)\)")
 _MYL_KERNEL = re.compile(r"^__myl_([A-Za-z]+?)_myl\d+_\d+$")
@@ -492,6 +496,9 @@ def account_fusion(
     duplicates = _duplicates(nodes, unplaced)
     layer_names = [ly.name for ly, _f, _e in per_layer]
     consumers_of = _consumers(nodes)
+    engine_tensors = {
+        _PROFILE_TAG.sub("", t.name) for ly in engine for t in (*ly.inputs, *ly.outputs)
+    } | {t.name for t in layers.io_tensors}
     fates = []
     for n in nodes:
         lis = where[n.key]
@@ -519,28 +526,24 @@ def account_fusion(
             )
         elif n.key in duplicates:
             fate, reason = "eliminated", duplicates[n.key]
-        elif n.op_type in VIEW_OP_TYPES:
-            near = _absorbing_layer(n, consumers_of, where, layer_names)
-            fate, reason = (
-                "eliminated",
-                f"{n.op_type} only changes the shape: became a view of its input"
-                + (f", read directly by {near}" if near else ""),
-            )
-        elif n.op_type in LAYOUT_OP_TYPES:
-            near = _absorbing_layer(n, consumers_of, where, layer_names)
-            fate, reason = (
-                "eliminated",
-                f"{n.op_type} only moves data: no layer of its own; "
-                + (
-                    f"folded into the memory layout read by {near}"
-                    if near
-                    else "folded into a neighbouring kernel's memory layout"
-                ),
-            )
+        elif n.op_type in LAYOUT_OP_TYPES and (
+            view := _view_evidence(n, consumers_of, where, layer_names, set(cancelled), engine_tensors)
+        ):
+            if n.op_type in VIEW_OP_TYPES:
+                reason = f"{n.op_type} only changes the shape: became a view of its input, {view}"
+            else:
+                reason = f"{n.op_type} only moves data: no layer of its own; folded into the memory layout, {view}"
+            fate = "eliminated"
         elif n.key in cancelled:
             fate, reason = "eliminated", cancelled[n.key]
         elif n.key not in live:
             fate, reason = "eliminated", "dead code: its outputs reach no graph output"
+        elif n.op_type in LAYOUT_OP_TYPES:
+            fate, reason = (
+                "unaccounted",
+                f"{n.op_type} appears in no engine layer, and no engine layer reads its output (directly or through "
+                "other views) nor lists it: that it became a view or layout change is not verified",
+            )
         else:
             fate, reason = (
                 "unaccounted",
@@ -637,10 +640,35 @@ def _consumers(nodes: list[_Node]) -> dict[str, list[_Node]]:
     return out
 
 
-def _absorbing_layer(
-    node: _Node, consumers: dict[str, list[_Node]], where: dict[str, list[int]], layer_names: list[str]
+def _view_evidence(
+    node: _Node,
+    consumers: dict[str, list[_Node]],
+    where: dict[str, list[int]],
+    layer_names: list[str],
+    cancelled: set[str],
+    engine_tensors: set[str],
 ) -> str:
-    """The first engine layer downstream of ``node`` (through other unplaced data-movement nodes), or ``""``."""
+    """Why a data-movement node in no layer's metadata can be called eliminated, or ``""`` when nothing shows it:
+    an engine layer downstream reads its output (through other views and cancelled Q/DQ pairs), or its output is a
+    tensor the engine lists (an engine output, a layer's input or output)."""
+    near = _absorbing_layer(node, consumers, where, layer_names, cancelled)
+    if near:
+        return f"read directly by {near}"
+    listed = [o for o in node.outputs if o in engine_tensors]
+    if listed:
+        return f"its output {listed[0]} is a tensor of the engine"
+    return ""
+
+
+def _absorbing_layer(
+    node: _Node,
+    consumers: dict[str, list[_Node]],
+    where: dict[str, list[int]],
+    layer_names: list[str],
+    through: set[str] | frozenset[str] = frozenset(),
+) -> str:
+    """The first engine layer downstream of ``node`` (through other unplaced data-movement nodes, and the nodes in
+    ``through``), or ``""``."""
     todo, seen = list(node.outputs), set()
     while todo:
         t = todo.pop(0)
@@ -650,7 +678,7 @@ def _absorbing_layer(
             seen.add(c.key)
             if where.get(c.key):
                 return layer_names[where[c.key][0]]
-            if c.op_type in _PASS_THROUGH:
+            if c.op_type in _PASS_THROUGH or c.key in through:
                 todo.extend(c.outputs)
     return ""
 
