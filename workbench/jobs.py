@@ -37,8 +37,10 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 JOB_FILE, LOG_FILE, PROGRESS_FILE, CANCEL_FILE = "job.json", "job.log", "progress.json", "cancel"
 CANCEL_GRACE_S = 5.0
-# Start at once, outside the bound on heavy jobs: quick checks, and orchestrators that wait for heavy jobs.
+# Outside the bound on heavy jobs: quick checks, and orchestrators that wait for heavy jobs. Parser checks have their
+# own small bound (WORKBENCH_MAX_PARSE_JOBS, default 2): N sessions opening models must not start N parsers at once.
 LIGHT_KINDS = ("parse", "demo")
+PARSE_KIND = "parse"
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
@@ -122,10 +124,12 @@ def _proc_start(pid: int) -> str:
 
 
 class JobStore:
-    def __init__(self, ws: Workspace, max_running: int | None = None) -> None:
+    def __init__(self, ws: Workspace, max_running: int | None = None, max_parse: int | None = None) -> None:
         self.ws = ws
         env = os.environ.get("WORKBENCH_MAX_JOBS")
         self.max_running = max(1, int(max_running or (env if env and env.isdigit() else 1)))
+        env = os.environ.get("WORKBENCH_MAX_PARSE_JOBS")
+        self.max_parse = max(1, int(max_parse or (env if env and env.isdigit() else 2)))
 
     # ------------------------------------------------------------------ paths and locking
     def job_dir(self, job_id: str) -> Path:
@@ -262,19 +266,26 @@ class JobStore:
 
     # ------------------------------------------------------------------ scheduling
     def schedule(self) -> None:
-        """Mark dead workers failed and start queued jobs up to the concurrency bound."""
+        """Mark dead workers failed and start queued jobs up to the concurrency bounds (heavy jobs, parser checks)."""
         with self._lock():
-            running, queued = 0, []
+            running, parsing, queued = 0, 0, []
             for job_file in self.ws.jobs_dir.glob(f"*/{JOB_FILE}"):
                 try:
                     job = self._refresh(job_file.parent, self._read(job_file.parent), locked=True)
                 except JobError:
                     continue
-                if job.status == RUNNING and job.kind not in LIGHT_KINDS:
+                if job.status == RUNNING and job.kind == PARSE_KIND:
+                    parsing += 1
+                elif job.status == RUNNING and job.kind not in LIGHT_KINDS:
                     running += 1
                 elif job.status == QUEUED:
                     queued.append((job.created, job_file.parent, job))
             for _, job_dir, job in sorted(queued, key=lambda q: q[0]):
+                if job.kind == PARSE_KIND:
+                    if parsing < self.max_parse:
+                        self._start(job_dir, job)
+                        parsing += 1
+                    continue
                 if job.kind in LIGHT_KINDS:
                     self._start(job_dir, job)
                     continue

@@ -102,11 +102,23 @@ def _start_next(job_dir: Path) -> None:
         traceback.print_exc()
 
 
+def prefer_oom_kill() -> None:
+    """Ask the kernel to kill this worker (and what it starts), not the Streamlit server, when memory runs out.
+
+    Linux only, best effort: raising one's own ``oom_score_adj`` needs no privilege; elsewhere nothing happens."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         sys.stderr.write("usage: python -m workbench.worker JOB_DIR\n")
         return 2
+    prefer_oom_kill()
     logging.basicConfig(level=logging.INFO, format="[I] [%(name)s] %(message)s", stream=sys.stdout)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     return run_job(Path(argv[0]).resolve())
