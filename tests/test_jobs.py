@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from tests import onnx_models
-from workbench.jobs import CANCEL_GRACE_S, CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore
+from workbench.jobs import CANCEL_GRACE_S, CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore, _proc_start
 from workbench.spec import BuildSpec, profiles_from_args
 
 pytestmark = pytest.mark.slow
@@ -98,14 +100,28 @@ def test_a_worker_that_vanished_while_the_server_was_down_is_marked_interrupted(
 
     job_id = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
     wb.jobs.wait(job_id, timeout=120)
-    # Rewrite the state as a server that died mid-build left it: running, with a pid that is no longer ours.
+    # Rewrite the state as a server that died mid-build left it: running, with a worker pid that is no longer ours,
+    # started by a server process that is gone (the pid of a finished process, with its start time).
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone_start = _proc_start(gone.pid)
+    gone.wait()
     path = wb.jobs.job_dir(job_id) / "job.json"
     state = json.loads(path.read_text())
-    state.update(status=RUNNING, finished=None, pid=os.getpid(), pid_start="not-this-process", result={})
+    assert state["owner_pid"] == os.getpid() and state["owner_start"]  # the worker's starter is recorded
+    state.update(status=RUNNING, finished=None, pid=os.getpid(), pid_start="not-this-process", result={},
+                 owner_pid=gone.pid, owner_start=gone_start or "1")
     path.write_text(json.dumps(state))
     restarted = JobStore(wb.ws)
     job = restarted.get(job_id)
-    assert job.status == FAILED and "before finishing" in job.error
+    assert job.status == FAILED and job.exit_code == 1
+    assert job.error.startswith("Interrupted: the worker") and "was gone when the server came back" in job.error
+    assert "submit the job again" in job.hint
+    assert "Interrupted: the worker" in wb.jobs.read_log(job_id)[0]
+    # A worker that dies while the server that started it still runs is not "interrupted": it died.
+    state.update(owner_pid=os.getpid(), owner_start=_proc_start(os.getpid()))
+    path.write_text(json.dumps(state))
+    job = JobStore(wb.ws).get(job_id)
+    assert job.status == FAILED and "worker process died" in job.error and "Interrupted" not in job.error
 
 
 def test_two_sessions_building_at_once_get_their_own_logs_and_plans(wb, models_dir):

@@ -73,6 +73,8 @@ class Job:
     finished: float | None = None
     pid: int | None = None
     pid_start: str = ""
+    owner_pid: int | None = None  # the server (or CLI) process that started the worker, to tell a restart apart
+    owner_start: str = ""
     error: str = ""
     hint: str = ""
     exit_code: int = 0  # for the CLI: 2 bad input, 1 backend failure
@@ -121,6 +123,11 @@ def _proc_start(pid: int) -> str:
             os.waitpid(pid, os.WNOHANG)
         return ""
     return fields[19]
+
+
+def _owner_alive(job: Job) -> bool:
+    """Whether the process that started the job's worker still runs (False for jobs from before owners were kept)."""
+    return bool(job.owner_pid and job.owner_start) and _proc_start(job.owner_pid or 0) == job.owner_start
 
 
 class JobStore:
@@ -307,6 +314,7 @@ class JobStore:
             )
         _POPENS[proc.pid] = proc
         job.status, job.started, job.pid, job.pid_start = RUNNING, time.time(), proc.pid, ""
+        job.owner_pid, job.owner_start = os.getpid(), _proc_start(os.getpid())
         for _ in range(50):  # /proc entry appears at once; retry briefly anyway
             job.pid_start = _proc_start(proc.pid)
             if job.pid_start:
@@ -337,12 +345,17 @@ class JobStore:
             job.finished = time.time()
             if cancel_flag.exists():
                 job.status, job.error = CANCELLED, "Cancelled by the user (the worker was stopped)."
+            elif proc is None and not _owner_alive(job):
+                job.status, job.exit_code = FAILED, 1
+                job.error = (f"Interrupted: the worker (pid {job.pid}) was gone when the server came back; the "
+                             "server that started it stopped while the job ran.")
+                job.hint = "The log up to that point is kept; submit the job again."
             else:
                 how = (f"killed by signal {-code}" if code is not None and code < 0 else
                        f"exit code {code}" if code is not None else "the process is gone")
                 job.status, job.exit_code = FAILED, 1
                 job.error = f"The worker process died ({how}) before finishing."
-                job.hint = ("It may have run out of memory, been killed, or the server restarted. "
+                job.hint = ("It may have run out of memory or been killed. "
                             "The log up to that point is kept; submit the job again.")
             (job_dir / PLAN_PART).unlink(missing_ok=True)
             self._save(job_dir, job)
