@@ -398,8 +398,57 @@ def test_cli_layers_bad_input_is_exit_2_with_a_clear_message(session_wb, cnn_bui
     assert missing.returncode == 2 and "nothing.json" in missing.stderr and "Traceback" not in missing.stderr
     unknown = _cli("layers", "no-such-job", home=home)
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    layers = load_layers(session_wb.jobs.job_dir(cnn_build))
+    for bad in (layers.num_profiles, -1):
+        out = _cli("layers", cnn_build, "--profile", str(bad), home=home)
+        assert out.returncode == 2 and "out of range" in out.stderr and "Traceback" not in out.stderr
+        assert f"{layers.num_profiles} optimization profile" in out.stderr
     from tests.conftest import gpu_reason
 
-    if gpu_reason() is not None:  # here a plan cannot be deserialized: say so, and where the listing is
-        plan = _cli("layers", str(session_wb.jobs.job_dir(cnn_build) / "engine.plan"), home=home)
-        assert plan.returncode == 2 and "cannot" in plan.stderr and "layers.json" in plan.stderr
+    if gpu_reason() is not None:  # a plan with no listing beside it cannot be read here: say so
+        lonely = tmp_path / "lonely.plan"
+        lonely.write_bytes((session_wb.jobs.job_dir(cnn_build) / "engine.plan").read_bytes())
+        plan = _cli("layers", str(lonely), home=home)
+        assert plan.returncode == 2 and "cannot" in plan.stderr and "Traceback" not in plan.stderr
+        assert "layers.json" in plan.stderr  # the hint: where a listing would be
+
+
+def test_cli_layers_of_a_plan_uses_the_listing_saved_beside_it_where_it_cannot_be_inspected(
+    session_wb, cnn_build
+):
+    from tests.conftest import gpu_reason
+
+    if gpu_reason() is None:
+        pytest.skip("this machine can deserialize the plan: the engine inspector reads it")
+    home = session_wb.ws.root
+    job_dir = session_wb.jobs.job_dir(cnn_build)
+    _, report = job_report(job_dir)
+    out = _cli("layers", str(job_dir / "engine.plan"), home=home)
+    assert out.returncode == 0, out.stderr
+    assert "cannot deserialize" in out.stderr and f"saved at build time instead: {job_dir / 'layers.json'}" in out.stderr
+    assert report.summary() in out.stdout  # the job's network model is found too
+
+
+def test_cli_build_writes_the_layer_information_beside_the_plan(tmp_path):
+    """`build -o PLAN` then `layers PLAN` on a machine without a GPU: a real build, then the saved listing."""
+    from workbench.samples import get_sample
+
+    sample = get_sample("cnn_residual")
+    (lo, opt, hi), = [(r.min, r.opt, r.max) for r in sample.profiles()[0].shapes.values()]
+    name = next(iter(sample.profiles()[0].shapes))
+    plan = tmp_path / "out" / "cnn.plan"
+    built = _cli("build", str(sample.path), "-o", str(plan), "--min-shapes", f"{name}:{'x'.join(map(str, lo))}",
+                 "--opt-shapes", f"{name}:{'x'.join(map(str, opt))}", "--max-shapes", f"{name}:{'x'.join(map(str, hi))}",
+                 home=tmp_path / "ws")
+    assert built.returncode == 0, built.stderr
+    saved = tmp_path / "out" / "cnn.layers.json"
+    assert str(saved) in built.stderr
+    layers = load_layers(saved)
+    assert layers.layers and any(ly.onnx_nodes for ly in layers.layers)
+    from tests.conftest import gpu_reason
+
+    out = _cli("layers", str(plan), "--json", home=tmp_path / "ws")
+    assert out.returncode == 0, out.stderr
+    if gpu_reason() is not None:  # no GPU: the saved listing, and the command says it used it
+        assert json.loads(out.stdout)["layers"] == json.loads(layers.to_json())["layers"]
+        assert str(saved) in out.stderr

@@ -103,11 +103,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(wb.jobs.artifact(job_id, PLAN), out)
+    from .cli_layers import save_beside_plan
+
+    listing = save_beside_plan(wb.jobs.job_dir(job_id), out)  # `trt-workbench layers OUT` reads it without a GPU
     for w in job.result.get("warnings", []):
         _err(f"warning: {w}")
     if args.report:
         Path(args.report).write_text(wb.build_report_json(job_id))
-    _err(f"Wrote {out} ({out.stat().st_size / 1024:.1f} KiB) in {job.result.get('build_seconds', 0):.2f} s.")
+    _err(f"Wrote {out} ({out.stat().st_size / 1024:.1f} KiB) in {job.result.get('build_seconds', 0):.2f} s"
+         + (f", and its layer information {listing}." if listing else "."))
     return 0
 
 
@@ -150,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="build a plan (runs as a workspace job, like the app)")
     p.add_argument("model")
-    p.add_argument("-o", "--output", required=True, metavar="PLAN")
+    p.add_argument("-o", "--output", required=True, metavar="PLAN",
+                   help="where to copy the plan; its layer information goes beside it (m.plan → m.layers.json)")
     _add_build_args(p)
     p.add_argument("--report", metavar="REPORT.json", help="spec, timings, backend info and layer information")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the build")

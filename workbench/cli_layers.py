@@ -1,7 +1,10 @@
 """``trt-workbench layers PLAN_OR_JOB``: the engine's layers and the fusion report, as text, JSON or HTML.
 
-PLAN_OR_JOB is a build job id, a job folder, a ``layers.json`` / inspector JSON / build log, or a plan file (a
-plan needs a backend that can deserialize it here, i.e. a supported GPU). Same model and numbers as the page.
+PLAN_OR_JOB is a build job id, a job folder, a ``layers.json`` / inspector JSON / build log, or a plan file. A plan
+is read with the engine inspector where a backend can deserialize it (a supported GPU); elsewhere (a CPU-only
+machine) the layer listing saved at build time beside it is used, and the command says so: ``PLAN.layers.json``
+(written by ``trt-workbench build -o PLAN``), ``PLAN.build.log``, or in a job folder its ``layers.json`` /
+``job.log``. Same model and numbers as the page.
 """
 
 from __future__ import annotations
@@ -11,9 +14,67 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkbenchError
+from .errors import BackendUnavailable, SpecError, WorkbenchError
 
 _PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+LAYERS_SUFFIX = ".layers.json"  # ``model.plan`` → ``model.layers.json``
+
+
+def layers_beside(plan: Path) -> Path:
+    """Where ``trt-workbench build -o PLAN`` writes the layer information: ``PLAN`` with ``.layers.json``."""
+    return plan.with_suffix(LAYERS_SUFFIX)
+
+
+def saved_listing(plan: Path) -> Path | None:
+    """The layer listing saved at build time beside ``plan``, or None.
+
+    ``PLAN.layers.json`` / ``PLAN.build.log`` name the plan; a folder's ``layers.json`` / ``job.log`` count only in
+    a job folder (the plan is the job's ``engine.plan``) or when the folder holds no other plan.
+    """
+    from .build import LAYERS, PLAN
+    from .jobs import LOG_FILE
+
+    for cand in (layers_beside(plan), plan.with_suffix(".build.log")):
+        if cand.is_file():
+            return cand
+    folder = plan.parent
+    others = [p for p in folder.iterdir() if p.suffix.lower() in _PLAN_SUFFIXES and p.name != plan.name]
+    if plan.name == PLAN or not others:
+        for name in (LAYERS, LOG_FILE):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def save_beside_plan(job_dir: Path, plan: Path) -> Path | None:
+    """Copy a finished build's layer information next to a plan copied out of the workspace (``build -o``), so
+    ``trt-workbench layers PLAN`` works on a machine that cannot deserialize the plan. Returns the file, or None
+    when the build left no layer information."""
+    from .build import LAYERS
+
+    src = Path(job_dir) / LAYERS
+    if not src.is_file():
+        return None
+    out = layers_beside(plan)
+    out.write_bytes(src.read_bytes())
+    return out
+
+
+def _plan_layers(plan: Path, backend: str) -> tuple[Any, Path | None]:
+    """The plan's layers from the engine inspector, else from the listing saved beside it (which is then named)."""
+    from .layers import inspect_plan, load_layers
+
+    if not plan.is_file():
+        raise WorkbenchError(f"The plan {plan} does not exist.", "Check the path.")
+    try:
+        return inspect_plan(plan, backend=backend), None
+    except BackendUnavailable as err:
+        saved = saved_listing(plan)
+        if saved is None:
+            raise
+        _err(f"note: {err.message}")
+        _err(f"note: using the layer listing saved at build time instead: {saved}")
+        return load_layers(saved), saved
 
 
 def _out(text: str) -> None:
@@ -27,7 +88,7 @@ def _err(text: str) -> None:
 def resolve(args: argparse.Namespace) -> tuple[Any, Path | None, str]:
     """(EngineLayers, the ONNX model it was built from or None, a label) for the command's source."""
     from .fusion import job_network_model
-    from .layers import inspect_plan, load_layers
+    from .layers import load_layers
 
     source = str(args.source)
     path = Path(source)
@@ -40,7 +101,13 @@ def resolve(args: argparse.Namespace) -> tuple[Any, Path | None, str]:
         return load_layers(path), model or job_network_model(path), path.name
     if path.is_file():
         if path.suffix.lower() in _PLAN_SUFFIXES:
-            return inspect_plan(path, backend=args.backend), model, path.name
+            layers, saved = _plan_layers(path, args.backend)
+            if model is None and saved is not None and saved.parent == path.parent:
+                try:  # a job folder knows its network model
+                    model = job_network_model(path.parent)
+                except WorkbenchError:
+                    model = None
+            return layers, model, path.name
         return load_layers(path), model, path.name
     if path.suffix.lower() in _PLAN_SUFFIXES or path.suffix.lower() in (".json", ".log") or "/" in source:
         raise WorkbenchError(
@@ -59,6 +126,14 @@ def cmd_layers(args: argparse.Namespace) -> int:
     from .reports.fusion_html import layers_csv, report_json, write_html
 
     layers, model, label = resolve(args)
+    if not 0 <= args.profile < layers.num_profiles:
+        raise SpecError(
+            f"--profile {args.profile} is out of range: the engine has {layers.num_profiles} optimization "
+            f"profile{'s' if layers.num_profiles != 1 else ''} (0"
+            + (f"..{layers.num_profiles - 1}" if layers.num_profiles > 1 else "")
+            + ").",
+            "Pick one of those, or leave --profile out for profile 0.",
+        )
     report = account_fusion(model, layers, profile=args.profile) if model is not None else None
     if args.html:
         if report is None:
@@ -96,7 +171,7 @@ def _text(layers: Any, report: Any, label: str, profile: int) -> str:
     else:
         lines.append("(no ONNX model given: pass --model to account for every ONNX node)")
     lines.append("")
-    rows = [r for r in layers.to_rows() if r["profile"] == profile] or layers.to_rows()
+    rows = [r for r in layers.to_rows() if r["profile"] == profile]
     width = min(60, max((len(r["name"]) for r in rows), default=4))
     lines.append(f"{'#':>3}  {'layer':<{width}}  {'type':<16} {'precision':<10} ONNX nodes")
     for r in rows:

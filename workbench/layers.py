@@ -895,7 +895,10 @@ def inspect_plan(plan: Path, backend: str = "auto") -> EngineLayers:
     """
     plan = Path(plan)
     trt = _import_backend(backend)
-    sibling = plan.parent / "layers.json"
+    sibling = next(
+        (p for p in (plan.with_suffix(".layers.json"), plan.parent / "layers.json") if p.is_file()),
+        plan.parent / "layers.json",
+    )
     fallback = (
         f"Use {sibling} (the layer listing saved at build time)."
         if sibling.is_file()
