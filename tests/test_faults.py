@@ -128,6 +128,90 @@ def test_the_same_model_uploaded_at_once_from_two_processes_is_stored_once(wb, t
     assert wb.summary(ref).node_count > 0
 
 
+# ---------------------------------------------------------------------------------------------- CLI and disk
+
+_WITH_A_SMALL_DISK = """
+    import resource, signal, sys
+    # A "disk" that holds 1 MiB per file: writes past it fail with EFBIG, the errno a full disk's ENOSPC shares
+    # its code path with.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    if sys.argv[1] == "cli":
+        from workbench.cli import main
+        sys.exit(main(sys.argv[2:]))
+    from pathlib import Path
+    from workbench.archives import extract_archive
+    from workbench.errors import ArchiveError
+    try:
+        extract_archive(Path(sys.argv[2]), Path(sys.argv[3]))
+    except ArchiveError as err:
+        print(err)
+"""
+
+
+def _weighty(path: Path, mib: int = 4) -> Path:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    side = int(((mib << 20) / 4) ** 0.5)
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((side, side), dtype=np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, side])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, side])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_full_disk_while_the_cli_imports_a_model_is_exit_2_saying_so(tmp_path):
+    model = _weighty(tmp_path / "weighty.onnx")
+    home = tmp_path / "ws"
+    proc = _python(_WITH_A_SMALL_DISK, "cli", "--workspace", str(home), "build", str(model), "-o",
+                   str(tmp_path / "x.plan"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    assert "Not enough disk space to store 'weighty.onnx'" in err and "Traceback" not in err, err
+    assert not any((home / "models").iterdir()) and not any((home / "tmp").iterdir())
+
+
+def test_a_full_disk_while_unpacking_an_archive_says_so_not_damaged(tmp_path):
+    import io
+    import tarfile
+
+    src = tmp_path / "bundle.tar"
+    with tarfile.open(src, "w") as tf:
+        data = os.urandom(3 << 20)  # incompressible: only the small disk stops it
+        info = tarfile.TarInfo("weights.bin")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    src2 = tmp_path / "in" / "bundle.tar"  # the archive itself is bigger than the "disk": read, never written
+    src2.parent.mkdir()
+    src.rename(src2)
+    proc = _python(_WITH_A_SMALL_DISK, "archive", str(src2), str(tmp_path / "out"))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "bundle.tar: the disk is full" in out and "damaged" not in out, out
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["output-under-a-file", "report-is-a-folder"])
+def test_an_unwritable_cli_output_path_is_exit_2_naming_it_and_no_traceback(tmp_path, where):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    (tmp_path / "folder.json").mkdir()
+    plan = afile / "x.plan" if where == "output-under-a-file" else tmp_path / "x.plan"
+    args = ["-m", "workbench.cli", "--workspace", str(tmp_path / "ws"), "build", str(get_sample("cnn_residual").path),
+            "-o", str(plan), "--min-shapes", "input:1x3x32x32", "--opt-shapes", "input:1x3x32x32",
+            "--max-shapes", "input:2x3x32x32"]
+    if where == "report-is-a-folder":
+        args += ["--report", str(tmp_path / "folder.json")]
+    out = subprocess.run([sys.executable, *args], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    named = str(afile) if where == "output-under-a-file" else str(tmp_path / "folder.json")
+    assert f"error: cannot use '{named}'" in out.stderr and "hint:" in out.stderr, out.stderr[-2000:]
+
+
 # ---------------------------------------------------------------------------------------------- other workspaces
 
 

@@ -202,3 +202,125 @@ def test_resnet50_sized_model_summarizes(tmp_path):
     onnx.save(helper.make_model(g), str(path))
     s = summarize(path)
     assert s.parameter_count > 24_000_000
+
+
+def _weighty_model(path, mib: int = 24) -> None:
+    """A static MLP-like model whose weights, inside the file, add up to about ``mib`` MiB."""
+    rng = np.random.default_rng(3)
+    side = int(((mib << 20) / 4) ** 0.5)
+    w = numpy_helper.from_array(rng.standard_normal((side, side), dtype=np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "weighty",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, side])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, side])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def _traced_peak(fn):
+    """(result, peak bytes Python allocated while ``fn`` ran): reading a model with onnx.load allocates its
+    whole file as one bytes object, so a re-upload that parsed would show the model's size here."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("how", ["stream", "bytes", "path"])
+def test_uploading_the_same_model_again_costs_one_hash_and_no_parse(workspace, tmp_path, how):
+    import io
+
+    path = tmp_path / "weighty.onnx"
+    _weighty_model(path)
+    size = path.stat().st_size
+    first = import_model(workspace, path.read_bytes(), "weighty.onnx")
+    stored = first.path.parent / "summary.json"
+    before = (stored.stat().st_ino, stored.stat().st_mtime_ns)
+    data = path.read_bytes()
+    source = {"stream": lambda: io.BytesIO(data), "bytes": lambda: data, "path": lambda: path}[how]()
+    again, peak = _traced_peak(lambda: import_model(workspace, source, "renamed.onnx", max_bytes=1 << 40))
+    assert again == first
+    assert peak < size / 4, f"{peak / 2**20:.1f} MiB allocated for a {size / 2**20:.1f} MiB model: it was parsed"
+    assert (stored.stat().st_ino, stored.stat().st_mtime_ns) == before, "the stored summary was rewritten"
+    assert not any(workspace.tmp_dir.iterdir())
+    assert sorted(p.name for p in first.path.parent.iterdir()) == ["meta.json", "summary.json", "weighty.onnx"]
+
+
+def test_a_new_model_is_still_parsed_and_validated_after_the_hash(workspace, models_dir, tmp_path):
+    import_model(workspace, (models_dir / "tiny_cnn.onnx").read_bytes(), "tiny_cnn.onnx")
+    cut = (models_dir / "static_mlp.onnx").read_bytes()
+    with pytest.raises(ModelError, match="mlp.onnx"):
+        import_model(workspace, cut[: len(cut) // 2], "mlp.onnx")
+    assert len(list_models(workspace)) == 1 and not any(workspace.tmp_dir.iterdir())
+
+
+def test_a_model_folder_removed_meanwhile_is_left_out_of_the_list(workspace, models_dir):
+    a = import_model(workspace, (models_dir / "tiny_cnn.onnx").read_bytes(), "a.onnx")
+    b = import_model(workspace, (models_dir / "static_mlp.onnx").read_bytes(), "b.onnx")
+    b.path.unlink()  # another session deleting b: its meta.json is still there, its model file is not
+    assert list_models(workspace) == [a]
+    import shutil
+
+    shutil.rmtree(a.path.parent)
+    assert list_models(workspace) == []
+
+
+_OPEN_BIG = """
+import json, sys, time, tracemalloc
+from pathlib import Path
+from workbench.service import Workbench
+
+wb = Workbench.open(sys.argv[1])
+tracemalloc.start()
+t = time.perf_counter()
+ref = wb.import_path(Path(sys.argv[2]))
+s = wb.summary(ref)
+seconds = time.perf_counter() - t
+# VmHWM: this process's own peak RSS (ru_maxrss would carry the forking parent's over exec)
+hwm = int(next(line for line in open("/proc/self/status") if line.startswith("VmHWM:")).split()[1])
+print(json.dumps({"external": s.external_data_bytes, "files": s.external_files, "params": s.parameter_count,
+                  "stored": str(ref.path), "seconds": seconds, "traced_peak": tracemalloc.get_traced_memory()[1],
+                  "rss_kib": hwm}))
+"""
+
+
+def big_external_model(folder, gib: float = 2.05):
+    """A model with one initializer of ``gib`` GiB in a sparse external-data file (no disk used, nothing real)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(gib * 2**30) // 4
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[n], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 * n))):
+        w.external_data.add(key=key, value=value)
+    g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")], "big_external",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], [w])
+    path = folder / "big.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with open(folder / "weights.bin", "wb") as fh:
+        fh.truncate(4 * n)
+    return path
+
+
+def test_a_model_with_over_2_gib_of_external_data_opens_without_loading_its_weights(tmp_path):
+    """Issue 2: import (by path, as the CLI does) and summary of a 2.05 GiB-weights model, in a fresh process:
+    what Python allocates and the process's peak RSS stay a small fraction of the weights; the weights are
+    hard-linked into the workspace (same file system), not copied."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    path = big_external_model(tmp_path / "src")
+    weights = os.stat(tmp_path / "src" / "weights.bin")
+    out = subprocess.run([sys.executable, "-c", _OPEN_BIG, str(tmp_path / "ws"), str(path)], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout)
+    assert r["external"] == weights.st_size > 2**31 and r["files"] == ["weights.bin"]
+    assert r["params"] == weights.st_size // 4
+    assert r["traced_peak"] < 32 << 20, r
+    assert r["rss_kib"] * 1024 < weights.st_size / 4, r  # the interpreter and onnx included
+    stored = os.stat(os.path.join(os.path.dirname(r["stored"]), "weights.bin"))
+    assert (stored.st_dev, stored.st_ino) == (weights.st_dev, weights.st_ino), "the weights were copied"

@@ -81,7 +81,9 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         )
     return BuildSpec(backend=args.backend, precision=args.precision, profiles=profiles,
                      workspace_mb=args.workspace_mb, optimization_level=args.opt_level,
-                     compute_capabilities=tuple(args.compute_capabilities or ()), calibration=calibration)
+                     compute_capabilities=tuple(args.compute_capabilities or ()), calibration=calibration,
+                     timing_cache=not args.no_timing_cache, hardware_compatible=args.hardware_compatible,
+                     version_compatible=args.version_compatible)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -130,6 +132,12 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace-mb", type=int, default=None, help="workspace memory pool limit in MiB")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0..5")
     p.add_argument("--compute-capabilities", nargs="+", metavar="X.Y", help="TensorRT-RTX targets, e.g. 8.6 8.9")
+    p.add_argument("--hardware-compatible", action="store_true",
+                   help="full TensorRT: a plan that runs on Ampere and newer GPUs (trtexec --hardwareCompatibilityLevel)")
+    p.add_argument("--version-compatible", action="store_true",
+                   help="full TensorRT: a plan later TensorRT runtimes can load (trtexec --versionCompatible)")
+    p.add_argument("--no-timing-cache", action="store_true",
+                   help="full TensorRT: neither reuse nor update the workspace's timing cache for this GPU")
     p.add_argument("--calib-data", metavar="DATA", help="calibration data: an .npz (one array per model input), or "
                    "a folder / .zip / .tar.gz of images (preprocessing proposed from the model's input)")
     p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy")
@@ -168,6 +176,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(err: OSError) -> tuple[str, str | None, int]:
+    """(message, hint, exit code) for an operating-system error the commands did not turn into a WorkbenchError.
+
+    With a file name it is about a path the user gave or the workspace (exit 2); without one the system itself
+    failed under the command (exit 1)."""
+    import errno
+    import os
+
+    what = err.strerror or type(err).__name__
+    names = [n for n in (err.filename, getattr(err, "filename2", None)) if n]
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        where = f" while writing '{os.fsdecode(names[0])}'" if names else ""
+        return (f"the disk is full{where} ({what}).",
+                "Free disk space (the workspace is $WORKBENCH_HOME or ~/.trt-workbench) and run it again.", 2)
+    if not names:
+        return f"a system call failed: {what}.", None, 1
+    path = os.fsdecode(names[0])
+    hints = {
+        errno.EACCES: "Check the permissions of that path, or choose another one.",
+        errno.EPERM: "Check the permissions of that path, or choose another one.",
+        errno.EROFS: "That file system is read-only; choose another path.",
+        errno.ENOENT: "Check the path (its folder must exist).",
+        errno.ENOTDIR: "A part of that path is a file, not a folder; choose another path.",
+        errno.EEXIST: "A part of that path is a file, not a folder; choose another path.",
+        errno.EISDIR: "That path is a folder; give a file name.",
+    }
+    return f"cannot use '{path}': {what}.", hints.get(err.errno or 0, "Check the path."), 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -178,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as err:
         _err(f"error: {err.message}" + (f"\n  hint: {err.hint}" if err.hint else ""))
         return err.exit_code
+    except OSError as err:  # an unwritable -o / --report path, a full disk, a file that vanished: say which
+        message, hint, code = describe_os_error(err)
+        _err(f"error: {message}" + (f"\n  hint: {hint}" if hint else ""))
+        return code
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -6,7 +6,9 @@ declared locations and sizes are checked, so a model with gigabytes of external 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -85,6 +87,18 @@ class ModelSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSummary:
+        def td(d: dict[str, Any]) -> TensorDesc:
+            return TensorDesc(d["name"], d["dtype"], None if d["shape"] is None else tuple(d["shape"]))
+
+        data = dict(data)
+        data["inputs"] = tuple(td(t) for t in data["inputs"])
+        data["outputs"] = tuple(td(t) for t in data["outputs"])
+        for key in ("external_files", "custom_domains", "warnings"):
+            data[key] = tuple(data[key])
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -415,20 +429,58 @@ def _hash_folder(model_file: Path) -> str:
     return h.hexdigest()
 
 
-def _write_stream(src: IO[bytes] | bytes, dest: Path, limit: int, label: str) -> int:
+def _model_hasher() -> Any:
+    """A digest being computed as :func:`_hash_folder` does for a model file with no external data."""
+    h = hashlib.sha256()
+    h.update(b"\x00model\x00")
+    return h
+
+
+def _write_stream(src: IO[bytes] | bytes, dest: Path, limit: int, label: str, hasher: Any = None) -> int:
+    """Copy an upload to ``dest`` (refusing it past ``limit``), feeding ``hasher`` what it writes."""
     written = 0
     with open(dest, "wb") as out:
         if isinstance(src, bytes | bytearray | memoryview):
             if len(src) > limit:
                 raise ModelError(f"'{label}' is {len(src) / 2**20:.0f} MiB, over the {limit / 2**20:.0f} MiB upload limit.")
             out.write(src)
+            if hasher is not None:
+                hasher.update(src)
             return len(src)
         while chunk := src.read(_CHUNK):
             written += len(chunk)
             if written > limit:
                 raise ModelError(f"'{label}' is over the {limit / 2**20:.0f} MiB upload limit.")
             out.write(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
     return written
+
+
+def _stored(ws: Workspace, digest: str) -> ModelRef | None:
+    """The model already stored under ``digest``, or None (not there, or not complete)."""
+    try:
+        ref = get_model(ws, digest)
+    except ModelError:
+        return None
+    return ref if ref.path.is_file() else None
+
+
+def _storage_error(filename: str, err: OSError) -> ModelError:
+    """An operating-system error while storing an upload, as a user-facing error (the server's paths left out)."""
+    from .archives import is_disk_full
+
+    what = err.strerror or type(err).__name__
+    if is_disk_full(err):
+        return ModelError(
+            f"Not enough disk space to store '{filename}' in the workspace ({what}); nothing was kept.",
+            "Free disk space in the workspace (WORKBENCH_HOME), then open the model again.",
+        )
+    where = f" ('{Path(os.fsdecode(err.filename)).name}')" if err.filename else ""
+    return ModelError(
+        f"Could not store '{filename}' in the workspace: {what}{where}; nothing was kept.",
+        "Check that the workspace (WORKBENCH_HOME) is writable and the model's files readable.",
+    )
 
 
 def _find_model_file(folder: Path, label: str) -> Path:
@@ -447,56 +499,91 @@ def import_model(
     """Validate an upload (an .onnx file, or an archive with a model and its external data) and store it.
 
     Stored under ``models/<digest>/``; the same content uploaded again (even concurrently) yields the same
-    ref and costs one hash. Nothing is left behind when validation fails.
+    ref. An .onnx file (upload or path) is hashed while it is read, and when a model without external data of
+    that digest is already stored its ref is returned at once: a re-upload is one hash, never a parse. Nothing
+    is left behind when validation fails; a full disk is a ModelError saying so.
     """
     display = safe_filename(filename)
     staging = ws.tmp_dir / f"upload-{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
     try:
-        # Archives keep the user's (safe) file name, so archive errors name the file the user gave.
-        raw = staging / (display if is_archive(display) else "upload.onnx")
-        if isinstance(source, Path):
-            try:
-                size = source.stat().st_size
-            except OSError as err:
-                raise ModelError(f"Cannot read '{filename}': {err.strerror}.", "Check the path.") from err
-            if size > max_bytes:
-                raise ModelError(f"'{filename}' is over the {max_bytes / 2**20:.0f} MiB limit.")
-            if is_archive(source.name):
-                shutil.copyfile(source, raw)
-            else:
-                # A model given by path may come with external data next to it: copy what it references.
-                staged, summary = _stage_path_model(source, staging / "model")
-                return _store_folder(ws, staged, display, summary)
-        else:
-            _write_stream(source, raw, max_bytes, filename)
-        if is_archive(display):
-            unpacked = staging / "unpacked"
-            ceiling = min(ArchiveLimits.max_total_bytes, max_bytes * UNPACK_FACTOR)
-            extract_archive(raw, unpacked, ArchiveLimits(max_total_bytes=ceiling))
-            model_file = _find_model_file(unpacked, filename)
-            # Validates (external data included); then only the model and the files it references are kept:
-            # anything else in the archive (look-alikes of the workbench's own files included) is dropped.
-            staged, summary = _stage_path_model(model_file, staging / "model")
-            return _store_folder(ws, staged, staged.name, summary)
-        if raw.stat().st_size == 0:
-            raise ModelError(f"'{filename}' is empty (0 bytes).", "The upload did not complete; try again.")
-        folder = staging / "model"
-        folder.mkdir()
-        target = folder / (display if display.endswith(".onnx") else display + ".onnx")
-        os.replace(raw, target)
-        try:
-            summary = summarize(target)
-        except ModelError as err:
-            err.message = err.message.replace(f"'{target.name}'", f"'{filename}'")
-            raise
-        return _store_folder(ws, target, display, summary)
+        if isinstance(source, bytes | bytearray | memoryview) and not is_archive(display):
+            hasher = _model_hasher()
+            hasher.update(source)
+            if (known := _stored(ws, hasher.hexdigest())) is not None:
+                return known
+        staging.mkdir(parents=True)
+        return _import(ws, source, filename, display, staging, max_bytes)
+    except OSError as err:
+        raise _storage_error(filename, err) from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _import(
+    ws: Workspace, source: IO[bytes] | bytes | Path, filename: str, display: str, staging: Path, max_bytes: int
+) -> ModelRef:
+    # Archives keep the user's (safe) file name, so archive errors name the file the user gave.
+    raw = staging / (display if is_archive(display) else "upload.onnx")
+    if isinstance(source, Path):
+        try:
+            size = source.stat().st_size
+        except OSError as err:
+            raise ModelError(f"Cannot read '{filename}': {err.strerror}.", "Check the path.") from err
+        if size > max_bytes:
+            raise ModelError(f"'{filename}' is over the {max_bytes / 2**20:.0f} MiB limit.")
+        if is_archive(source.name):
+            shutil.copyfile(source, raw)
+        else:
+            if (known := _stored(ws, _hash_model_file(source))) is not None:
+                return known  # the same bytes, stored before, referencing no external data
+            # A model given by path may come with external data next to it: copy what it references.
+            staged, summary = _stage_path_model(source, staging / "model")
+            return _store_folder(ws, staged, display, summary)
+    else:
+        hasher = None if is_archive(display) else _model_hasher()
+        _write_stream(source, raw, max_bytes, filename, hasher)
+        if hasher is not None and (known := _stored(ws, hasher.hexdigest())) is not None:
+            return known
+    if is_archive(display):
+        unpacked = staging / "unpacked"
+        ceiling = min(ArchiveLimits.max_total_bytes, max_bytes * UNPACK_FACTOR)
+        extract_archive(raw, unpacked, ArchiveLimits(max_total_bytes=ceiling))
+        model_file = _find_model_file(unpacked, filename)
+        # Validates (external data included); then only the model and the files it references are kept:
+        # anything else in the archive (look-alikes of the workbench's own files included) is dropped.
+        staged, summary = _stage_path_model(model_file, staging / "model")
+        return _store_folder(ws, staged, staged.name, summary)
+    if raw.stat().st_size == 0:
+        raise ModelError(f"'{filename}' is empty (0 bytes).", "The upload did not complete; try again.")
+    folder = staging / "model"
+    folder.mkdir()
+    target = folder / (display if display.endswith(".onnx") else display + ".onnx")
+    os.replace(raw, target)
+    try:
+        summary = summarize(target)
+    except ModelError as err:
+        err.message = err.message.replace(f"'{target.name}'", f"'{filename}'")
+        raise
+    return _store_folder(ws, target, display, summary)
+
+
+def _hash_model_file(path: Path) -> str:
+    """The digest ``path`` would be stored under if it referenced no external data."""
+    h = _model_hasher()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return str(h.hexdigest())
+
+
+LINK_AT_LEAST = 16 << 20  # external-data files this big are hard-linked into the workspace when they can be
+
+
 def _stage_path_model(source: Path, folder: Path) -> tuple[Path, ModelSummary]:
-    """Validate ``source``; copy it and its external-data files (nothing else) into the new ``folder``."""
+    """Validate ``source``; copy it and its external-data files (nothing else) into the new ``folder``.
+
+    External-data files of ``LINK_AT_LEAST`` bytes or more are hard-linked instead when they sit on the
+    workspace's file system (gigabytes of weights then cost nothing to store); otherwise copied."""
     summary = summarize(source)
     folder.mkdir()
     target = folder / safe_filename(source.name)
@@ -504,11 +591,49 @@ def _stage_path_model(source: Path, folder: Path) -> tuple[Path, ModelSummary]:
     for rel in summary.external_files:
         dst = folder / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source.parent / rel, dst)
+        _link_or_copy(source.parent / rel, dst, rel)
     return target, dataclasses.replace(summary, file=target.name)
 
 
+def _link_or_copy(src: Path, dst: Path, rel: str) -> None:
+    try:
+        st = src.stat()
+        if st.st_size >= LINK_AT_LEAST and st.st_dev == dst.parent.stat().st_dev:
+            os.link(src, dst, follow_symlinks=False)
+        else:
+            shutil.copyfile(src, dst)
+    except OSError as err:
+        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copyfile(src, dst)
+    if not stat.S_ISREG(os.lstat(dst).st_mode):  # swapped for a link after it was checked: refuse it
+        raise ModelError(
+            f"External data file '{rel}' changed into a link while it was being stored.", "Open the model again."
+        )
+
+
 SUMMARY_FILE = "summary.json"  # the summary computed while validating the upload: opening never re-parses
+
+
+def stored_summary(model_path: Path, keep: bool = True) -> ModelSummary:
+    """The summary kept beside a stored model (computed once, when it was validated), else summarize (and keep it
+    beside the model when ``keep``).
+
+    Reading the stored one imports no ``onnx`` (about a second and a half of import time): build workers use it."""
+    cache = model_path.parent / SUMMARY_FILE
+    if cache.is_file():
+        try:
+            return ModelSummary.from_dict(json.loads(cache.read_text()))
+        except (ValueError, TypeError, KeyError):
+            pass  # written by another version, or damaged: summarize again
+    summary = summarize(model_path)
+    if not keep:
+        return summary
+    with contextlib.suppress(OSError):  # a read-only folder still gets its summary
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.part")
+        tmp.write_text(json.dumps(summary.to_dict()))
+        os.replace(tmp, cache)
+    return summary
 
 
 def _store_folder(ws: Workspace, model_file: Path, display: str, summary: ModelSummary | None = None) -> ModelRef:
@@ -541,13 +666,15 @@ def get_model(ws: Workspace, digest: str) -> ModelRef:
 
 
 def list_models(ws: Workspace) -> list[ModelRef]:
-    refs = []
+    """Stored models, most recently stored first; a folder removed (or half-removed) meanwhile is left out."""
+    dated = []
     for meta_file in ws.models_dir.glob("*/meta.json"):
         try:
-            refs.append(get_model(ws, meta_file.parent.name))
-        except ModelError:
+            ref = get_model(ws, meta_file.parent.name)
+            dated.append((ref.path.stat().st_mtime, ref))
+        except (ModelError, OSError):
             continue
-    return sorted(refs, key=lambda r: -r.path.stat().st_mtime)
+    return [ref for _, ref in sorted(dated, key=lambda d: -d[0])]
 
 
 def node_names(path: Path) -> list[str]:
