@@ -45,7 +45,10 @@ def test_timing_cache_is_persisted_and_reused(full_trt, wb):
     assert first.status == "succeeded" and len(caches) == 1 and caches[0].stat().st_size > 0
     second = wb.jobs.wait(wb.submit_build(ref, spec), timeout=600)
     assert second.status == "succeeded"
-    assert any("Timing cache" in n for n in second.result["notes"])
+    # Polygraphy's own words when it really reads a cache: the first build had none to read
+    loaded = f"Loading tactic timing cache from {caches[0]}"
+    assert loaded not in wb.jobs.read_log(first.id)[0]
+    assert loaded in wb.jobs.read_log(second.id)[0]
 
 
 def test_implicit_int8_calibration_writes_a_cache_that_a_rebuild_reuses(full_trt, wb):
@@ -87,3 +90,20 @@ def test_a_built_engine_runs_and_matches_onnx_runtime(runs_engines, session_wb, 
         got = trt_runner.infer({"input": x})["logits"]
         want = ort_runner.infer({"input": x})["logits"]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+
+
+def test_a_build_on_a_gpu_takes_its_layers_from_the_engine_inspector(runs_engines, session_wb, cnn_build):
+    """Where the plan can be deserialized, the layer report is the engine inspector's, not the build log's."""
+    from workbench.backends import backend_info
+    from workbench.fusion import account_fusion
+    from workbench.layers import INSPECTOR, load_layers
+
+    job = session_wb.jobs.get(cnn_build)
+    backend = job.payload["spec"]["backend"]
+    if not backend_info(backend).can_run_engines:
+        pytest.skip(f"{backend} cannot deserialize plans on this GPU: {backend_info(backend).run_reason}")
+    layers = load_layers(session_wb.jobs.artifact(cnn_build, "layers.json"))
+    assert layers.source == INSPECTOR and layers.layers
+    assert "Layer information from TensorRT's engine inspector" in session_wb.jobs.read_log(cnn_build)[0]
+    accounting = account_fusion(job.payload["model_path"], layers)
+    assert not accounting.unaccounted

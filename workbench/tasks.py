@@ -32,16 +32,37 @@ BUNDLE_FILES = [
 ]
 
 
-def _layer_step(spec: BuildSpec) -> Callable[[Path], dict[str, Any]]:
+def _layer_step(spec: BuildSpec, reporter: Reporter) -> Callable[[Path], dict[str, Any]]:
     def step(job_dir: Path) -> dict[str, Any]:
         from .layers import parse_build_log
         from .precision_check import check_precision
 
-        layers = parse_build_log((job_dir / LOG_FILE).read_text(errors="replace"))
+        layers = _inspected_layers(spec, job_dir, reporter) or parse_build_log(
+            (job_dir / LOG_FILE).read_text(errors="replace"))
         (job_dir / LAYERS).write_text(layers.to_json())
         return check_precision(spec.precision, layers)
 
     return step
+
+
+def _inspected_layers(spec: BuildSpec, job_dir: Path, reporter: Reporter) -> Any | None:
+    """The engine inspector's layers where this machine can deserialize the plan (a GPU the backend supports):
+    the source of truth. Elsewhere (TensorRT-RTX on a CPU-only machine) None: the build log's listing serves."""
+    from .backends import backend_info
+    from .errors import WorkbenchError
+
+    if not backend_info(spec.backend).can_run_engines:
+        return None
+    from .layers import inspect_plan
+
+    try:
+        layers = inspect_plan(job_dir / PLAN, spec.backend)
+    except WorkbenchError as err:
+        reporter.log(f"Engine inspector unavailable ({err.message}); the layer listing comes from the build log.",
+                     logging.WARNING)
+        return None
+    reporter.log(f"Layer information from TensorRT's engine inspector ({len(layers.layers)} layers).")
+    return layers
 
 
 def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
@@ -50,7 +71,7 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     spec = BuildSpec.from_dict(job.payload["spec"])
     select_backend(spec.backend)
     model_path = Path(job.payload["model_path"])
-    result = build_engine(model_path, spec, job_dir, reporter, layer_parser=_layer_step(spec))
+    result = build_engine(model_path, spec, job_dir, reporter, layer_parser=_layer_step(spec, reporter))
     res = result.to_dict()
     for w in result.warnings:
         reporter.log(w, logging.WARNING)
