@@ -116,3 +116,24 @@ def test_quantize_from_a_folder_of_images(run, tmp_path):
     (tmp_path / "images" / "broken.png").write_text("not a png")
     out = run("quantize", str(get_sample("cnn_residual").path), "-o", "qdq2.onnx", "--calib-data", "images")
     assert out.returncode == 2 and "broken.png" in out.stderr
+
+
+def test_build_targets_compute_capabilities_and_refuses_full_tensorrt_knobs_on_tensorrt_rtx(run, tmp_path):
+    model = str(get_sample("cnn_residual").path)
+    shapes = ["--min-shapes", "input:1x3x32x32", "--opt-shapes", "input:2x3x32x32", "--max-shapes", "input:4x3x32x32"]
+    refused = run("build", model, "-o", str(tmp_path / "x.plan"), "--hardware-compatible", *shapes)
+    assert refused.returncode == 2 and "full-TensorRT setting" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "x.plan").exists()
+    refused = run("build", model, "-o", str(tmp_path / "x.plan"), "--compute-capabilities", "9.0", *shapes)
+    assert refused.returncode == 2 and "compute capability 9.0" in refused.stderr
+    out = run("build", model, "-o", str(tmp_path / "m.plan"), "--compute-capabilities", "8.6", "--report",
+              str(tmp_path / "r.json"), *shapes)
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["spec"]["compute_capabilities"] == ["8.6"]
+    from workbench.backends import gpu_info
+
+    gpu = gpu_info()
+    assert report["result"]["built_on"] == (f"{gpu.name} (CC {gpu.compute_capability})" if gpu.present
+                                            else "a machine without GPU")
+    assert (tmp_path / "m.plan").stat().st_size > 0

@@ -137,3 +137,14 @@ def test_an_implicitly_calibrated_tensorrt_10_build_reuses_its_calibration_cache
                      calibration=CalibrationSpec(data_path="/d.npz", implicit=True))
     assert "--calibration-cache calibration.cache" in polygraphy_command(spec, "m.onnx", "m.plan", "10.13.0")
     assert "--calib=calibration.cache" in trtexec_command(spec, "m.onnx", "m.plan", "10.13.0")
+
+
+def test_backend_specific_knobs_are_refused_on_the_other_backend():
+    for spec, words in [(BuildSpec(compute_capabilities=("9.0",)), r"cannot target compute capability 9\.0"),
+                        (BuildSpec(backend="tensorrt", compute_capabilities=("8.6",)), "TensorRT-RTX setting"),
+                        (BuildSpec(hardware_compatible=True), "Hardware compatibility is a full-TensorRT"),
+                        (BuildSpec(hardware_compatible=True, version_compatible=True), "Hardware and version")]:
+        with pytest.raises(SpecError, match=words):
+            validate_spec(spec)
+    validate_spec(BuildSpec(compute_capabilities=("8.6", "12.0")))
+    validate_spec(BuildSpec(backend="tensorrt", hardware_compatible=True, version_compatible=True))

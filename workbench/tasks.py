@@ -73,6 +73,7 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     model_path = Path(job.payload["model_path"])
     result = build_engine(model_path, spec, job_dir, reporter, layer_parser=_layer_step(spec, reporter))
     res = result.to_dict()
+    res["built_on"] = _built_on()
     for w in result.warnings:
         reporter.log(w, logging.WARNING)
     for n in result.notes:
@@ -89,6 +90,14 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     write_bundle(job_dir, BUNDLE_FILES)
     reporter.log(f"Plan written: {result.plan_bytes / 1024:.1f} KiB in {result.build_seconds:.2f} s.")
     return json.loads(json.dumps(res, default=str))
+
+
+def _built_on() -> str:
+    """The build machine's GPU as the reports print it ("a machine without GPU" for TensorRT-RTX on CPU)."""
+    from .backends import gpu_info
+
+    gpu = gpu_info()
+    return f"{gpu.name} (CC {gpu.compute_capability})" if gpu.present else "a machine without GPU"
 
 
 def run_parse(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
