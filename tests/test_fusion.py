@@ -215,6 +215,23 @@ def test_qdq_pairs_around_a_flatten_cancel_and_the_convolutions_run_in_int8():
     assert convs and {g.precision for g in convs} == {"INT8"}
 
 
+def test_the_precision_mix_of_an_fp16_engine_counts_compute_precisions_and_casts_apart(
+    session_wb, transformer_fp16_build
+):
+    """Golden FP16 CNN and a fresh FP16 transformer build: the engines write FP32 outputs (keep_io_types), yet no
+    layer computes in FP32; a kernel that only casts counts as a cast to its output type."""
+    model, layers = _golden("cnn_fp16")
+    job_dir = session_wb.jobs.job_dir(transformer_fp16_build)
+    for report, engine in ((account_fusion(model, layers), layers.for_profile(0)), job_report(job_dir)[::-1]):
+        engine = getattr(engine, "layers", engine)
+        casts = [ly for ly in engine if ly.inputs and ly.outputs and not ly.constants
+                 and {t.dtype for t in ly.inputs} != {t.dtype for t in ly.outputs}
+                 and ly.name.startswith("__myl_") and "Cast" in ly.name]
+        assert "FP32" not in report.precision_mix and report.precision_mix.get("FP16")
+        assert sum(v for k, v in report.precision_mix.items() if k.startswith("cast→")) == len(casts)
+        assert any(t.dtype == "FP32" for ly in engine for t in ly.outputs)  # it does write FP32
+
+
 def test_duplicate_casts_and_layout_only_ops_of_a_real_fp16_transformer(session_wb, transformer_fp16_build):
     job_dir = session_wb.jobs.job_dir(transformer_fp16_build)
     _, report = job_report(job_dir)

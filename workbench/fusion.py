@@ -163,7 +163,9 @@ class FusionReport:
     groups: tuple[LayerGroup, ...]
     inserted: tuple[InsertedLayer, ...]
     opaque: tuple[OpaqueRegion, ...]
-    precision_mix: dict[str, int]  # layers with tensors (a shape program has none)
+    # layers with tensors (a shape program has none) by compute precision; a layer that only converts between
+    # float types (the Cast to an FP16 engine's FP32 output) counts as "cast→FP32", not as an FP32 layer
+    precision_mix: dict[str, int]
     layer_types: dict[str, int]
     conventions: dict[str, str]
     unknown_metadata: tuple[str, ...] = ()  # names in layer metadata that are no node of this model
@@ -598,7 +600,7 @@ def account_fusion(
         groups=tuple(groups),
         inserted=tuple(inserted),
         opaque=tuple(opaque),
-        precision_mix=dict(Counter(ly.precision for ly in engine if ly.inputs or ly.outputs)),
+        precision_mix=dict(Counter(mix_key(ly) for ly in engine if ly.inputs or ly.outputs)),
         layer_types=dict(Counter(ly.type for ly in engine)),
         conventions={c: CONVENTIONS[c] for c in used_conv},
         unknown_metadata=tuple(unknown),
@@ -611,6 +613,12 @@ def account_fusion(
 
 
 _PASS_THROUGH = NO_OP_TYPES | VIEW_OP_TYPES | {"Transpose"}
+CAST_PREFIX = "cast→"
+
+
+def mix_key(layer: EngineLayer) -> str:
+    """A layer's entry in a precision mix: its compute precision, or ``cast→FP32`` for a pure float conversion."""
+    return f"{CAST_PREFIX}{layer.precision}" if layer.is_conversion else layer.precision
 
 
 def _duplicates(nodes: list[_Node], unplaced: set[str]) -> dict[str, str]:
@@ -874,8 +882,8 @@ def diff_builds(a: EngineLayers, b: EngineLayers, profile: int = 0) -> BuildDiff
         tuple(changes),
         len(ea),
         len(eb),
-        dict(Counter(ly.precision for ly in ea)),
-        dict(Counter(ly.precision for ly in eb)),
+        dict(Counter(mix_key(ly) for ly in ea)),
+        dict(Counter(mix_key(ly) for ly in eb)),
         dict(Counter(ly.type for ly in ea)),
         dict(Counter(ly.type for ly in eb)),
     )

@@ -15,7 +15,7 @@ MAX_LAYER_WEDGES = 400
 def _precision_color(precision: str) -> str:
     from .colors import PRECISION
 
-    return PRECISION.get(precision, PRECISION["unknown"])
+    return PRECISION.get(precision.removeprefix("cast→"), PRECISION["unknown"])  # a cast: its output's colour
 
 
 def fusion_groups(report: FusionReport, kind: str = "sunburst") -> Any:
