@@ -177,7 +177,11 @@ def _text(layers: Any, report: Any, label: str, profile: int) -> str:
     for r in rows:
         name = r["name"] if len(r["name"]) <= width else r["name"][: width - 1] + "…"
         prec = r["precision"] + (f"+{r['weight_precision']}w" if r["weight_precision"] else "")
+        if r["output_precision"] and r["output_precision"] not in (r["precision"], "mixed"):
+            prec += f">{r['output_precision']}"  # computes in one type, writes another (a fused Cast)
         lines.append(f"{r['index']:>3}  {name:<{width}}  {r['type']:<16} {prec:<10} {r['onnx_nodes']}")
+    if any(r["output_precision"] not in ("", "mixed", r["precision"]) for r in rows):
+        lines.append("(precision A>B: the layer computes in A and writes B, a conversion fused into it)")
     for w in layers.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
