@@ -422,3 +422,48 @@ def test_upload_limits_are_enforced_by_the_server_while_reading(wb):
     assert data_stream.sent <= limit + (1 << 20)
     assert not any(wb.ws.tmp_dir.iterdir()) and wb.models() == []
     assert not (wb.ws.root / "data").exists() or not any((wb.ws.root / "data").iterdir())
+
+
+# ---------------------------------------------------------------------------------------------- parser-check cache
+
+
+def test_a_damaged_parser_cache_is_treated_as_missing_and_a_failed_check_can_be_retried(wb):
+    from workbench.backends import backend_info
+    from workbench.errors import BackendError
+    from workbench.parse_check import ParseResult, read_cache, write_cache
+
+    if not backend_info("tensorrt-rtx").installed:
+        pytest.skip("TensorRT-RTX is not installed")
+    ref = wb.import_path(get_sample("cnn_residual").path)
+    cache = ref.path.parent / "parse-tensorrt-rtx.json"
+    _, job_id = wb.parse_check(ref, "tensorrt-rtx")
+    assert wb.jobs.wait(job_id, timeout=180).status == "succeeded"
+    good = read_cache(cache)
+    assert good is not None and good.ok and not list(ref.path.parent.glob("*.part"))
+    plain = json.loads(json.dumps(good.to_dict()))  # what parse_check returns: the result as JSON has it
+    # What a worker killed in the middle of a plain write_text leaves: half a JSON document.
+    cache.write_text(json.dumps(good.to_dict())[:25])
+    result, none = wb.parse_check(ref, "tensorrt-rtx")
+    assert none is None and result == plain, "the finished job's result is used"
+    assert read_cache(cache) == good, "and the cache rewritten whole"
+    # Not JSON at all, and JSON that is not a result: missing too.
+    for junk in (b"\xff\xfe\x00", b'{"backend": 1}', b"[]"):
+        cache.write_bytes(junk)
+        assert read_cache(cache) is None
+    # A check whose worker died: its reason, until the user asks again; then a new check runs.
+    cache.unlink()
+    job_dir = wb.jobs.job_dir(job_id)
+    state = json.loads((job_dir / "job.json").read_text())
+    state.update(status="failed", error="The worker process died (killed by signal 9) before finishing.",
+                 result={})
+    (job_dir / "job.json").write_text(json.dumps(state))
+    with pytest.raises(BackendError, match="killed by signal 9"):
+        wb.parse_check(ref, "tensorrt-rtx")
+    result, retry_id = wb.parse_check(ref, "tensorrt-rtx", retry=True)
+    assert result is None and retry_id != job_id
+    assert wb.jobs.wait(retry_id, timeout=180).status == "succeeded"
+    assert wb.parse_check(ref, "tensorrt-rtx")[0] == plain
+    # Writing is atomic: a new result replaces the old one whole and leaves no temporary file.
+    write_cache(cache, ParseResult("tensorrt-rtx", "x", True, 1))
+    assert read_cache(cache) == ParseResult("tensorrt-rtx", "x", True, 1)
+    assert sorted(p.name for p in cache.parent.glob("parse-*")) == ["parse-tensorrt-rtx.json"]

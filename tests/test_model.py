@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -11,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import onnx_models
+from tests.conftest import REPO
 from workbench.errors import ModelError
 from workbench.model import get_model, import_model, list_models, safe_filename, summarize
 
@@ -307,11 +310,6 @@ def test_a_model_with_over_2_gib_of_external_data_opens_without_loading_its_weig
     """Issue 2: import (by path, as the CLI does) and summary of a 2.05 GiB-weights model, in a fresh process:
     what Python allocates and the process's peak RSS stay a small fraction of the weights; the weights are
     hard-linked into the workspace (same file system), not copied."""
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
     path = big_external_model(tmp_path / "src")
     weights = os.stat(tmp_path / "src" / "weights.bin")
     out = subprocess.run([sys.executable, "-c", _OPEN_BIG, str(tmp_path / "ws"), str(path)], cwd=REPO,
@@ -324,3 +322,37 @@ def test_a_model_with_over_2_gib_of_external_data_opens_without_loading_its_weig
     assert r["rss_kib"] * 1024 < weights.st_size / 4, r  # the interpreter and onnx included
     stored = os.stat(os.path.join(os.path.dirname(r["stored"]), "weights.bin"))
     assert (stored.st_dev, stored.st_ino) == (weights.st_dev, weights.st_ino), "the weights were copied"
+
+
+def _cli(*args: str, home) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "workbench.cli", "--workspace", str(home), *args], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+
+
+def test_the_parser_check_names_the_custom_op_node_and_the_page_and_the_cli_say_the_same(wb, models_dir):
+    from workbench.backends import backend_info
+
+    if not backend_info("tensorrt-rtx").installed:
+        pytest.skip("TensorRT-RTX is not installed")
+    model = models_dir / "custom_op.onnx"
+    ref = wb.import_path(model)
+    result, job_id = wb.parse_check(ref, "tensorrt-rtx")
+    assert result is None and job_id
+    job = wb.jobs.wait(job_id, timeout=180)
+    assert job.status == "succeeded", (job.error, wb.jobs.read_log(job_id)[0][-2000:])
+    result, none = wb.parse_check(ref, "tensorrt-rtx")
+    assert none is None and result is not None and not result["ok"]
+    assert [(i["node"], i["op"]) for i in result["issues"]] == [("my_fancy_node", "FancyActivation")]
+    assert "Plugin not found" in result["issues"][0]["message"]
+
+    out = _cli("inspect", str(model), "--json", home=wb.ws.root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout)  # stdout is the JSON alone: the backend's log does not leak into it
+    assert doc["parser"] == result and doc["node_count"] == 2
+    text = _cli("inspect", str(model), home=wb.ws.root)
+    assert "rejects 1 node(s)" in text.stdout and "node 'my_fancy_node' (FancyActivation)" in text.stdout
+
+    ok = json.loads(_cli("inspect", str(models_dir / "tiny_cnn.onnx"), "--json", home=wb.ws.root).stdout)
+    assert ok["parser"]["ok"] is True and ok["parser"]["issues"] == [] and ok["parser"]["network_layers"] > 0
+    skipped = json.loads(_cli("inspect", str(model), "--json", "--no-parse", home=wb.ws.root).stdout)
+    assert skipped["parser"] is None and skipped["parser_skipped"] == "--no-parse"

@@ -34,12 +34,48 @@ def _err(text: str) -> None:
 def _stderr_echo(text: str) -> None:
     sys.stderr.write(text)
 
+def _parser_result(model: Path, backend: str | None) -> tuple[Any, str | None]:
+    """(ParseResult, None), or (None, why it was not run): the same check as the Model page's Parser tab, run here
+    in this process (a one-shot CLI process may import the backend; a fraction of a second for most models)."""
+    import contextlib
+    import io
+
+    from .backends import installed_backends, require_backend
+    from .errors import BackendError
+    from .parse_check import parse_model
+
+    if backend is None:
+        found = installed_backends()
+        if not found:
+            return None, "no TensorRT backend is installed (see Settings in the app, or pip install tensorrt-rtx-cu13)"
+        backend = found[0].name
+    else:
+        require_backend(backend)
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink):  # Polygraphy logs to stdout: keep stdout for the summary / JSON
+            result = parse_model(model, backend)
+        log.info("%s parser log:\n%s", backend, sink.getvalue().rstrip())  # --log-level INFO shows it
+        return result, None
+    except WorkbenchError:
+        raise
+    except Exception as err:  # the backend itself failed (not the model's fault)
+        raise BackendError(f"The {backend} parser failed on '{model.name}': {err}",
+                           "Run with --no-parse to get the summary alone.") from err
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .model import summarize
 
-    summary = summarize(Path(args.model))
+    model = Path(args.model)
+    summary = summarize(model)  # validates first: a hostile file never reaches the backend's parser
+    parsed, skipped = (None, "--no-parse") if args.no_parse else _parser_result(model, args.backend)
     if args.json:
-        _out(json.dumps(summary.to_dict(), indent=2))
+        doc = summary.to_dict()
+        doc["parser"] = parsed.to_dict() if parsed is not None else None
+        if skipped:
+            doc["parser_skipped"] = skipped
+        _out(json.dumps(doc, indent=2))
         return 0
     s = summary
     lines = [f"{s.file}: ONNX IR {s.ir_version}, opsets {s.opsets}, producer {s.producer or '-'}",
@@ -53,6 +89,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     lines.append("  ops: " + ", ".join(f"{k}×{v}" for k, v in s.op_histogram.items()))
     for w in s.warnings:
         lines.append(f"  warning: {w}")
+    if parsed is None:
+        lines.append(f"  parser: not checked ({skipped})")
+    elif parsed.ok:
+        lines.append(f"  parser: {parsed.backend} {parsed.backend_version} parses the model: "
+                     f"{parsed.network_layers} network layers")
+    else:
+        lines.append(f"  parser: {parsed.backend} {parsed.backend_version} rejects {len(parsed.issues)} node(s); "
+                     "a build will fail until they are replaced or a TensorRT plugin is provided for them")
+        lines += [f"    node '{i.node}' ({i.op}): {i.message}" for i in parsed.issues]
     _out("\n".join(lines))
     return 0
 
@@ -158,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="summarize an ONNX model")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-parse", action="store_true",
+                   help="skip the parser check (by default the model is parsed as the Model page's Parser tab does)")
+    from .spec import BACKENDS
+
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="backend whose ONNX parser checks the model (default: the first one installed)")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("build", help="build a plan (runs as a workspace job, like the app)")

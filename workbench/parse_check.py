@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,11 +57,33 @@ def parse_model(model_path: Path, backend: str) -> ParseResult:
     return ParseResult(backend, trt.__version__, ok and not issues, int(network.num_layers), tuple(issues))
 
 
+def write_cache(path: Path, result: ParseResult) -> None:
+    """Write ``result`` to ``path`` atomically: a reader sees the whole result or none (a worker killed mid-write
+    leaves at most a stray ``.part`` file, never a half cache)."""
+    part = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
+    try:
+        part.write_text(json.dumps(result.to_dict()))
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def read_cache(path: Path) -> ParseResult | None:
+    """The cached result at ``path``; None when there is none, or it is unreadable or not a result (then it is
+    treated as missing and the check runs again)."""
+    try:
+        return ParseResult.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
 def run_parse_task(job: Any, job_dir: Path, reporter: Any) -> dict[str, Any]:
     result = parse_model(Path(job.payload["model_path"]), job.payload["backend"])
     cache = job.payload.get("cache_path")
     if cache:
-        Path(cache).write_text(json.dumps(result.to_dict()))
+        write_cache(Path(cache), result)
     for issue in result.issues:
         reporter.log(f"Parser rejects node '{issue.node}' ({issue.op}): {issue.message}")
     return result.to_dict()

@@ -72,20 +72,35 @@ class Workbench:
         return summary
 
     # ------------------------------------------------------------------ parser check
-    def parse_check(self, ref: ModelRef, backend: str) -> tuple[dict[str, Any] | None, str | None]:
-        """(cached result, None) or (None, job id of the running check)."""
+    def parse_check(
+        self, ref: ModelRef, backend: str, retry: bool = False
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """(cached result, None) or (None, job id of the running check).
+
+        A cache that cannot be read (a worker killed while writing it by an older version, a damaged disk) is
+        treated as missing; a finished check's result is taken from its job then. A failed check raises
+        BackendError with its reason until ``retry`` asks for a new one."""
+        from .parse_check import ParseResult, read_cache, write_cache
         from .spec import BACKENDS
 
         if backend not in BACKENDS:
             raise BackendError(f"Unknown backend '{backend}'.", f"Choose one of {', '.join(BACKENDS)}.")
         cache = ref.path.parent / f"parse-{backend}.json"
-        if cache.is_file():
-            return json.loads(cache.read_text()), None
+        cached = read_cache(cache)
+        if cached is not None:
+            return json.loads(json.dumps(cached.to_dict())), None  # as JSON has it (lists), like the CLI's
         for job in self.jobs.list(kind="parse"):  # newest first
             if job.model_digest == ref.digest and job.payload.get("backend") == backend:
                 if job.active:
                     return None, job.id
-                if job.status == FAILED:
+                if job.status == SUCCEEDED and job.result:
+                    try:
+                        result = ParseResult.from_dict(job.result)
+                    except (TypeError, KeyError, AttributeError):
+                        break
+                    write_cache(cache, result)
+                    return json.loads(json.dumps(result.to_dict())), None
+                if job.status == FAILED and not retry:
                     raise BackendError(
                         f"The parser check with {backend} failed: {job.error}", job.hint or None
                     )

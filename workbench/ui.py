@@ -216,9 +216,17 @@ def installed_backends() -> list[Any]:
 
 def parser_check_panel(ref: ModelRef, backend: str) -> None:
     """Really parse the model with the backend's ONNX parser (in a worker), and list what it rejects."""
+    from .errors import BackendError
+
     wb = workbench()
     with error_boundary("Parser check"):
-        result, job_id = wb.parse_check(ref, backend)
+        try:
+            result, job_id = wb.parse_check(ref, backend)
+        except BackendError as err:  # the last check failed (its worker died, ...): say why, offer another
+            st.error(f"**Parser check:** {err.message}" + (f"\n\n{err.hint}" if err.hint else ""))
+            if not st.button("Check again", key=f"model.parse_retry.{backend}"):
+                return
+            result, job_id = wb.parse_check(ref, backend, retry=True)
         if result is None and job_id is not None:
             wait_for_job(job_id, f"Parsing with {backend}")
             return
