@@ -10,6 +10,7 @@ from workbench.accuracy import load_before_after, load_comparison, load_samples
 from workbench.accuracy import options as opt
 from workbench.accuracy.comparison import MARK_ALL_WARNING, SAMPLES_FILE
 from workbench.accuracy.job import SOURCE_LABELS, requantize_request, submit_compare
+from workbench.calibration_data import MIN_CALIBRATION_SAMPLES
 from workbench.reports import accuracy_figures as figs
 
 JOB = "accuracy.job_id"
@@ -55,25 +56,41 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
         "Reference: ONNX Runtime running the original FP32 model. Without a GPU no engine can run here, "
         "so a build is compared through an ONNX Runtime simulation of the network it built (labelled so)."
     )
-    sources = (["build"] if builds else []) + ["fp16", "int8", "file"]
+    sources = (["build"] if builds else []) + ["fp16", "int8", "fp8", "file"]
     source = st.radio(
         "Candidate", sources, format_func=SOURCE_LABELS.get, horizontal=True, key="accuracy.source"
     )
     kw: dict = {}
     engine = False
+    blocked = ""  # why the Compare button is disabled
     if source == "build":
         build = st.selectbox("Build", builds, format_func=lambda b: b.label, key="accuracy.build")
         kw["build_job"], engine = build.job_id, build.runs_here
-    elif source == "int8":
+    elif source in ("int8", "fp8"):
         cals = (["sample"] if calib_file else []) + ["upload", "random"]
         cal = st.radio(
             "Calibration data", cals, format_func=DATA.get, horizontal=True, key="accuracy.calib_source"
         )
         upload = _upload("Calibration .npz", "npz", "accuracy.calib_upload") if cal == "upload" else None
         kw["calib_path"] = str(calib_file) if cal == "sample" else upload
-        kw["calibrator"] = st.selectbox(
-            "Calibrator", ("entropy", "minmax", "percentile"), key="accuracy.calibrator"
+        kw["calib_random"] = cal == "random"
+        if cal == "upload" and not upload:
+            blocked = ("Upload a calibration .npz (one array per model input, at least "
+                       f"{MIN_CALIBRATION_SAMPLES} samples), or choose random calibration explicitly.")
+        if cal == "random":
+            st.warning("Random calibration: the Q/DQ ranges describe noise — shapes only, accuracy meaningless. "
+                       "The result and its report will say so.")
+        c = st.columns(2)
+        kw["calibrator"] = c[0].selectbox(
+            "Calibrator", ("entropy", "minmax", "percentile"), key="accuracy.calibrator",
+            disabled=source == "fp8",
+            help="FP8 scales come from ONNX Runtime's distribution method, whatever the calibrator.",
         )
+        kw["percentile"] = float(c[1].number_input(
+            "Percentile", 50.001, 100.0, 99.999, format="%.3f", key="accuracy.percentile",
+            disabled=source == "fp8" or kw["calibrator"] != "percentile",
+        ))
+        kw["precision"] = source
     elif source == "file":
         kw["candidate_path"] = _upload("Candidate ONNX (FP16 or Q/DQ)", "onnx", "accuracy.candidate_upload")
     datas = (["test"] if test_file else []) + ["upload", "random"]
@@ -83,6 +100,17 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
         data_path = _upload(
             "Data .npz (one array per input; 'label' enables top-1)", "npz", "accuracy.data_upload"
         )
+    shapes = opt.build_profile_shapes(wb.jobs, kw.get("build_job"))
+    if data_src == "random" or kw.get("calib_random"):
+        known = opt.random_shapes(ref.path, ref.name, shapes)
+        for name, text in opt.shapes_needed(ref.path, known):
+            typed = st.text_input(f"Per-sample shape of input '{name}' {text} for random data (no batch axis)",
+                                  key=f"accuracy.shape.{name}", placeholder="e.g. 64x64")
+            if typed.strip():
+                with ui.error_boundary("Shape"):
+                    shapes[name] = opt.parse_sample_shape(name, typed)
+            if name not in shapes:
+                blocked = blocked or f"Random data need a shape for input '{name}' {text}: type one above."
     c = st.columns(5)
     kw["atol"] = c[0].number_input("atol", 0.0, value=1e-3, format="%g", key="accuracy.atol")
     kw["rtol"] = c[1].number_input("rtol", 0.0, value=1e-3, format="%g", key="accuracy.rtol")
@@ -94,9 +122,16 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     kw["mark_all"] = engine and kw["per_layer"] and st.checkbox("Mark every tensor", key="accuracy.mark_all")
     if kw["mark_all"]:
         st.warning(MARK_ALL_WARNING)
-    missing = (source == "file" and not kw["candidate_path"]) or (data_src == "upload" and not data_path)
-    if st.button("Compare", type="primary", key="accuracy.submit", disabled=bool(missing)):
-        request = opt.new_request(source, ref.path, ref.name, data_path=data_path, label=label, **kw)
+    if source == "file" and not kw["candidate_path"]:
+        blocked = blocked or "Upload the candidate ONNX model."
+    if data_src == "upload" and not data_path:
+        blocked = blocked or "Upload the comparison data (.npz), or choose other data."
+    if blocked:
+        st.info(blocked)
+    if st.button("Compare", type="primary", key="accuracy.submit", disabled=bool(blocked)):
+        request = opt.new_request(
+            source, ref.path, ref.name, data_path=data_path, label=label, shapes=shapes, **kw
+        )
         st.session_state[JOB] = submit_compare(wb.jobs, ref, request)
         st.toast("Comparison queued.")
 
@@ -120,6 +155,9 @@ with ui.error_boundary("Comparison result"):
     (st.warning if result.is_simulation else st.success)(
         f"Candidate **{result.candidate}** — {result.kind_label}."
     )
+    st.caption(f"Source: {result.candidate_source}. Reference ran on "
+               f"{result.reference_provider or 'an unrecorded provider'} (ONNX Runtime)"
+               + (f"; candidate on {result.candidate_provider}." if result.candidate_provider else "."))
     errors, warnings = opt.alerts(result)
     for text in errors:
         st.error(text)
@@ -162,22 +200,27 @@ with ui.error_boundary("Comparison result"):
             default = [n for n in result.proposed_exclusions if n in choices]
             keep = st.multiselect("Keep in higher precision", choices, default, key=f"accuracy.keep.{job_id}")
             again = requantize_request(wb.jobs, job, keep) if keep else None
+            fp16 = result.candidate_kind == "ort-fp16"
             if keep and again is None:
                 st.caption(
-                    "Re-quantizing needs a Q/DQ candidate the workbench quantized (an INT8 simulation or an "
-                    f"INT8 build). With the CLI: `trt-workbench quantize … --exclude {' '.join(keep)}`."
+                    "Comparing again needs a candidate the workbench made: an INT8/FP8 or FP16 simulation, or "
+                    "a build's network. With the CLI: `trt-workbench quantize … --exclude "
+                    f"{' '.join(keep)}`."
                 )
-            if st.button(
-                "Re-quantize without these and compare", disabled=again is None, key="accuracy.requantize"
-            ):
+            what = ("Convert to FP16 again keeping these in FP32, and compare" if fp16
+                    else "Re-quantize without these and compare")
+            if st.button(what, disabled=again is None, key="accuracy.requantize"):
                 st.session_state[NEXT] = submit_compare(wb.jobs, ref, again)
                 st.rerun()
             build_job = (job.payload.get("request") or {}).get("build_job")
-            if keep and build_job and st.button("Rebuild the engine with these kept in float",
-                                                key="accuracy.rebuild"):
-                with ui.error_boundary("Rebuild"):
-                    st.session_state[ui.BUILD_JOB] = wb.rebuild_keeping_float(build_job, keep)
-                    st.switch_page("pages/build.py")
+            precision = opt.rebuild_precision(wb.jobs, build_job)
+            if keep and precision:
+                kept = "in FP32" if precision == "fp16" else "in float (out of quantization)"
+                if st.button(f"Rebuild the {precision.upper()} engine with these kept {kept}",
+                             key="accuracy.rebuild"):
+                    with ui.error_boundary("Rebuild"):
+                        st.session_state[ui.BUILD_JOB] = wb.rebuild_keeping_float(build_job, keep)
+                        st.switch_page("pages/build.py")
     if ba:
         with tabs["Before / after"]:
             st.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")

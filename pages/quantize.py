@@ -30,6 +30,7 @@ with form:
                              key="quantize.exclude",
                              help="Suggestions come from the Accuracy page's culprit finder.")
     reuse = ui.ranges_choice(ref, "quantize.reuse")
+    test_path = ui.test_data_source(ref, "quantize.test")
     req = QuantizeRequest(
         data_path=data_path, calibrator=calibrator, percentile=float(percentile), precision=precision,
         exclude_nodes=tuple(e for e in exclude if e not in ops), exclude_op_types=tuple(e for e in exclude if e in ops),
@@ -39,14 +40,11 @@ with form:
         with ui.error_boundary("Quantize"):
             st.session_state[ui.QUANTIZE_JOB] = wb.submit_quantize(ref, req)
     if b.button("Score all calibrators", key="quantize.score",
-                help="Quantize with each calibrator and compare against FP32 in ONNX Runtime on held-out data."):
+                help="Quantize with each calibrator and compare against FP32 in ONNX Runtime on the test data "
+                     "(else on the calibration data)."):
         with ui.error_boundary("Score calibrators"):
-            from workbench.samples import list_samples
-
-            sample = {s.path.name: s for s in list_samples()}.get(ref.name)
-            test = str(sample.test_data) if sample and sample.test_data else None
             st.session_state[ui.SCORE_JOB] = wb.submit_score(
-                ref, QuantizeRequest(**{**req.to_dict(), "reuse_ranges": None, "test_data_path": test}))
+                ref, QuantizeRequest(**{**req.to_dict(), "reuse_ranges": None, "test_data_path": test_path}))
 
 with panel:
     job_id = st.session_state.get(ui.QUANTIZE_JOB)
@@ -78,9 +76,19 @@ with panel:
             job = ui.job_panel(score_id, "Scoring")
             if job is not None and job.status == "succeeded":
                 frame = pd.read_json(wb.jobs.artifact(job.id, SCORES), orient="records")
-                if job.result.get("synthetic"):
-                    st.warning("Scored on random data: the numbers say nothing about real accuracy.")
-                st.markdown(f"**Calibrators on held-out data** — best: **{job.result.get('best')}**")
+                res = job.result
+                if res.get("synthetic"):
+                    st.warning("Calibrated on random data: the numbers say nothing about real accuracy.")
+                test_name = (job.payload.get("request") or {}).get("test_data_path")
+                if res.get("held_out", bool(test_name)):
+                    st.markdown(f"**Calibrators on held-out data** ({res.get('scored_on', test_name)}) — best: "
+                                f"**{res.get('best')}**")
+                else:
+                    st.markdown(f"**Calibrators scored on the calibration data** — best: **{res.get('best')}**")
+                    st.warning("No held-out test set: each calibrator was scored on the samples it calibrated "
+                               "on, which flatters all of them. Give labelled test data for an honest score.")
+                if not res.get("labelled"):
+                    st.caption("No 'label' array in the test data: scored by output error only (no top-1).")
                 cols = [c for c in ("calibrator", "output", "accuracy_fp32", "accuracy_qdq", "accuracy_delta_pp",
                                     "max_abs_err", "mean_abs_err", "cosine", "quantize_s") if c in frame]
                 st.dataframe(frame[cols], hide_index=True, width="stretch")

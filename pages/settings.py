@@ -37,7 +37,10 @@ st.write(", ".join(onnxruntime_providers()) or "ONNX Runtime is not installed.")
 
 st.subheader("Workspace")
 st.write(f"`{wb.ws.root}` (set `WORKBENCH_HOME` to move it) · concurrent builds: {wb.jobs.max_running} "
-         "(set `WORKBENCH_MAX_JOBS`)")
+         f"(set `WORKBENCH_MAX_JOBS`) · concurrent parser checks: {wb.jobs.max_parse} (set "
+         "`WORKBENCH_MAX_PARSE_JOBS`)")
+st.caption("Everyone using this app shares this workspace (models and builds); give each team its own app and "
+           "`WORKBENCH_HOME` to keep their work apart.")
 st.write(f"Upload limit: {st.get_option('server.maxUploadSize')} MB (`server.maxUploadSize` in "
          "`.streamlit/config.toml`)")
 

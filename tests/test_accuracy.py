@@ -27,6 +27,7 @@ from workbench.accuracy import (
     candidate_from_build,
     candidate_from_path,
     compare,
+    load_before_after,
     load_comparison,
     load_data,
     load_samples,
@@ -40,7 +41,7 @@ from workbench.accuracy.graph import engine_links, link_tensors, read_graph
 from workbench.accuracy.job import requantize_request
 from workbench.calibration_data import load_npz, model_inputs
 from workbench.cli import main as cli_main
-from workbench.errors import BackendUnavailable, ModelError, SpecError
+from workbench.errors import BackendUnavailable, JobError, ModelError, SpecError
 from workbench.jobs import Job
 from workbench.quantize import QuantizeSpec, qdq_summary, run_model
 from workbench.samples import get_sample
@@ -489,3 +490,166 @@ def test_cli_exit_codes(digits, qdq, tmp_path, capsys):
     )
     assert cli_main([*args, "--atol", "-1"]) == 2
     assert cli_main(["compare", str(model), "--candidate", str(get_sample("transformer_block").path)]) == 2
+
+
+# ---------------------------------------------------------------------------------------------- audit fixes
+
+
+def _job(model: Path, request: CompareRequest, job_id: str = "r" * 22, result: dict | None = None) -> Job:
+    return Job(
+        id=job_id,
+        kind="compare",
+        title="t",
+        status="succeeded" if result is not None else "running",
+        created=0.0,
+        payload={"model_path": str(model), "request": request.to_dict()},
+        result=result or {},
+    )
+
+
+def test_no_calibration_data_is_refused_and_random_calibration_is_labelled_everywhere(digits, tmp_path):
+    """No data never silently means random: the request is refused. Random calibration asked for explicitly
+    runs, and the candidate's source, the result's warnings and the HTML report all say it is meaningless."""
+    from workbench.progress import NullReporter
+
+    model, _, _ = digits
+    with pytest.raises(SpecError, match="needs calibration data"):
+        CompareRequest(source="int8")
+    with pytest.raises(SpecError, match="FP8 simulation needs calibration data"):
+        CompareRequest(source="fp8")
+    # a request saved before the explicit flag existed meant random data: read back as such
+    old = CompareRequest(source="int8", calib_random=True).to_dict()
+    del old["calib_random"]
+    assert CompareRequest.from_dict(old).calib_random
+
+    sample = get_sample("digits_mlp")
+    request = CompareRequest(
+        source="int8", calib_random=True, data_path=str(sample.test_data), spec=CompareSpec(max_samples=64)
+    )
+    summary = run_compare(_job(model, request), tmp_path, NullReporter())
+    result = load_comparison(tmp_path)
+    assert summary["synthetic_calibration"] and result.synthetic_calibration and not result.synthetic_data
+    assert "calibrated on RANDOM data: shapes only — accuracy meaningless" in result.candidate_source
+    assert any("calibrated on random data" in w and "accuracy meaningless" in w for w in result.warnings)
+    html = (tmp_path / REPORT_FILE).read_text()
+    assert "calibrated on RANDOM data: shapes only — accuracy meaningless" in html
+
+    # Calibrated on the real split, the same comparison carries none of that.
+    real = CompareRequest(
+        source="int8",
+        calib_path=str(sample.calibration_data),
+        data_path=str(sample.test_data),
+        spec=CompareSpec(max_samples=64),
+    )
+    run_compare(_job(model, real), tmp_path / "real", NullReporter())
+    clean = load_comparison(tmp_path / "real")
+    assert not clean.synthetic_calibration and "RANDOM" not in clean.candidate_source
+    assert not any("calibrated on random data" in w for w in clean.warnings)
+
+
+def test_random_calibration_is_named_in_build_titles_and_reports():
+    from workbench.reports.build_report import render_report
+    from workbench.spec import BuildSpec, CalibrationSpec
+
+    random = BuildSpec(precision="int8", calibration=CalibrationSpec(synthetic=True))
+    real = BuildSpec(precision="int8", calibration=CalibrationSpec(data_path="/ws/data/calib.npz"))
+    reused = BuildSpec(
+        precision="int8", calibration=CalibrationSpec(synthetic=True, ranges_path="/ws/calibration.json")
+    )
+    assert "RANDOM data (accuracy meaningless)" in random.summary()
+    assert "RANDOM" not in real.summary() and "RANDOM" not in reused.summary()
+    report = render_report({"id": "j"}, random, {}, "m.onnx", "d")
+    assert "- Calibration: entropy on RANDOM data (shapes only — accuracy meaningless)" in report
+    assert "- Calibration: entropy on calib.npz" in render_report({"id": "j"}, real, {}, "m.onnx", "d")
+
+
+def test_the_reference_runs_on_the_provider_onnx_runtime_offers_and_says_which(clean_run):
+    import onnxruntime as ort
+
+    from workbench.accuracy.runners import ort_providers
+
+    result, out = clean_run
+    available = ort.get_available_providers()
+    expected = "CUDAExecutionProvider" if "CUDAExecutionProvider" in available else "CPUExecutionProvider"
+    assert ort_providers()[0] == expected
+    assert result.reference_provider == expected and result.candidate_provider == expected
+    assert ComparisonResult.load(out / COMPARISON_FILE).reference_provider == expected
+    runners = [name for name, _ in json.loads((out / RESULTS_FILE).read_text())["lst"]]
+    label = expected.removesuffix("ExecutionProvider")
+    assert any(name.startswith("reference:") and f"({label})" in name for name in runners), runners
+
+
+def test_keeping_the_fp16_culprits_in_fp32_reduces_the_error(wb, tmp_path):
+    """The FP16 remedy, measured, as the page runs it (comparison jobs in worker processes): the culprit
+    finder's proposal kept in FP32 (the build's converter, with node_block_list) lowers the output error of the
+    FP16 simulation, and the kept nodes really compute in FP32."""
+    from workbench.accuracy import submit_compare
+
+    sample = get_sample("transformer_block")
+    ref = wb.import_path(sample.path)
+    seq = sample.suggested_profiles[0]["opt"]["hidden"][1]
+    request = CompareRequest(source="fp16", random_shapes={"hidden": [seq, 64]}, n_random=8)
+    first = wb.jobs.wait(submit_compare(wb.jobs, ref, request), timeout=180)
+    assert first.status == "succeeded", (first.error, wb.jobs.read_log(first.id)[0][-3000:])
+    before = load_comparison(wb.jobs.job_dir(first.id))
+    assert before.candidate_kind == SIM_FP16 and before.proposed_exclusions
+
+    again = requantize_request(wb.jobs, first, list(before.proposed_exclusions))
+    assert again is not None and again.source == "reconvert"
+    second = wb.jobs.wait(submit_compare(wb.jobs, ref, again), timeout=180)
+    assert second.status == "succeeded", (second.error, wb.jobs.read_log(second.id)[0][-3000:])
+    out = wb.jobs.job_dir(second.id)
+    ba = load_before_after(out)
+    assert ba is not None and ba.before.to_dict() == before.to_dict()
+    after = ba.after
+    assert after.candidate_kind == SIM_FP16 and set(before.proposed_exclusions) <= set(ba.excluded)
+    assert after.tensor("output").rel_rms < 0.9 * before.tensor("output").rel_rms, (
+        before.tensor("output").rel_rms,
+        after.tensor("output").rel_rms,
+    )
+    net = onnx.shape_inference.infer_shapes(onnx.load(str(out / "network.onnx")))
+    kept = [n for n in net.graph.node if n.name in before.proposed_exclusions]
+    assert len(kept) == len(before.proposed_exclusions)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in (*net.graph.value_info, *net.graph.output)}
+    for node in kept:
+        assert [types.get(o) for o in node.output] == [onnx.TensorProto.FLOAT] * len(node.output), node.name
+    assert "Before / after" in (out / REPORT_FILE).read_text()
+    # a name that is no node of the model is refused, not silently converted
+    with pytest.raises(SpecError, match="no node 'attn/qk_matmull'"):
+        simulate_fp16(sample.path, tmp_path / "typo", keep_nodes=["attn/qk_matmull"])
+
+
+def test_an_fp16_build_is_rebuilt_with_its_culprits_kept_in_fp32(wb):
+    """One click from the culprits to a new FP16 engine: a real TensorRT-RTX build whose network keeps the
+    named nodes in FP32, and whose simulation is measurably closer to FP32 than the first build's."""
+    pytest.importorskip("tensorrt_rtx", reason="FP16 builds need TensorRT-RTX (tensorrt-rtx-cu13)")
+    from workbench.spec import BuildSpec
+
+    sample = get_sample("transformer_block")
+    ref = wb.import_path(sample.path)
+    first = wb.jobs.wait(
+        wb.submit_build(ref, BuildSpec(precision="fp16", profiles=sample.profiles()[:1])), timeout=300
+    )
+    assert first.status == "succeeded", (first.error, wb.jobs.read_log(first.id)[0][-3000:])
+    seq = sample.suggested_profiles[0]["opt"]["hidden"][1]
+    data = load_data(sample.path, None, shapes={"hidden": [seq, 64]}, n_random=8)
+    cand = candidate_from_build(wb.jobs.job_dir(first.id), sample.path)
+    if cand.kind == ENGINE:
+        pytest.skip("engines run here: the FP16 simulation path is what this test measures")
+    before = compare(sample.path, cand, data, CompareSpec())
+    keep = list(before.proposed_exclusions)
+    assert keep
+
+    with pytest.raises(SpecError, match="no node or op type 'nope'"):
+        wb.rebuild_keeping_float(first.id, [*keep, "nope"])
+    second = wb.jobs.wait(wb.rebuild_keeping_float(first.id, keep), timeout=300)
+    assert second.status == "succeeded", (second.error, wb.jobs.read_log(second.id)[0][-3000:])
+    spec = BuildSpec.from_dict(second.payload["spec"])
+    assert spec.precision == "fp16" and set(spec.keep_fp32_nodes) | set(spec.keep_fp32_op_types) == set(keep)
+    assert f"{len(keep)} kept in FP32" in second.title
+    after = compare(sample.path, candidate_from_build(wb.jobs.job_dir(second.id), sample.path), data)
+    assert after.tensor("output").rel_rms < 0.9 * before.tensor("output").rel_rms
+
+    fp32 = wb.jobs.wait(wb.submit_build(ref, BuildSpec(profiles=sample.profiles()[:1])), timeout=300)
+    with pytest.raises(JobError, match="not a quantized build"):
+        wb.rebuild_keeping_float(fp32.id, keep)

@@ -86,3 +86,97 @@ def test_a_failed_comparison_shows_its_log_and_the_page_stays_up(app_ws, tmp_pat
     at = _accuracy_page(ref.digest)
     assert not at.exception
     assert any("not a version of the same model" in e.value for e in at.error)
+
+
+def test_calibration_is_never_random_by_accident_and_random_calibration_says_so(app_ws):
+    """'Upload .npz' with nothing uploaded blocks Compare (it used to calibrate on noise and say so only in the
+    log); random calibration chosen explicitly runs, with the percentile typed on the page, and the result says
+    the numbers are meaningless."""
+    ref = app_ws.import_path(get_sample("digits_mlp").path)
+    at = _accuracy_page(ref.digest)
+    at.radio(key="accuracy.source").set_value("int8").run()
+    at.radio(key="accuracy.calib_source").set_value("upload").run()
+    _ok(at)
+    assert at.button(key="accuracy.submit").disabled
+    assert any("Upload a calibration .npz" in i.value for i in at.info)
+
+    at.radio(key="accuracy.calib_source").set_value("random").run()
+    assert not at.button(key="accuracy.submit").disabled
+    assert any("accuracy meaningless" in w.value for w in at.warning)
+    at.selectbox(key="accuracy.calibrator").set_value("percentile").run()
+    at.number_input(key="accuracy.percentile").set_value(99.9).run()
+    at.button(key="accuracy.submit").click().run()
+    _ok(at)
+    job = _finish(app_ws, at, at.session_state["accuracy.job_id"])
+    request = job.payload["request"]
+    assert request["calib_random"] and request["calib_path"] is None
+    assert request["calibrator"] == "percentile" and request["percentile"] == 99.9
+    assert any("calibrated on random data" in w.value and "meaningless" in w.value for w in at.warning)
+    assert any("calibrated on RANDOM data" in c.value for c in at.caption)
+    provider = job.result["reference_provider"]
+    assert provider and any(f"Reference ran on {provider}" in c.value for c in at.caption)
+
+
+def test_fp8_is_offered_and_reaches_the_request(app_ws):
+    ref = app_ws.import_path(get_sample("digits_mlp").path)
+    at = _accuracy_page(ref.digest)
+    assert "FP8 Q/DQ simulation (quantize now)" in at.radio(key="accuracy.source").options
+    at.radio(key="accuracy.source").set_value("fp8").run()
+    assert at.radio(key="accuracy.calib_source").value == "sample"
+    assert at.selectbox(key="accuracy.calibrator").disabled  # FP8 scales come from the distribution method
+    at.button(key="accuracy.submit").click().run()
+    _ok(at)
+    job = _finish(app_ws, at, at.session_state["accuracy.job_id"])
+    assert job.payload["request"]["precision"] == "fp8" and job.payload["request"]["calib_path"]
+    assert "FP8" in load_comparison(app_ws.jobs.job_dir(job.id)).candidate_source
+
+
+def test_a_users_dynamic_model_gets_random_data_from_typed_shapes_or_its_builds_profile(app_ws, tmp_path):
+    """Not a bundled sample, so no suggested profile: random data need the shape typed on the page, or come
+    from the compared build's profile. The FP16 culprits then have their remedy: convert again keeping them in
+    FP32 (before/after), and rebuild the engine with them in FP32."""
+    import pytest
+
+    pytest.importorskip("tensorrt_rtx", reason="FP16 builds need TensorRT-RTX (tensorrt-rtx-cu13)")
+    from workbench.spec import BuildSpec
+
+    sample = get_sample("transformer_block")
+    mine = tmp_path / "my_block.onnx"
+    mine.write_bytes(sample.path.read_bytes())
+    ref = app_ws.import_path(mine)
+    at = _accuracy_page(ref.digest)
+    at.radio(key="accuracy.source").set_value("fp16").run()
+    assert at.radio(key="accuracy.data_source").value == "upload"
+    at.radio(key="accuracy.data_source").set_value("random").run()
+    _ok(at)
+    assert at.button(key="accuracy.submit").disabled
+    assert any("need a shape for input 'hidden'" in i.value for i in at.info)
+    at.text_input(key="accuracy.shape.hidden").input("16x64").run()
+    assert not at.button(key="accuracy.submit").disabled
+    at.button(key="accuracy.submit").click().run()
+    job = _finish(app_ws, at, at.session_state["accuracy.job_id"])
+    assert job.payload["request"]["random_shapes"] == {"hidden": [16, 64]}
+
+    (profile,) = sample.profiles()[:1]
+    build = app_ws.jobs.wait(app_ws.submit_build(ref, BuildSpec(precision="fp16", profiles=(profile,))), 300)
+    assert build.status == "succeeded", build.error
+    at = _accuracy_page(ref.digest)
+    at.radio(key="accuracy.source").set_value("build").run()
+    at.radio(key="accuracy.data_source").set_value("random").run()
+    _ok(at)
+    assert not at.text_input  # the build's profile gives the shape
+    at.button(key="accuracy.submit").click().run()
+    compared = _finish(app_ws, at, at.session_state["accuracy.job_id"])
+    opt_shape = [int(d) for d in profile.shapes["hidden"].opt[1:]]
+    assert compared.payload["request"]["random_shapes"] == {"hidden": opt_shape}
+    before = load_comparison(app_ws.jobs.job_dir(compared.id))
+    assert before.candidate_kind == "ort-fp16" and before.proposed_exclusions
+
+    again = at.button(key="accuracy.requantize")
+    assert "FP32" in again.label and not again.disabled
+    assert "Rebuild the FP16 engine" in at.button(key="accuracy.rebuild").label
+    again.click().run()
+    second = _finish(app_ws, at, at.session_state["accuracy.job_id"])
+    ba = load_before_after(app_ws.jobs.job_dir(second.id))
+    assert ba is not None and ba.after.tensor("output").rel_rms < ba.before.tensor("output").rel_rms
+    assert "Before / after" in [t.label for t in at.tabs]

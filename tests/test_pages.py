@@ -115,6 +115,9 @@ def test_settings_page_says_which_backends_are_here_and_that_there_is_no_gpu(app
     assert bool(rtx["installed"])
     if not gpu_info().present:
         assert any("No GPU visible" in i.value for i in at.info)
+    workspace = " ".join(m.value for m in at.markdown)
+    assert str(app_ws.ws.root) in workspace and "WORKBENCH_MAX_PARSE_JOBS" in workspace
+    assert any("shares this workspace" in c.value for c in at.caption)
 
 
 def test_quantize_page_calibrates_the_digits_sample_and_offers_the_qdq_model(app_ws):

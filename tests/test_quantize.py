@@ -531,3 +531,102 @@ def test_the_fp8_model_builds_with_tensorrt_rtx_but_cannot_run_here(digits, tmp_
     log_text = _rtx_build(result.model_path, tmp_path / "fp8.plan")
     assert any("Datatype: FP8" in ln for ln in _layer_lines(log_text))
     assert "will not be able to run on target(s): sm80, sm86" in log_text
+
+
+# ---------------------------------------------------------------------------------------------- minimum samples
+
+
+@pytest.mark.parametrize("kind", ["quantize", "score", "build", "compare"])
+def test_too_few_calibration_samples_are_refused_at_submit(wb, digits_ref, kind):
+    """A 3-sample .npz is refused before any job exists, whichever way calibration data reach a job; 8 (the
+    minimum, as for image folders) are accepted."""
+    from workbench.accuracy import CompareRequest, submit_compare
+    from workbench.calibration_data import MIN_CALIBRATION_SAMPLES
+
+    rng = np.random.default_rng(0)
+    few = wb.store_data(_npz_bytes(input=rng.random((3, 64), np.float32)), "few.npz")
+
+    def submit(path: Path) -> str:
+        if kind == "compare":
+            return submit_compare(wb.jobs, digits_ref, CompareRequest(source="int8", calib_path=str(path)))
+        return _submit(wb, kind, digits_ref, path)
+
+    with pytest.raises(DataError) as err:
+        submit(few)
+    assert (
+        f"'{few.name}' has 3 sample(s) for input 'input'; calibration needs at least 8" in err.value.message
+    )
+    assert "representative samples" in err.value.hint
+    assert wb.jobs.list() == []
+    enough = wb.store_data(
+        _npz_bytes(input=rng.random((MIN_CALIBRATION_SAMPLES, 64), np.float32)), "enough.npz"
+    )
+    assert submit(enough)
+
+
+# ---------------------------------------------------------------------------------------------- scoring jobs
+
+
+def _score(wb, ref, test_data: str | None) -> object:
+    from workbench.samples import get_sample
+
+    req = QuantizeRequest(
+        data_path=str(get_sample("digits_mlp").calibration_data),
+        calibrators=("minmax", "percentile"),
+        test_data_path=test_data,
+    )
+    job = wb.jobs.wait(wb.submit_score(ref, req), timeout=300)
+    assert job.status == "succeeded", (job.error, wb.jobs.read_log(job.id)[0][-3000:])
+    return job
+
+
+def test_a_score_job_scores_each_calibrator_on_held_out_data_or_says_it_did_not(
+    wb, digits_ref, fp32_accuracy
+):
+    """Real ONNX Runtime in a worker: the scores file holds the accuracy this test measures itself on the
+    same split with the job's own calibration; without test data the job says it scored on calibration data."""
+    from workbench.quantize_task import SCORES
+    from workbench.samples import get_sample
+
+    job = _score(wb, digits_ref, str(get_sample("digits_mlp").test_data))
+    assert job.result["held_out"] and job.result["labelled"] and not job.result["synthetic"]
+    assert job.result["scored_on"] == get_sample("digits_mlp").test_data.name
+    rows = json.loads(wb.jobs.artifact(job.id, SCORES).read_text())
+    assert [r["calibrator"] for r in rows] == ["minmax", "percentile"]
+    assert all(r["accuracy_fp32"] == pytest.approx(fp32_accuracy) for r in rows)
+    assert all(abs(r["accuracy_qdq"] - fp32_accuracy) <= 0.01 for r in rows)
+    assert job.result["best"] in ("minmax", "percentile")
+
+    on_calib = _score(wb, digits_ref, None)
+    assert not on_calib.result["held_out"] and on_calib.result["scored_on"] == "the calibration data"
+    assert not on_calib.result["labelled"]  # the calibration split has no labels
+    assert "scored on the calibration data itself" in wb.jobs.read_log(on_calib.id)[0]
+
+
+def test_the_quantize_page_shows_the_score_table_and_says_what_it_was_scored_on(app_ws):
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.samples import get_sample
+
+    ref = app_ws.import_path(get_sample("digits_mlp").path)
+    at = open_page("quantize", 60, **{ui.MODEL_DIGEST: ref.digest})
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="quantize.test.source").value == "sample"
+    at.button(key="quantize.score").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    job = app_ws.jobs.wait(at.session_state[ui.SCORE_JOB], timeout=300)
+    assert job.status == "succeeded", job.error
+    at.run()
+    assert any("Calibrators on held-out data" in m.value for m in at.markdown)
+    table = next(d.value for d in at.dataframe if "calibrator" in d.value.columns)  # (others: data previews)
+    assert sorted(table["calibrator"].unique()) == sorted(CALIBRATORS)
+    assert {"accuracy_fp32", "accuracy_qdq", "accuracy_delta_pp", "max_abs_err"} <= set(table.columns)
+
+    at.radio(key="quantize.test.source").set_value("none").run()
+    at.button(key="quantize.score").click().run()
+    job = app_ws.jobs.wait(at.session_state[ui.SCORE_JOB], timeout=300)
+    assert job.status == "succeeded", job.error
+    at.run()
+    assert not any("held-out" in m.value for m in at.markdown if "Calibrators" in m.value)
+    assert any("Calibrators scored on the calibration data" in m.value for m in at.markdown)
+    assert any("No held-out test set" in w.value for w in at.warning)

@@ -176,6 +176,23 @@ def _parser_rejection(network_path: Path, backend: str, text: str) -> BackendErr
     )
 
 
+def _fp32_keep_lists(model: Any, spec: BuildSpec) -> tuple[list[str], list[str]]:
+    """The spec's "keep in FP32" node names and op types, checked against the model (an unknown name is a
+    SpecError naming the close matches: a typo would otherwise silently convert the node)."""
+    import difflib
+
+    names = {n.name for n in model.graph.node if n.name}
+    ops = {n.op_type for n in model.graph.node}
+    for what, wanted, have in (("node", spec.keep_fp32_nodes, names), ("op type", spec.keep_fp32_op_types, ops)):
+        for w in wanted:
+            if w not in have:
+                near = difflib.get_close_matches(w, sorted(have), n=3, cutoff=0.5)
+                raise SpecError(f"The model has no {what} '{w}' to keep in FP32"
+                                + (f" (close: {', '.join(near)})." if near else "."),
+                                "Take the names from the Accuracy page's culprit finder or the model's graph.")
+    return list(spec.keep_fp32_nodes), list(spec.keep_fp32_op_types)
+
+
 def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter,
                     strongly_typed: bool) -> tuple[Path, list[str]]:
     """The ONNX model the backend will parse: the input, an FP16 conversion, or a Q/DQ model."""
@@ -188,7 +205,14 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
         from onnxconverter_common import float16
 
         model = onnx.load(str(model_path))
-        converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+        keep_nodes, keep_ops = _fp32_keep_lists(model, spec)
+        if keep_nodes or keep_ops:
+            reporter.log(f"Kept in FP32: {', '.join([*keep_nodes, *keep_ops])}.")
+            notes.append(f"Kept in FP32 by request: {len(keep_nodes)} node(s), op types {keep_ops or 'none'}.")
+        converted = float16.convert_float_to_float16(
+            model, keep_io_types=True, disable_shape_infer=False, node_block_list=keep_nodes or None,
+            op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *keep_ops] if keep_ops else None,
+        )
         out = out_dir / NETWORK
         onnx.save(converted, str(out), save_as_external_data=converted.ByteSize() > (1 << 30))
         notes.append("FP16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")

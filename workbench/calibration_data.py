@@ -31,6 +31,9 @@ from .errors import DataError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NPZ_BYTES = 2 << 30  # 2 GiB uncompressed, all members together
+# Fewest samples calibration accepts (as image folders: calibration_images.DEFAULT_MIN_IMAGES): ranges from one or
+# two samples describe those samples, not the inputs the model will see.
+MIN_CALIBRATION_SAMPLES = 8
 MAX_NPZ_MEMBERS = 1024
 SYNTHETIC_NOTE = "random data: shapes only — accuracy meaningless"
 
@@ -517,6 +520,13 @@ def check_npz_headers(
         )
     n = next(iter(counts.values())) if counts else 0
     if n < min_samples:
+        if min_samples >= MIN_CALIBRATION_SAMPLES:
+            raise DataError(
+                f"'{label}' has {n} sample(s) for input '{wanted[0]}'; calibration needs at least "
+                f"{min_samples}: ranges from so few samples describe those samples, not the data the model "
+                "will see.",
+                "Add more representative samples (a few hundred are typical).",
+            )
         raise DataError(
             f"'{label}' has {n} sample(s) for input '{wanted[0]}'; at least {min_samples} are needed.",
             "Add more representative samples.",

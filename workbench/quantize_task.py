@@ -77,7 +77,12 @@ def load_data(model_path: Path, req: QuantizeRequest, reporter: Reporter | None 
             "Quantization needs calibration data.",
             "Give an .npz with one array per model input, or choose random data (shapes only).",
         )
-    return calibration_data.load_npz(Path(req.data_path), inputs, extra_keys=("label",))
+    return calibration_data.load_npz(
+        Path(req.data_path),
+        inputs,
+        extra_keys=("label",),
+        min_samples=calibration_data.MIN_CALIBRATION_SAMPLES,
+    )
 
 
 def check_data(inputs: Sequence[InputSpec], req: QuantizeRequest) -> None:
@@ -97,7 +102,12 @@ def check_data(inputs: Sequence[InputSpec], req: QuantizeRequest) -> None:
             "Give an .npz with one array per model input, or choose random data (shapes only).",
         )
     else:
-        calibration_data.check_npz_headers(Path(req.data_path), inputs, extra_keys=("label",))
+        calibration_data.check_npz_headers(
+            Path(req.data_path),
+            inputs,
+            extra_keys=("label",),
+            min_samples=calibration_data.MIN_CALIBRATION_SAMPLES,
+        )
     if req.test_data_path:
         calibration_data.check_npz_headers(Path(req.test_data_path), inputs, extra_keys=("label",))
 
@@ -142,6 +152,12 @@ def run_score(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
         if req.test_data_path
         else calib
     )
+    if not req.test_data_path:
+        reporter.log(
+            "No held-out test data: the calibrators are scored on the calibration data itself, which flatters "
+            "them (each saw these samples).",
+            logging.WARNING,
+        )
     labels = test.extras.get("label")
     if labels is None:
         reporter.log("No 'label' array in the test data: scoring by output error only (no top-1 accuracy).")
@@ -160,5 +176,7 @@ def run_score(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
         "rows": len(frame),
         "best": str(best["calibrator"]),
         "labelled": labels is not None,
+        "held_out": bool(req.test_data_path),
+        "scored_on": Path(req.test_data_path).name if req.test_data_path else "the calibration data",
         "synthetic": bool(calib.synthetic),
     }

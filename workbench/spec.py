@@ -67,6 +67,19 @@ class CalibrationSpec:
     implicit: bool = False  # full TensorRT <= 10 only: the builder's own calibrator (with a calibration cache)
     cache_path: str | None = None  # implicit: an earlier calibration cache to reuse
 
+    @property
+    def random(self) -> bool:
+        """Calibrated on random data (not ranges reused from an earlier run): shapes only."""
+        return self.synthetic and not self.ranges_path
+
+    def describe(self) -> str:
+        """One line for job titles and reports: the calibrator and what it calibrated on."""
+        if self.ranges_path:
+            return f"{self.calibrator}, ranges reused from an earlier run"
+        if self.random:
+            return f"{self.calibrator} on RANDOM data (shapes only — accuracy meaningless)"
+        return f"{self.calibrator}" + (f" on {self.data_path.rsplit('/', 1)[-1]}" if self.data_path else "")
+
 
 @dataclass(frozen=True)
 class BuildSpec:
@@ -81,6 +94,9 @@ class BuildSpec:
     version_compatible: bool = False  # full TensorRT
     calibration: CalibrationSpec | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # FP16 builds (strongly typed): ONNX node names / op types the FP16 conversion leaves in FP32
+    keep_fp32_nodes: tuple[str, ...] = ()
+    keep_fp32_op_types: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +124,8 @@ class BuildSpec:
             calib["exclude_op_types"] = tuple(calib.get("exclude_op_types", ()))
             calibration = CalibrationSpec(**calib)
         data["compute_capabilities"] = tuple(data.get("compute_capabilities", ()) or ())
+        for key in ("keep_fp32_nodes", "keep_fp32_op_types"):
+            data[key] = tuple(data.get(key, ()) or ())
         return cls(profiles=profiles, calibration=calibration, **data)
 
     @classmethod
@@ -122,7 +140,13 @@ class BuildSpec:
 
     def summary(self) -> str:
         prof = f"{len(self.profiles)} profile{'s' if len(self.profiles) != 1 else ''}"
-        calib = f", {self.calibration.calibrator}" if self.calibration and self.precision in ("int8", "fp8") else ""
+        calib = ""
+        if self.calibration and self.precision in ("int8", "fp8"):
+            calib = f", {self.calibration.calibrator}" + (" on RANDOM data (accuracy meaningless)"
+                                                         if self.calibration.random else "")
+        kept = len(self.keep_fp32_nodes) + len(self.keep_fp32_op_types)
+        if kept and self.precision == "fp16":
+            calib = f", {kept} kept in FP32"
         return f"{self.backend} · {self.precision.upper()}{calib} · {prof}"
 
 

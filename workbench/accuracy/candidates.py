@@ -14,7 +14,7 @@ from ..errors import BackendUnavailable, ModelError
 from ..progress import NullReporter, Reporter
 from .graph import graph_fingerprint
 from .runners import engines_runnable
-from .spec import ENGINE, ORT_ONNX, SIM_FP16, SIM_QDQ, Candidate
+from .spec import ENGINE, ORT_ONNX, RANDOM_CALIBRATION, SIM_FP16, SIM_QDQ, Candidate
 
 if TYPE_CHECKING:
     from ..quantize import QuantizeResult, QuantizeSpec
@@ -62,23 +62,38 @@ def candidate_from_path(path: str | Path, kind: str = "auto", *, backend: str = 
     return Candidate(path, detected if kind == "auto" else kind, source=path.name)
 
 
-def simulate_fp16(model_path: str | Path, out_dir: str | Path, reporter: Reporter | None = None) -> Candidate:
-    """The FP16 network exactly as a strongly typed build converts it (I/O stays FP32), as an ORT candidate."""
+def simulate_fp16(
+    model_path: str | Path,
+    out_dir: str | Path,
+    reporter: Reporter | None = None,
+    *,
+    keep_nodes: tuple[str, ...] | list[str] = (),
+    keep_op_types: tuple[str, ...] | list[str] = (),
+) -> Candidate:
+    """The FP16 network exactly as a strongly typed build converts it (I/O stays FP32), as an ORT candidate;
+    ``keep_nodes`` (node names) and ``keep_op_types`` stay in FP32, as a build with the same exclusions."""
     from ..build import prepare_network
     from ..spec import BuildSpec
 
     reporter = reporter or NullReporter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    spec = BuildSpec(
+        precision="fp16", keep_fp32_nodes=tuple(keep_nodes), keep_fp32_op_types=tuple(keep_op_types)
+    )
     with warnings.catch_warnings(record=True) as caught:  # the converter warns once per clamped constant
         warnings.simplefilter("always")
-        path, _ = prepare_network(Path(model_path), BuildSpec(precision="fp16"), out_dir, reporter, True)
+        path, _ = prepare_network(Path(model_path), spec, out_dir, reporter, True)
     if caught:
         reporter.log(
             f"FP16 conversion clamped {len(caught)} constant(s) to FP16's range (e.g. {caught[0].message})."
         )
+    kept = [*keep_nodes, *keep_op_types]
     return Candidate(
-        path, SIM_FP16, source="FP16 conversion made for this comparison (the build's converter)"
+        path,
+        SIM_FP16,
+        source="FP16 conversion made for this comparison (the build's converter"
+        + (f"; kept in FP32: {', '.join(kept)})" if kept else ")"),
     )
 
 
@@ -98,12 +113,14 @@ def simulate_qdq(
         Path(model_path), out_dir / QDQ_MODEL, calibration, spec, reporter, ranges_path=out_dir / RANGES
     )
     excluded = f", {len(result.excluded)} node(s) kept in float" if result.excluded else ""
+    random = bool(calibration is not None and calibration.synthetic)
     return (
         Candidate(
             result.model_path,
             SIM_QDQ,
             source=f"{result.precision.upper()} Q/DQ model quantized for this comparison "
-            f"({result.calibrator} calibrator{excluded})",
+            f"({result.calibrator} calibrator{excluded})" + (f" — {RANDOM_CALIBRATION}" if random else ""),
+            synthetic_calibration=random,
         ),
         result,
     )
@@ -125,6 +142,9 @@ def candidate_from_build(
         ) from err
     precision = str(spec.get("precision", "fp32"))
     backend = str(spec.get("backend", ""))
+    cal = spec.get("calibration") or {}
+    random = precision in ("int8", "fp8") and bool(cal.get("synthetic")) and not cal.get("ranges_path")
+    random_text = f" — {RANDOM_CALIBRATION}" if random else ""
     network = next((job_dir / n for n in (QDQ, NETWORK) if (job_dir / n).is_file()), Path(model_path))
     ok, chosen, reason = engines_runnable(backend)
     if prefer_engine and ok and (job_dir / PLAN).is_file():
@@ -135,7 +155,8 @@ def candidate_from_build(
             layers_path=job_dir / LAYERS if (job_dir / LAYERS).is_file() else None,
             build_spec_path=job_dir / SPEC,
             backend=chosen,
-            source=f"build job {job_dir.name} ({backend} {precision.upper()})",
+            source=f"build job {job_dir.name} ({backend} {precision.upper()}){random_text}",
+            synthetic_calibration=random,
         )
     if precision in ("int8", "fp8") and (job_dir / QDQ).is_file():
         kind, path = SIM_QDQ, job_dir / QDQ
@@ -152,5 +173,6 @@ def candidate_from_build(
         path,
         kind,
         source=f"build job {job_dir.name} ({backend} {precision.upper()}): the network it built, simulated in "
-        "ONNX Runtime" + ("" if ok else f" because {reason[:1].lower() + reason[1:]}"),
+        "ONNX Runtime" + ("" if ok else f" because {reason[:1].lower() + reason[1:]}") + random_text,
+        synthetic_calibration=random,
     )

@@ -39,8 +39,26 @@ from .graph import (
 )
 from .metrics import iteration_results, polygraphy_compare, tensor_stats
 from .results import BeforeAfter, ComparisonResult, TaskMetric, TensorResult
-from .runners import MARK_ALL, UNFUSED, engine_runner, has_unfused_debug_api, ort_runner, run_runners
-from .spec import ENGINE, REFERENCE_LABEL, SHORT_LABELS, SIM_QDQ, Candidate, CompareSpec
+from .runners import (
+    MARK_ALL,
+    UNFUSED,
+    engine_runner,
+    has_unfused_debug_api,
+    ort_providers,
+    ort_runner,
+    provider_label,
+    run_runners,
+    runner_provider,
+)
+from .spec import (
+    ENGINE,
+    RANDOM_CALIBRATION_WARNING,
+    REFERENCE_LABEL,
+    SHORT_LABELS,
+    SIM_QDQ,
+    Candidate,
+    CompareSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +84,10 @@ def _versions() -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _reference_name() -> str:
-    return f"reference: {REFERENCE_LABEL}"
+def _reference_name(provider: str = "") -> str:
+    """The reference runner's name in the saved results: says which execution provider was asked for."""
+    on = f" ({provider_label(provider)})" if provider else ""
+    return f"reference: {REFERENCE_LABEL}{on}"
 
 
 def _candidate_name(candidate: Candidate) -> str:
@@ -150,12 +170,17 @@ def compare(
     ref = read_graph(model)
     warnings: list[str] = []
     notes: list[str] = []
+    if candidate.synthetic_calibration:
+        warnings.append(RANDOM_CALIBRATION_WARNING)
     if data.synthetic:
         warnings.append(f"Compared on {SYNTHETIC_NOTE}: the numbers say how the models differ on noise.")
+    ref_name = _reference_name(ort_providers()[0])
     batch = _engine_batch(candidate, spec.batch_size) if candidate.is_engine else spec.batch_size
     feed_list, n, feed_notes = feeds(data, model, spec.max_samples, batch)
     notes += feed_notes
-    reporter.log(f"Reference: {REFERENCE_LABEL}. Candidate: {candidate.label} — {candidate.path.name}.")
+    reporter.log(
+        f"Reference: {ref_name[len('reference: ') :]}. Candidate: {candidate.label} — {candidate.path.name}."
+    )
 
     debug: Any = None
     if candidate.is_engine:
@@ -183,11 +208,16 @@ def compare(
             cand_runner = ort_runner(
                 candidate.path, [lk.candidate for lk in links], _candidate_name(candidate), Path(tmp)
             )
-        ref_runner = ort_runner(model, ref_marks, _reference_name(), Path(tmp))
+        ref_runner = ort_runner(model, ref_marks, ref_name, Path(tmp))
         check_cancel(reporter)
         (cand_out, ref_out), times = run_runners(
             [cand_runner, ref_runner], feed_list, reporter, "run models", span=(0.05, 0.85)
         )
+    ref_provider, cand_provider = runner_provider(ref_runner), runner_provider(cand_runner)
+    reporter.log(
+        f"ONNX Runtime ran the reference on {ref_provider or 'an unknown provider'}"
+        + (f", the candidate on {cand_provider}." if cand_provider else ".")
+    )
     if debug == UNFUSED:
         links = _unfused_links(ref, candidate, list(cand_out[0]) if cand_out else [])
         links += [TensorLink(o, o) for o in ref.graph_outputs if o not in {lk.reference for lk in links}]
@@ -203,7 +233,7 @@ def compare(
         )
 
     reporter.progress(0.9, "compare")
-    rr = iteration_results(ref_iters, cand_iters, _reference_name(), _candidate_name(candidate))
+    rr = iteration_results(ref_iters, cand_iters, ref_name, _candidate_name(candidate))
     t_cmp = time.monotonic()
     verdicts = polygraphy_compare(rr, spec.atol, spec.rtol, spec.error_stat)
     t_own = time.monotonic()
@@ -268,6 +298,9 @@ def compare(
         duration_s=time.monotonic() - t0,
         created=time.time(),
         versions=_versions(),
+        synthetic_calibration=candidate.synthetic_calibration,
+        reference_provider=ref_provider,
+        candidate_provider=cand_provider,
     )
     for w in warnings:
         reporter.log(w, logging.WARNING)

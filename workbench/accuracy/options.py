@@ -74,8 +74,27 @@ def sample_files(model_name: str) -> tuple[Path | None, Path | None]:
     return None, None
 
 
-def random_shapes(model_path: Path, model_name: str) -> dict[str, list[int]]:
-    """Per-sample shapes for random data: the sample's suggested profile (opt), else the model's static dims."""
+def build_profile_shapes(jobs: Any, build_job: str | None) -> dict[str, list[int]]:
+    """Per-sample shapes (opt, batch axis dropped) of a build's first optimization profile; {} without one."""
+    if not build_job:
+        return {}
+    from ..errors import WorkbenchError
+
+    try:
+        spec = jobs.get(build_job).payload.get("spec") or {}
+    except WorkbenchError:
+        return {}
+    profiles = spec.get("profiles") or []
+    if not profiles:
+        return {}
+    return {str(n): [int(d) for d in r["opt"][1:]] for n, r in profiles[0].items()}
+
+
+def random_shapes(
+    model_path: Path, model_name: str, preferred: dict[str, list[int]] | None = None
+) -> dict[str, list[int]]:
+    """Per-sample shapes for random data: ``preferred`` (the compared build's profile, shapes the user typed),
+    then the sample's suggested profile (opt), then the model's static dims."""
     from ..calibration_data import model_inputs
     from ..errors import WorkbenchError
     from ..samples import list_samples
@@ -88,10 +107,45 @@ def random_shapes(model_path: Path, model_name: str) -> dict[str, list[int]]:
                     shapes[name] = [int(d) for d in shape[1:]]
     except WorkbenchError:
         pass
+    shapes.update(preferred or {})
     for spec in model_inputs(model_path):
         if spec.name not in shapes and spec.shape and all(isinstance(d, int) for d in spec.shape[1:]):
             shapes[spec.name] = [int(d) for d in spec.shape[1:]]  # type: ignore[arg-type]
     return shapes
+
+
+def shapes_needed(model_path: Path, known: dict[str, list[int]]) -> list[tuple[str, str]]:
+    """(input, its shape as text) of the inputs random data cannot be made for without a typed shape."""
+    from ..calibration_data import model_inputs
+
+    return [(i.name, i.shape_text()) for i in model_inputs(model_path) if i.name not in known]
+
+
+def parse_sample_shape(name: str, text: str) -> list[int]:
+    """A per-sample shape the user typed (``64x64`` or ``64, 64``; the batch axis left out)."""
+    from ..errors import SpecError
+    from ..spec import parse_shape
+
+    dims = list(parse_shape(text, f"Input '{name}'"))
+    if not dims or any(d < 1 for d in dims):
+        raise SpecError(
+            f"Input '{name}': '{text}' is not a per-sample shape.", "Write it like 64x64 (no batch axis)."
+        )
+    return dims
+
+
+def rebuild_precision(jobs: Any, build_job: str | None) -> str | None:
+    """The precision of the compared build when it can be rebuilt with layers kept in higher precision (FP16,
+    INT8, FP8), else None."""
+    if not build_job:
+        return None
+    from ..errors import WorkbenchError
+
+    try:
+        precision = str((jobs.get(build_job).payload.get("spec") or {}).get("precision", ""))
+    except WorkbenchError:
+        return None
+    return precision if precision in ("fp16", "int8", "fp8") else None
 
 
 def output_names(model_path: Path) -> list[str]:
@@ -131,11 +185,13 @@ def new_request(
     *,
     data_path: str | None,
     label: str | None,
+    shapes: dict[str, list[int]] | None = None,
     **values: Any,
 ) -> Any:
     """A :class:`CompareRequest` from the page's widget values: the source's own fields (``build_job``,
     ``calib_path``, ``calibrator``, ``candidate_path``) and the :class:`CompareSpec` fields (``atol``, ``rtol``,
-    ``max_samples``, ``top_k``, ``per_layer``, ``mark_all``)."""
+    ``max_samples``, ``top_k``, ``per_layer``, ``mark_all``). ``shapes``: per-sample shapes for random data (a
+    build's profile, shapes typed on the page), before the sample's and the model's own."""
     from .job import CompareRequest
     from .spec import CompareSpec
 
@@ -149,7 +205,7 @@ def new_request(
         source=source,
         spec=spec,
         data_path=data_path,
-        random_shapes=random_shapes(model_path, model_name),
+        random_shapes=random_shapes(model_path, model_name, shapes),
         **own,
     )
 

@@ -1,4 +1,5 @@
-"""Keep the culprits in higher precision: re-quantize with them excluded, compare again, show before and after."""
+"""Keep the culprits in higher precision: re-quantize (Q/DQ) or convert to FP16 again with them excluded, compare
+again, show before and after."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from ..calibration_data import CalibrationData
 from ..errors import SpecError
 from ..progress import NullReporter, Reporter, SubReporter
 from ..reports.accuracy_html import render_report
-from .candidates import simulate_qdq
+from .candidates import simulate_fp16, simulate_qdq
 from .comparison import BEFORE_AFTER_FILE, REPORT_FILE, SAMPLES_FILE, _write, compare, load_samples
 from .results import BeforeAfter, ComparisonResult
-from .spec import CompareSpec
+from .spec import RANDOM_CALIBRATION, CompareSpec
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,60 @@ def requantize_and_compare(
     candidate, qres = simulate_qdq(model, out_dir, calibration, qspec, SubReporter(reporter, 0.0, 0.4))
     candidate = replace(
         candidate,
-        source=f"re-quantized with {', '.join(exclude)} kept in float ({qres.calibrator} calibrator)",
+        source=f"re-quantized with {', '.join(exclude)} kept in float ({qres.calibrator} calibrator)"
+        + (f" — {RANDOM_CALIBRATION}" if candidate.synthetic_calibration else ""),
     )
     after = compare(model, candidate, data, spec, out_dir=out_dir, reporter=SubReporter(reporter, 0.4, 0.95))
-    result = BeforeAfter(before, after, tuple(qres.excluded), tuple(exclude), candidate.path.name)
+    return _save(
+        BeforeAfter(before, after, tuple(qres.excluded), tuple(exclude), candidate.path.name), out_dir
+    )
+
+
+def _save(result: BeforeAfter, out_dir: Path) -> BeforeAfter:
     _write(out_dir / BEFORE_AFTER_FILE, result.to_json())
     _write(
-        out_dir / REPORT_FILE, render_report(after, load_samples(out_dir / SAMPLES_FILE), before_after=result)
+        out_dir / REPORT_FILE,
+        render_report(result.after, load_samples(out_dir / SAMPLES_FILE), before_after=result),
     )
     return result
+
+
+def reconvert_and_compare(
+    model: str | Path,
+    exclude: Sequence[str],
+    data: CalibrationData,
+    before: ComparisonResult,
+    out_dir: str | Path,
+    spec: CompareSpec | None = None,
+    reporter: Reporter | None = None,
+    *,
+    keep_nodes: Sequence[str] = (),
+    keep_op_types: Sequence[str] = (),
+) -> BeforeAfter:
+    """The FP16 remedy: converts ``model`` to FP16 again (the build's converter) with ``exclude`` (node names or
+    op types, e.g. a comparison's ``proposed_exclusions``) kept in FP32 on top of ``keep_nodes`` /
+    ``keep_op_types``, compares it on ``data`` the way ``before`` was compared, and returns both."""
+    from .graph import read_graph
+
+    if not exclude:
+        raise SpecError(
+            "Nothing to keep in FP32: no node names were given.",
+            "Run a per-layer comparison first; its culprit finder proposes the nodes.",
+        )
+    reporter = reporter or NullReporter()
+    out_dir = Path(out_dir)
+    spec = spec or CompareSpec(
+        atol=before.atol, rtol=before.rtol, error_stat=before.error_stat, per_layer=before.per_layer
+    )
+    graph = read_graph(model)
+    op_types = set(graph.op_types.values())
+    names = set(graph.node_names)
+    nodes = tuple(dict.fromkeys([*keep_nodes, *(e for e in exclude if e in names or e not in op_types)]))
+    ops = tuple(dict.fromkeys([*keep_op_types, *(e for e in exclude if e in op_types and e not in names)]))
+    reporter.log(f"Converting to FP16 again with {', '.join([*nodes, *ops])} kept in FP32.")
+    candidate = simulate_fp16(
+        model, out_dir, SubReporter(reporter, 0.0, 0.2), keep_nodes=nodes, keep_op_types=ops
+    )
+    candidate = replace(candidate, source=f"FP16 converted again with {', '.join(exclude)} kept in FP32")
+    after = compare(model, candidate, data, spec, out_dir=out_dir, reporter=SubReporter(reporter, 0.2, 0.95))
+    return _save(BeforeAfter(before, after, (*nodes, *ops), tuple(exclude), candidate.path.name), out_dir)

@@ -170,6 +170,9 @@ class ComparisonResult:
     duration_s: float = 0.0
     created: float = 0.0
     versions: tuple[tuple[str, str], ...] = ()
+    synthetic_calibration: bool = False  # the candidate's Q/DQ ranges came from random data
+    reference_provider: str = ""  # the ONNX Runtime execution provider that ran the FP32 reference
+    candidate_provider: str = ""  # ... and the candidate, when it ran in ONNX Runtime
 
     # ------------------------------------------------------------------ views
     @property

@@ -56,9 +56,49 @@ def _poly_error(err: Exception, what: str) -> WorkbenchError:
     return BackendError(f"{what} failed in Polygraphy: {str(err).strip()[:2000]}", "See the log for details.")
 
 
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def ort_providers() -> list[str]:
+    """The execution providers comparisons ask ONNX Runtime for: CUDA first when this ONNX Runtime lists it as
+    available (an ``onnxruntime-gpu`` install), then CPU (ONNX Runtime itself falls back to CPU for nodes CUDA
+    lacks)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [CUDA_PROVIDER, CPU_PROVIDER] if CUDA_PROVIDER in available else [CPU_PROVIDER]
+
+
+def provider_label(provider: str) -> str:
+    """``CUDAExecutionProvider`` -> ``CUDA``."""
+    return provider.removesuffix("ExecutionProvider") or provider
+
+
+class _RecordingSession:
+    """A Polygraphy session loader that remembers which execution providers the session really got (ONNX
+    Runtime drops a provider it cannot initialise), read after the runner ran."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.providers: list[str] = []
+
+    def __call__(self) -> Any:
+        sess = self.loader()
+        self.providers = list(sess.get_providers())
+        return sess
+
+
+def runner_provider(runner: Any) -> str:
+    """The first (main) execution provider an ``ort_runner`` ran with; "" before it ran or for other runners."""
+    sess = getattr(runner, "_sess", None)
+    providers = getattr(sess, "providers", None) or []
+    return str(providers[0]) if providers else ""
+
+
 def ort_runner(model_path: str | Path, outputs: Sequence[str] | str | None, name: str, work_dir: Path) -> Any:
     """``OnnxrtRunner`` over ``model_path`` with ``outputs`` marked (``"all"``: Polygraphy's MARK_ALL; None: the
-    model's own outputs)."""
+    model's own outputs), on :func:`ort_providers`; :func:`runner_provider` says which one ran."""
     import onnxruntime as ort
     from polygraphy import constants
     from polygraphy.backend.onnx import BytesFromOnnx, ModifyOutputs, OnnxFromPath, SaveOnnx
@@ -76,8 +116,12 @@ def ort_runner(model_path: str | Path, outputs: Sequence[str] | str | None, name
         source: Any = SaveOnnx(loader, str(marked), external_data_path="")
     else:
         source = BytesFromOnnx(loader)
-    session = SessionFromOnnx(
-        source, providers=["cpu"], graph_optimization_level=ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    session = _RecordingSession(
+        SessionFromOnnx(
+            source,
+            providers=ort_providers(),
+            graph_optimization_level=ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        )
     )
     return OnnxrtRunner(session, name=name)
 

@@ -33,7 +33,12 @@ SHORT_LABELS = {
     SIM_FP16: "ORT simulation (FP16)",
     ORT_ONNX: "ONNX model in ORT",
 }
-REFERENCE_LABEL = "ONNX Runtime, original FP32 model (CPU)"
+REFERENCE_LABEL = "ONNX Runtime, original FP32 model"
+RANDOM_CALIBRATION = "calibrated on RANDOM data: shapes only — accuracy meaningless"
+RANDOM_CALIBRATION_WARNING = (
+    "The candidate was calibrated on random data (shapes only — accuracy meaningless): its quantization ranges "
+    "describe noise, so these errors say nothing about the model's real accuracy in reduced precision."
+)
 ERROR_STATS = ("elemwise", "max", "mean", "median", "quantile")
 MAX_SAMPLES_LIMIT = 100_000
 
@@ -113,6 +118,7 @@ class Candidate:
     build_spec_path: Path | None = None
     backend: str = ""
     source: str = ""  # where it came from, for the report ("build job …", "quantized now", a file name)
+    synthetic_calibration: bool = False  # quantized with ranges from random data: shapes only
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

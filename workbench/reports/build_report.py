@@ -86,6 +86,8 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
         f"- Backend: {port.backend} {port.backend_version}",
         f"- Built on: {gpu.name + ' (CC ' + gpu.compute_capability + ')' if gpu.present else 'a machine without GPU'}",
         f"- Precision: {spec.precision.upper()}",
+        *([f"- Calibration: {spec.calibration.describe()}"] if spec.calibration and spec.precision in ("int8", "fp8")
+          else []),
         f"- Build time: {result.get('build_seconds', 0):.2f} s (job total {result.get('total_seconds', 0):.2f} s)",
         f"- Plan size: {result.get('plan_bytes', 0) / 1024:.1f} KiB",
         f"- Job: `{job.get('id', '')}`",
