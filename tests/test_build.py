@@ -218,6 +218,19 @@ def test_a_custom_op_the_parser_rejects_fails_naming_the_node(wb, models_dir):
         wb.plan_path(job.id)
 
 
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_a_custom_op_fails_a_converted_or_quantized_build_before_converting_or_calibrating(wb, models_dir,
+                                                                                           precision):
+    calibration = CalibrationSpec(synthetic=True, calibrator="minmax") if precision == "int8" else None
+    job, log = _build(wb, models_dir / "custom_op.onnx", BuildSpec(precision=precision, calibration=calibration))
+    assert job.status == "failed" and job.exit_code == 1
+    assert "my_fancy_node" in job.error and "FancyActivation" in job.error
+    # the parser's verdict came first: nothing was converted, calibrated or written
+    assert "Calibrat" not in log and "Converting float tensors" not in log
+    assert not (wb.jobs.job_dir(job.id) / "network.onnx").exists()
+    assert not (wb.jobs.job_dir(job.id) / "model_qdq.onnx").exists()
+
+
 def test_bad_profiles_are_refused_before_any_worker_starts(wb):
     ref = wb.import_path(get_sample("cnn_residual").path)
     bad = BuildSpec(profiles=(Profile({"input": ShapeRange((8, 3, 32, 32), (4, 3, 32, 32), (16, 3, 32, 32))}),))

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,18 +153,20 @@ def _parser_error_hint(text: str) -> str:
     return "See the build log for the parser's messages."
 
 
-def _parser_rejection(network_path: Path, backend: str, text: str) -> BackendError:
-    """The parser's own errors, node by node (parsed again to get them as objects, not log text).
+def _parser_rejection(network_path: Path, backend: str, text: str, issues: Sequence[Any] | None = None
+                      ) -> BackendError:
+    """The parser's own errors, node by node (parsed again to get them as objects, not log text, unless given).
 
     A :class:`BackendError` (CLI exit 1): the backend ran and refused the model; the message names the node and op.
     """
     from .parse_check import parse_model
 
-    try:
-        issues = parse_model(network_path, backend).issues
-    except Exception as err:  # the re-parse is only for a better message
-        log.debug("re-parse for the error message failed: %s", err)
-        issues = ()
+    if issues is None:
+        try:
+            issues = parse_model(network_path, backend).issues
+        except Exception as err:  # the re-parse is only for a better message
+            log.debug("re-parse for the error message failed: %s", err)
+            issues = ()
     if not issues:
         return BackendError(f"{backend} could not parse the model: {text}", _parser_error_hint(text))
     first = issues[0]
@@ -174,6 +176,28 @@ def _parser_rejection(network_path: Path, backend: str, text: str) -> BackendErr
         f"{backend}'s ONNX parser rejected node '{first.node}' (op {first.op}){more}: {first.message}",
         _parser_error_hint(f"name: {first.node} and operator: {first.op}"),
     )
+
+
+def _save_network(model: Any, out: Path) -> None:
+    """Save a converted network; over 1 GiB its weights go to ``<name>.data`` beside it (protobuf's 2 GiB limit),
+    a fixed name the bundle and the equivalent commands carry along."""
+    import onnx
+
+    external = model.ByteSize() > (1 << 30)
+    onnx.save(model, str(out), save_as_external_data=external, all_tensors_to_one_file=True,
+              location=f"{out.name}.data" if external else None)
+
+
+def _parse_before_preparing(model_path: Path, spec: BuildSpec, reporter: Reporter) -> None:
+    """Fail fast on a node the parser rejects (a custom op, an unsupported one) before converting or calibrating
+    the model, which can take minutes and would fail later in ONNX Runtime or on the converted graph's names."""
+    from .parse_check import parse_model
+
+    reporter.progress(0.02, "Checking the model with the parser")
+    result = parse_model(model_path, spec.backend)
+    if result.issues:
+        raise _parser_rejection(model_path, spec.backend, result.issues[0].message, result.issues)
+    check_cancel(reporter)
 
 
 def _fp32_keep_lists(model: Any, spec: BuildSpec) -> tuple[list[str], list[str]]:
@@ -214,7 +238,7 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
             op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *keep_ops] if keep_ops else None,
         )
         out = out_dir / NETWORK
-        onnx.save(converted, str(out), save_as_external_data=converted.ByteSize() > (1 << 30))
+        _save_network(converted, out)
         notes.append("FP16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
         return out, notes
     if spec.precision == "bf16" and strongly_typed:
@@ -226,7 +250,7 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
 
         converted = convert_float_to_bfloat16(onnx.load(str(model_path)))
         out = out_dir / NETWORK
-        onnx.save(converted, str(out), save_as_external_data=converted.ByteSize() > (1 << 30))
+        _save_network(converted, out)
         notes.append("BF16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
         return out, notes
     if spec.precision in ("int8", "fp8"):
@@ -333,7 +357,7 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     from . import model as model_mod
 
     t0 = time.monotonic()
-    summary = model_mod.summarize(model_path)
+    summary = model_mod.stored_summary(model_path, keep=False)  # the submit's own summary: no onnx import
     validate_spec(spec, summary)
     (out_dir / SPEC).write_text(spec.to_json())
 
@@ -354,6 +378,8 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     strongly = spec.backend == "tensorrt-rtx" or mod.version(version) >= mod.version("11")
     reporter.log(f"Backend {spec.backend} {version} ({'strongly' if strongly else 'weakly'} typed).")
 
+    if spec.precision in ("fp16", "bf16", "int8", "fp8"):
+        _parse_before_preparing(model_path, spec, reporter)
     network_path, notes = prepare_network(model_path, spec, out_dir, reporter, strongly)
     check_cancel(reporter)
 

@@ -274,6 +274,21 @@ def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
     for cc in spec.compute_capabilities:
         if not re.fullmatch(r"\d{1,2}\.\d", cc):
             raise SpecError(f"Compute capability '{cc}' is not of the form 8.6.")
+    if spec.compute_capabilities:
+        from .backends import RTX_COMPUTE_CAPABILITIES
+
+        if spec.backend != "tensorrt-rtx":
+            raise SpecError("Target compute capabilities are a TensorRT-RTX setting.",
+                            "Full TensorRT builds for the GPU it runs on; use 'hardware compatible' for Ampere+.")
+        unknown = [cc for cc in spec.compute_capabilities if cc not in RTX_COMPUTE_CAPABILITIES]
+        if unknown:
+            raise SpecError(f"TensorRT-RTX cannot target compute capability {', '.join(unknown)}.",
+                            f"Choose among {', '.join(RTX_COMPUTE_CAPABILITIES)} (9.0, H100/H200, is not supported).")
+    if spec.backend != "tensorrt" and (spec.hardware_compatible or spec.version_compatible):
+        which = " and ".join(n for n, on in (("hardware", spec.hardware_compatible),
+                                              ("version", spec.version_compatible)) if on)
+        raise SpecError(f"{which.capitalize()} compatibility is a full-TensorRT setting; {spec.backend} has none.",
+                        "A TensorRT-RTX plan runs on every compute capability it was built for: choose those.")
     if spec.precision in ("int8", "fp8"):
         c = spec.calibration
         if c is None or (not c.data_path and not c.synthetic and not c.ranges_path):

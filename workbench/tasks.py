@@ -26,7 +26,9 @@ BUNDLE_FILES = [
     NO_TF32_SCRIPT,
     LOG_FILE,
     NETWORK,
+    f"{NETWORK}.data",  # the converted network's weights, when over 1 GiB
     QDQ,
+    f"{QDQ}.data",  # ONNX Runtime's name for the Q/DQ model's external weights
     "calibration.json",
     CALIB_CACHE,
 ]

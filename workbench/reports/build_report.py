@@ -76,7 +76,6 @@ def _installed_version(backend: str) -> str:
 
 def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], model_name: str,
                   model_digest: str) -> str:
-    gpu = gpu_info()
     port = portability(spec, result.get("backend_version", ""))
     cmds = commands(spec, model_name, result.get("network_model", ""), result.get("backend_version", ""))
     lines = [
@@ -84,7 +83,7 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
         "",
         f"- Model: `{model_name}` (sha256 `{model_digest}`)",
         f"- Backend: {port.backend} {port.backend_version}",
-        f"- Built on: {gpu.name + ' (CC ' + gpu.compute_capability + ')' if gpu.present else 'a machine without GPU'}",
+        f"- Built on: {result.get('built_on') or 'unknown'}",
         f"- Precision: {spec.precision.upper()}",
         *([f"- Calibration: {spec.calibration.describe()}"] if spec.calibration and spec.precision in ("int8", "fp8")
           else []),
@@ -127,7 +126,9 @@ def write_bundle(job_dir: Path, files: list[str]) -> Path:
             for name in files:
                 path = job_dir / name
                 if path.is_file():
-                    zf.write(path, arcname=name)
+                    # plans are mostly weights: deflating them costs seconds per 100 MB and saves little
+                    stored = name.endswith(".plan") or name.endswith(".onnx")
+                    zf.write(path, arcname=name, compress_type=zipfile.ZIP_STORED if stored else None)
         os.replace(part, out)
     finally:
         part.unlink(missing_ok=True)
