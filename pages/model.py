@@ -25,7 +25,7 @@ with left:
         st.session_state[ui.MODEL_UPLOAD_ID] = uploaded.file_id  # process each upload once, not on every rerun
         with ui.error_boundary(f"Upload of {uploaded.name}"):
             ui.set_current_model(wb.import_upload(uploaded, uploaded.name, max_bytes=limit_mb << 20))
-with right:
+with right, ui.error_boundary("Samples and recent models"):  # a sample or model folder removed meanwhile
     samples = {s.name: s for s in list_samples()}
     choice = st.selectbox("…or open a bundled sample", list(samples), index=None, key="model.sample",
                           format_func=lambda n: f"{samples[n].title}")
@@ -79,7 +79,13 @@ with ui.error_boundary(ref.name):
 
     tab_graph, tab_ops, tab_parse = st.tabs(["Graph (Netron)", "Op types", "Parser check"])
     with tab_graph, ui.error_boundary("Graph view"):
-        ui.netron_view(ref.path, select=st.session_state.get(ui.NETRON_SELECT, ()))
+        nodes = ui.node_choices(ref.digest)[len(s.op_histogram):]  # node_choices lists the op types first
+        if ui.NETRON_SELECT in st.session_state:  # a selection made on another model keeps only this one's nodes
+            st.session_state[ui.NETRON_SELECT] = [n for n in st.session_state[ui.NETRON_SELECT] if n in nodes]
+        picked = st.multiselect("Select nodes in the graph", nodes, key=ui.NETRON_SELECT,
+                                placeholder="Choose nodes to highlight and scroll to",
+                                help="Netron highlights them without reloading the graph.")
+        ui.netron_view(ref.path, select=picked)
     with tab_ops:
         st.plotly_chart(op_histogram(s), key="model.ops")
     with tab_parse:

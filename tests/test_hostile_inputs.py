@@ -551,3 +551,31 @@ def test_a_hostile_upload_through_the_model_page_is_an_error_and_the_page_stays_
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_a_model_folder_removed_while_the_model_page_lists_models_is_no_traceback(wb, tmp_path, monkeypatch):
+    """Another session (or an admin) deletes a stored model while this page lists the recent ones."""
+    import shutil
+
+    import streamlit as st
+
+    from tests.conftest import open_page
+    from workbench import ui
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        keep = wb.import_path(get_sample("cnn_residual").path)
+        gone = wb.import_upload(TINY, "tiny.onnx")
+        half = wb.import_path(get_sample("dynamic_2axis").path)
+        gone.path.unlink()  # its meta.json is still there: listed, then its file is missing
+        shutil.rmtree(half.path.parent)
+        at = open_page("model", 60, **{ui.MODEL_DIGEST: keep.digest})
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.subheader[0].value == "cnn_residual.onnx"
+        recent = at.selectbox(key="model.recent")
+        assert recent.options == [f"cnn_residual.onnx · {keep.short}"]
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

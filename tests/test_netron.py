@@ -475,3 +475,47 @@ def test_viewer_url_without_selection_has_no_fragment_and_a_string_is_one_name()
 def test_viewer_url_opens_models_from_this_server_only(bad):
     with pytest.raises(WorkbenchError, match="same-origin"):
         viewer_url(bad)
+
+
+# ---------------------------------------------------------------------------------------------- Model page
+
+
+def _viewer_src(at) -> str:
+    """The src of the Model page's embedded Netron frame (AppTest has no iframe type: it is an UnknownElement)."""
+    frames = [el for el in at.get("iframe") if "netron" in el.proto.src]
+    assert len(frames) == 1, [el.proto for el in at.get("iframe")]
+    return frames[0].proto.src
+
+
+def test_selecting_nodes_on_the_model_page_selects_them_in_the_embedded_viewer(app_ws):
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.model import node_names
+    from workbench.samples import get_sample
+
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = open_page("model", 60, **{ui.MODEL_DIGEST: ref.digest})
+    assert not at.exception, [e.value for e in at.exception]
+    picker = at.multiselect(key=ui.NETRON_SELECT)
+    assert picker.options == node_names(ref.path)  # node names only, in graph order: no op types
+    before = _viewer_src(at)
+    assert "#select=" not in before
+    picker.select("stem/conv").select("block1/a/bn").run()
+    assert not at.exception, [e.value for e in at.exception]
+    src = _viewer_src(at)
+    assert src == before + "#select=stem%2Fconv,block1%2Fa%2Fbn"  # same model URL: only the selection changes
+    assert any(src in c.value for c in at.caption), "the open-in-a-new-tab link selects the same nodes"
+    at.multiselect(key=ui.NETRON_SELECT).unselect("stem/conv").unselect("block1/a/bn").run()
+    assert _viewer_src(at) == before
+
+
+def test_a_selection_left_from_another_model_is_dropped_not_an_error(app_ws):
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.samples import get_sample
+
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = open_page("model", 60, **{ui.MODEL_DIGEST: ref.digest, ui.NETRON_SELECT: ["not/in/this/model", "stem/relu"]})
+    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+    assert at.multiselect(key=ui.NETRON_SELECT).value == ["stem/relu"]
+    assert _viewer_src(at).endswith("#select=stem%2Frelu")

@@ -534,7 +534,8 @@ def _import(
         if is_archive(source.name):
             shutil.copyfile(source, raw)
         else:
-            if (known := _stored(ws, _hash_model_file(source))) is not None:
+            # (2 GiB and more cannot be a model file: summarize refuses it by its size, unread)
+            if size < 2**31 and (known := _stored(ws, _hash_model_file(source))) is not None:
                 return known  # the same bytes, stored before, referencing no external data
             # A model given by path may come with external data next to it: copy what it references.
             staged, summary = _stage_path_model(source, staging / "model")
