@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .build import PLAN, check_spec_for_backend
-from .errors import BackendError, DataError, JobError, ModelError
+from .errors import BackendError, DataError, JobError, ModelError, SpecError
 from .jobs import FAILED, SUCCEEDED, Job, JobStore
 from .model import (
     SUMMARY_FILE,
@@ -142,7 +142,7 @@ class Workbench:
         calibration runs on the last profile (Polygraphy's choice), so the data must fit that one; Q/DQ calibration
         runs in ONNX Runtime and the data must fit at least one profile (else the ranges come from shapes the
         engine never sees)."""
-        from .calibration_data import check_npz_headers
+        from .calibration_data import MIN_CALIBRATION_SAMPLES, check_npz_headers
 
         calib = spec.calibration
         assert calib is not None and calib.data_path
@@ -153,10 +153,12 @@ class Workbench:
         for profile in candidates:
             try:
                 check_npz_headers(path, inputs, profile=profile)
-                return
+                errors = []
+                break
             except DataError as err:
                 errors.append(err)
-        if not errors:  # no profiles (a static model)
+        if not errors:  # fits a profile (or the model is static): enough samples to calibrate on?
+            check_npz_headers(path, inputs, min_samples=MIN_CALIBRATION_SAMPLES)
             return
         if calib.implicit:
             raise DataError(
@@ -333,17 +335,35 @@ class Workbench:
         return ref, submit_demo(self.jobs, ref)
 
     def rebuild_keeping_float(self, build_job_id: str, nodes: Sequence[str]) -> str:
-        """The same build again with ``nodes`` (names or op types) kept out of quantization: one click from
-        the accuracy page's culprits to a new engine."""
+        """The same build again with ``nodes`` (names or op types) kept in higher precision: out of quantization
+        for INT8/FP8 builds, in FP32 for FP16 builds. One click from the accuracy page's culprits to a new
+        engine."""
         job = self.finished_build(build_job_id)
         spec = BuildSpec.from_dict(job.payload["spec"])
         calib = spec.calibration
+        ops = set(self.summary(self.model(job.model_digest)).op_histogram)
+        if spec.precision == "fp16":
+            from .model import node_names
+
+            known = set(node_names(self.model(job.model_digest).path))
+            unknown = [n for n in nodes if n not in ops and n not in known]
+            if unknown:
+                raise SpecError(
+                    f"The model has no node or op type {', '.join(repr(n) for n in unknown)} to keep in FP32.",
+                    "Take the names from the culprit finder.",
+                )
+            spec = spec.with_(
+                keep_fp32_nodes=tuple(dict.fromkeys([*spec.keep_fp32_nodes, *(n for n in nodes if n not in ops)])),
+                keep_fp32_op_types=tuple(
+                    dict.fromkeys([*spec.keep_fp32_op_types, *(n for n in nodes if n in ops)])
+                ),
+            )
+            return self.submit_build(self.model(job.model_digest), spec)
         if spec.precision not in ("int8", "fp8") or calib is None:
             raise JobError(
-                f"Build {build_job_id} is {spec.precision.upper()}, not a quantized build.",
-                "Rebuilding with layers kept in float applies to INT8/FP8 builds.",
+                f"Build {build_job_id} is {spec.precision.upper()}, not a quantized build (nor FP16).",
+                "Keeping layers in higher precision applies to FP16, INT8 and FP8 builds.",
             )
-        ops = set(self.summary(self.model(job.model_digest)).op_histogram)
         spec = spec.with_(
             calibration=dataclasses.replace(
                 calib,

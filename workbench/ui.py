@@ -391,6 +391,37 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
     return data_path, source == "random"
 
 
+def test_data_source(ref: ModelRef, key: str) -> str | None:
+    """Labelled held-out data for scoring: the sample's test split, an uploaded .npz (one array per input and a
+    ``label`` array for top-1), or none (scores then come from the calibration data itself). Returns its path."""
+    from .samples import list_samples
+
+    sample = {s.path.name: s for s in list_samples()}.get(ref.name)
+    sources = (["sample"] if sample and sample.test_data else []) + ["upload", "none"]
+    source = st.radio("Test data for scoring", sources, horizontal=True, key=f"{key}.source",
+                      format_func={"sample": "Sample's labelled test set", "upload": "Upload .npz",
+                                   "none": "None: score on the calibration data"}.get)
+    data_path = None
+    if source == "sample" and sample:
+        data_path = str(sample.test_data)
+    elif source == "upload":
+        up = st.file_uploader("Held-out data (.npz: one array per model input and a 'label' array of class "
+                              "indices for top-1; never unpickled)", type=["npz"], key=f"{key}.upload")
+        if up is not None:
+            with error_boundary(f"Test data {up.name}"):
+                stored = st.session_state.get(f"{key}.stored")  # (upload id, path): stored once per upload
+                if not stored or stored[0] != up.file_id:
+                    stored = (up.file_id, str(workbench().store_data(up, up.name)))
+                    st.session_state[f"{key}.stored"] = stored
+                data_path = stored[1]
+    else:
+        st.caption("Without held-out data each calibrator is scored on the samples it calibrated on, which "
+                   "flatters all of them.")
+    if data_path:
+        calibration_preview(ref, data_path)
+    return data_path
+
+
 def _images_preview(job: Any) -> None:
     """What a finished images job made: the .npz, its notes, thumbnails of samples as the model sees them."""
     res = job.result
