@@ -473,6 +473,7 @@ def test_cli_exit_codes(digits, qdq, tmp_path, capsys):
     saved = ComparisonResult.load(out_json)
     assert code == (0 if saved.passed else 1) == 1  # INT8 logits are not within 1e-3
     assert "FAIL" in printed and "not an engine result" in printed and "Culprits" in printed
+    assert f"(FP32) on {saved.reference_provider}" in printed and saved.reference_provider
     assert out_html.stat().st_size > 0 and saved.per_layer
 
     worst = max(t.max_abs for t in saved.output_results())

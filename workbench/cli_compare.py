@@ -47,8 +47,10 @@ def _summary(result: object) -> str:
     assert isinstance(result, ComparisonResult)
     r = result
     lines = [
-        f"Reference: ONNX Runtime, {r.model} (FP32)",
-        f"Candidate: {r.candidate} — {r.kind_label}",
+        f"Reference: ONNX Runtime, {r.model} (FP32)"
+        + (f" on {r.reference_provider}" if r.reference_provider else ""),
+        f"Candidate: {r.candidate} — {r.kind_label}"
+        + ("  [calibrated on RANDOM data: accuracy meaningless]" if r.synthetic_calibration else ""),
         f"Data:      {r.data_source}, {r.n_samples} sample(s)"
         + ("  [RANDOM: accuracy meaningless]" if r.synthetic_data else ""),
         f"Result:    {'PASS' if r.passed else 'FAIL'} — model outputs {r.verdict()}",
