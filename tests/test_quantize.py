@@ -622,6 +622,19 @@ def test_the_quantize_page_shows_the_score_table_and_says_what_it_was_scored_on(
     assert sorted(table["calibrator"].unique()) == sorted(CALIBRATORS)
     assert {"accuracy_fp32", "accuracy_qdq", "accuracy_delta_pp", "max_abs_err"} <= set(table.columns)
 
+    # the user's own labelled held-out set, uploaded
+    with np.load(get_sample("digits_mlp").test_data) as z:
+        held_out = _npz_bytes(input=z["input"][:120], label=z["label"][:120])
+    at.radio(key="quantize.test.source").set_value("upload").run()
+    at.file_uploader(key="quantize.test.upload").set_value(("mine.npz", held_out, "application/zip")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="quantize.score").click().run()
+    job = app_ws.jobs.wait(at.session_state[ui.SCORE_JOB], timeout=300)
+    assert job.status == "succeeded", job.error
+    assert job.result["held_out"] and job.result["labelled"] and job.result["scored_on"].endswith("mine.npz")
+    at.run()
+    assert any("Calibrators on held-out data" in m.value and "mine.npz" in m.value for m in at.markdown)
+
     at.radio(key="quantize.test.source").set_value("none").run()
     at.button(key="quantize.score").click().run()
     job = app_ws.jobs.wait(at.session_state[ui.SCORE_JOB], timeout=300)
