@@ -324,3 +324,22 @@ def test_the_engine_inspector_reads_the_same_layers_as_the_build_log(session_wb,
     assert {n for ly in inspected.layers for n in ly.onnx_nodes} == {
         n for ly in listed.layers for n in ly.onnx_nodes
     }
+
+
+@pytest.mark.parametrize("log", DETAILED, ids=lambda p: p.name)
+def test_a_layer_with_empty_metadata_keeps_its_own_fields(log):
+    """TensorRT-RTX's shape kernels end their line with an empty ``Metadata:``; once the line's trailing space is
+    gone that must not leak into the field before it."""
+    for layer in parse_build_log(log.read_text()).layers:
+        for key, value in layer.extra:
+            assert "Metadata" not in value, (layer.name, key, value)
+
+
+def test_the_precision_summary_names_layers_without_tensors_as_shape_kernels():
+    from workbench.precision_check import check_precision
+
+    layers = parse_build_log(_read("cnn_fp32.build.log"))
+    no_tensors = [ly for ly in layers.layers if not (ly.inputs or ly.outputs or ly.constants)]
+    assert no_tensors and all(ly.type == "shape_call" for ly in no_tensors)
+    summary = check_precision("fp32", layers)["summary"]
+    assert f"no tensors listed (shape kernel) ×{len(no_tensors)}" in summary and "unknown" not in summary

@@ -541,6 +541,8 @@ def _layer_from_line(line: str, index: int) -> EngineLayer | None:
     head = line
     if pos >= 0:
         head, meta = line[:pos], line[pos + len(", Metadata: ") :]
+    elif line.endswith(", Metadata:"):  # empty metadata (a shape kernel), its trailing space stripped
+        head = line[: -len(", Metadata:")]
     f = _fields(head, _LAYER_KEYS)
     if "LayerType" not in f:
         # Unbalanced brackets in a name can hide keys: fall back to plain splitting.

@@ -56,8 +56,13 @@ def check_precision(requested: str, layers: Any) -> dict[str, Any]:
     return out
 
 
+# A layer the listing gives no tensors for (TensorRT-RTX's ``shape_call`` kernels compute shapes, not data).
+_NO_TENSORS = "unknown"
+
+
 def _fmt(mix: Counter[str]) -> str:
-    return ", ".join(f"{k} ×{v}" for k, v in mix.most_common()) or "no layers"
+    return ", ".join(f"{'no tensors listed (shape kernel)' if k == _NO_TENSORS else k} ×{v}"
+                     for k, v in mix.most_common()) or "no layers"
 
 
 def _in(layer: Any) -> str:
