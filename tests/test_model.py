@@ -356,3 +356,35 @@ def test_the_parser_check_names_the_custom_op_node_and_the_page_and_the_cli_say_
     assert ok["parser"]["ok"] is True and ok["parser"]["issues"] == [] and ok["parser"]["network_layers"] > 0
     skipped = json.loads(_cli("inspect", str(model), "--json", "--no-parse", home=wb.ws.root).stdout)
     assert skipped["parser"] is None and skipped["parser_skipped"] == "--no-parse"
+
+
+def test_the_parser_tab_shows_the_rejected_node_and_offers_a_new_check_after_a_failed_one(app_ws, models_dir):
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.backends import backend_info
+
+    if not backend_info("tensorrt-rtx").installed:
+        pytest.skip("TensorRT-RTX is not installed")
+    ref = app_ws.import_path(models_dir / "custom_op.onnx")
+    at = open_page("model", 60, **{ui.MODEL_DIGEST: ref.digest})  # the Parser tab queues the check
+    assert not at.exception, [e.value for e in at.exception]
+    (job,) = app_ws.jobs_of("parse", ref)
+    assert app_ws.jobs.wait(job.id, timeout=180).status == "succeeded"
+    at.run()
+    assert any("rejects 1 node(s)" in e.value for e in at.error), [e.value for e in at.error]
+    table = next(df.value for df in at.dataframe if "node" in df.value.columns)
+    assert table[["node", "op"]].values.tolist() == [["my_fancy_node", "FancyActivation"]]
+    # The check's worker died, and its cache is gone: the tab says why and offers another check.
+    (ref.path.parent / "parse-tensorrt-rtx.json").unlink()
+    job_dir = app_ws.jobs.job_dir(job.id)
+    state = json.loads((job_dir / "job.json").read_text())
+    state.update(status="failed", error="The worker process died (killed by signal 9) before finishing.", result={})
+    (job_dir / "job.json").write_text(json.dumps(state))
+    at.run()
+    assert any("killed by signal 9" in e.value for e in at.error), [e.value for e in at.error]
+    at.button(key="model.parse_retry.tensorrt-rtx").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    again = [j for j in app_ws.jobs_of("parse", ref) if j.id != job.id]
+    assert len(again) == 1 and app_ws.jobs.wait(again[0].id, timeout=180).status == "succeeded"
+    at.run()
+    assert any("rejects 1 node(s)" in e.value for e in at.error)
