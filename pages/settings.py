@@ -4,7 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from workbench import ui
+from workbench.archives import ArchiveLimits
 from workbench.backends import detect_backends, gpu_info, onnxruntime_providers, versions
+from workbench.model import UNPACK_FACTOR
 
 st.title("Settings")
 wb = ui.workbench()
@@ -41,8 +43,13 @@ st.write(f"`{wb.ws.root}` (set `WORKBENCH_HOME` to move it) · concurrent builds
          "`WORKBENCH_MAX_PARSE_JOBS`)")
 st.caption("Everyone using this app shares this workspace (models and builds); give each team its own app and "
            "`WORKBENCH_HOME` to keep their work apart.")
-st.write(f"Upload limit: {st.get_option('server.maxUploadSize')} MB (`server.maxUploadSize` in "
-         "`.streamlit/config.toml`)")
+upload_mb = int(st.get_option("server.maxUploadSize"))
+st.write(f"Upload limit: {upload_mb} MB (`server.maxUploadSize` in `.streamlit/config.toml`)")
+limits = ArchiveLimits()
+st.caption(f"An uploaded archive unpacks to at most {min(limits.max_total_bytes, (upload_mb << 20) * UNPACK_FACTOR) / 2**30:.1f}"
+           f" GiB ({UNPACK_FACTOR}× the upload limit), to at most {limits.max_ratio:.0f}× the compressed bytes read "
+           f"once past {limits.ratio_floor >> 20} MiB, and never leaves less than "
+           f"{limits.keep_free_bytes / 2**30:.0f} GiB of free disk space.")
 
 st.subheader("Versions")
 st.dataframe(pd.DataFrame([{"package": k, "version": v or "not installed"} for k, v in versions().items()]),
