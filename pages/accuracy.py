@@ -80,16 +80,7 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
         if cal == "random":
             st.warning("Random calibration: the Q/DQ ranges describe noise — shapes only, accuracy meaningless. "
                        "The result and its report will say so.")
-        c = st.columns(2)
-        kw["calibrator"] = c[0].selectbox(
-            "Calibrator", ("entropy", "minmax", "percentile"), key="accuracy.calibrator",
-            disabled=source == "fp8",
-            help="FP8 scales come from ONNX Runtime's distribution method, whatever the calibrator.",
-        )
-        kw["percentile"] = float(c[1].number_input(
-            "Percentile", 50.001, 100.0, 99.999, format="%.3f", key="accuracy.percentile",
-            disabled=source == "fp8" or kw["calibrator"] != "percentile",
-        ))
+        kw["calibrator"], kw["percentile"] = ui.calibrator_inputs("accuracy", fp8=source == "fp8")
         kw["precision"] = source
     elif source == "file":
         kw["candidate_path"] = _upload("Candidate ONNX (FP16 or Q/DQ)", "onnx", "accuracy.candidate_upload")
@@ -102,15 +93,7 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
         )
     shapes = opt.build_profile_shapes(wb.jobs, kw.get("build_job"))
     if data_src == "random" or kw.get("calib_random"):
-        known = opt.random_shapes(ref.path, ref.name, shapes)
-        for name, text in opt.shapes_needed(ref.path, known):
-            typed = st.text_input(f"Per-sample shape of input '{name}' {text} for random data (no batch axis)",
-                                  key=f"accuracy.shape.{name}", placeholder="e.g. 64x64")
-            if typed.strip():
-                with ui.error_boundary("Shape"):
-                    shapes[name] = opt.parse_sample_shape(name, typed)
-            if name not in shapes:
-                blocked = blocked or f"Random data need a shape for input '{name}' {text}: type one above."
+        blocked = blocked or ui.random_shape_inputs(ref, shapes, "accuracy.shape")
     c = st.columns(5)
     kw["atol"] = c[0].number_input("atol", 0.0, value=1e-3, format="%g", key="accuracy.atol")
     kw["rtol"] = c[1].number_input("rtol", 0.0, value=1e-3, format="%g", key="accuracy.rtol")

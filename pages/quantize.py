@@ -30,7 +30,7 @@ with form:
                              key="quantize.exclude",
                              help="Suggestions come from the Accuracy page's culprit finder.")
     reuse = ui.ranges_choice(ref, "quantize.reuse")
-    test_path = ui.test_data_source(ref, "quantize.test")
+    test_path = ui.scoring_data_source(ref, "quantize.test")
     req = QuantizeRequest(
         data_path=data_path, calibrator=calibrator, percentile=float(percentile), precision=precision,
         exclude_nodes=tuple(e for e in exclude if e not in ops), exclude_op_types=tuple(e for e in exclude if e in ops),

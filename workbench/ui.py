@@ -391,7 +391,38 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
     return data_path, source == "random"
 
 
-def test_data_source(ref: ModelRef, key: str) -> str | None:
+def calibrator_inputs(key: str, fp8: bool = False) -> tuple[str, float]:
+    """Calibrator and percentile side by side (the percentile only for the percentile calibrator; neither for
+    FP8, whose scales come from ONNX Runtime's distribution method)."""
+    c = st.columns(2)
+    calibrator = str(c[0].selectbox("Calibrator", ("entropy", "minmax", "percentile"), key=f"{key}.calibrator",
+                                    disabled=fp8, help="FP8 scales come from ONNX Runtime's distribution method, "
+                                    "whatever the calibrator."))
+    percentile = c[1].number_input("Percentile", 50.001, 100.0, 99.999, format="%.3f", key=f"{key}.percentile",
+                                   disabled=fp8 or calibrator != "percentile")
+    return calibrator, float(percentile)
+
+
+def random_shape_inputs(ref: ModelRef, shapes: dict[str, list[int]], key: str) -> str:
+    """Text inputs for the per-sample shapes random data still need (dynamic inputs that neither ``shapes`` —
+    e.g. a build's profile —, a sample's profile nor the model's static dims give); typed shapes go into
+    ``shapes``. Returns why random data cannot be made yet ("" when they can)."""
+    from .accuracy import options as opt
+
+    known = opt.random_shapes(ref.path, ref.name, shapes)
+    missing = ""
+    for name, text in opt.shapes_needed(ref.path, known):
+        typed = st.text_input(f"Per-sample shape of input '{name}' {text} for random data (no batch axis)",
+                              key=f"{key}.{name}", placeholder="e.g. 64x64")
+        if typed.strip():
+            with error_boundary("Shape"):
+                shapes[name] = opt.parse_sample_shape(name, typed)
+        if name not in shapes:
+            missing = missing or f"Random data need a shape for input '{name}' {text}: type one above."
+    return missing
+
+
+def scoring_data_source(ref: ModelRef, key: str) -> str | None:
     """Labelled held-out data for scoring: the sample's test split, an uploaded .npz (one array per input and a
     ``label`` array for top-1), or none (scores then come from the calibration data itself). Returns its path."""
     from .samples import list_samples
