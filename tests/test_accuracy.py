@@ -578,6 +578,7 @@ def test_the_reference_runs_on_the_provider_onnx_runtime_offers_and_says_which(c
     runners = [name for name, _ in json.loads((out / RESULTS_FILE).read_text())["lst"]]
     label = expected.removesuffix("ExecutionProvider")
     assert any(name.startswith("reference:") and f"({label})" in name for name in runners), runners
+    assert f"ONNX Runtime running the original FP32 model on {expected}" in (out / REPORT_FILE).read_text()
 
 
 def test_keeping_the_fp16_culprits_in_fp32_reduces_the_error(wb, tmp_path):
@@ -614,7 +615,9 @@ def test_keeping_the_fp16_culprits_in_fp32_reduces_the_error(wb, tmp_path):
     types = {vi.name: vi.type.tensor_type.elem_type for vi in (*net.graph.value_info, *net.graph.output)}
     for node in kept:
         assert [types.get(o) for o in node.output] == [onnx.TensorProto.FLOAT] * len(node.output), node.name
-    assert "Before / after" in (out / REPORT_FILE).read_text()
+    html = (out / REPORT_FILE).read_text()
+    assert "Before / after" in html and "trt-workbench quantize" not in html
+    assert "Keep in FP32" in (wb.jobs.job_dir(first.id) / REPORT_FILE).read_text()
     # a name that is no node of the model is refused, not silently converted
     with pytest.raises(SpecError, match="no node 'attn/qk_matmull'"):
         simulate_fp16(sample.path, tmp_path / "typo", keep_nodes=["attn/qk_matmull"])

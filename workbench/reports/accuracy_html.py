@@ -146,7 +146,11 @@ def render_report(
         + "</div>"
     )
     meta = [
-        ("Reference", "ONNX Runtime running the original FP32 model"),
+        (
+            "Reference",
+            "ONNX Runtime running the original FP32 model"
+            + (f" on {r.reference_provider}" if r.reference_provider else ""),
+        ),
         ("Candidate source", r.candidate_source or r.candidate),
         ("Data", f"{r.data_source}: {r.n_samples} sample(s) in {r.n_iterations} batch(es)"),
         ("Verdict", f"{status} — model outputs {_e(r.verdict())}"),
@@ -228,7 +232,12 @@ def render_report(
                 ("rank", "tensor", "nodes", "error in", "error out", "added", "score"),
             )
         )
-        if r.proposed_exclusions:
+        if r.proposed_exclusions and r.candidate_kind == "ort-fp16":
+            parts.append(
+                "<p>Keep in FP32 (left out of the FP16 conversion; the Accuracy page converts again or rebuilds "
+                "with them): " + ", ".join(f"<code>{_e(n)}</code>" for n in r.proposed_exclusions) + "</p>"
+            )
+        elif r.proposed_exclusions:
             parts.append(
                 "<p>Keep in higher precision (quantization exclusions): "
                 + ", ".join(f"<code>{_e(n)}</code>" for n in r.proposed_exclusions)
