@@ -542,7 +542,9 @@ def test_too_few_calibration_samples_are_refused_at_submit(wb, digits_ref, kind)
     minimum, as for image folders) are accepted."""
     from workbench.accuracy import CompareRequest, submit_compare
     from workbench.calibration_data import MIN_CALIBRATION_SAMPLES
+    from workbench.calibration_images import DEFAULT_MIN_IMAGES
 
+    assert MIN_CALIBRATION_SAMPLES == DEFAULT_MIN_IMAGES == 8  # one minimum, whatever the source
     rng = np.random.default_rng(0)
     few = wb.store_data(_npz_bytes(input=rng.random((3, 64), np.float32)), "few.npz")
 
