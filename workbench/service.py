@@ -15,14 +15,12 @@ from .build import PLAN, check_spec_for_backend
 from .errors import BackendError, DataError, JobError, ModelError, SpecError
 from .jobs import FAILED, SUCCEEDED, Job, JobStore
 from .model import (
-    SUMMARY_FILE,
     ModelRef,
     ModelSummary,
-    TensorDesc,
     get_model,
     import_model,
     list_models,
-    summarize,
+    stored_summary,
 )
 from .quantize_task import QuantizeRequest
 from .spec import BuildSpec, validate_spec
@@ -61,15 +59,7 @@ class Workbench:
 
     def summary(self, ref: ModelRef) -> ModelSummary:
         """Summary of a stored model, computed once per digest and kept beside it."""
-        cache = ref.path.parent / SUMMARY_FILE
-        if cache.is_file():
-            try:
-                return _summary_from_dict(json.loads(cache.read_text()))
-            except (ValueError, TypeError, KeyError):
-                pass
-        summary = summarize(ref.path)
-        cache.write_text(json.dumps(summary.to_dict()))
-        return summary
+        return stored_summary(ref.path)
 
     # ------------------------------------------------------------------ parser check
     def parse_check(
@@ -439,18 +429,6 @@ def _images_identity(path: Path, allowed: Sequence[Path] | None) -> str:
         return "folder:" + listing.digest()
     st = path.stat()
     return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def _summary_from_dict(data: dict[str, Any]) -> ModelSummary:
-    def td(d: dict[str, Any]) -> TensorDesc:
-        return TensorDesc(d["name"], d["dtype"], None if d["shape"] is None else tuple(d["shape"]))
-
-    data = dict(data)
-    data["inputs"] = tuple(td(t) for t in data["inputs"])
-    data["outputs"] = tuple(td(t) for t in data["outputs"])
-    for key in ("external_files", "custom_domains", "warnings"):
-        data[key] = tuple(data[key])
-    return ModelSummary(**data)
 
 
 def store_data_file(ws: Workspace, data: IO[bytes] | bytes, filename: str, max_bytes: int = 2 << 30) -> Path:

@@ -275,19 +275,20 @@ def build_results(job: Any) -> None:
     wb = workbench()
     res = job.result
     spec = BuildSpec.from_dict(job.payload["spec"])
-    c = st.columns(4)
-    c[0].metric("Plan", f"{res.get('plan_bytes', 0) / 1024:.1f} KiB")
+    c = st.columns(3)  # three short values: the panel is half the page wide, longer ones would be cut
+    c[0].metric("Plan", f"{res.get('plan_bytes', 0) / 1024:.0f} KiB")
     c[1].metric("Build time", f"{res.get('build_seconds', 0):.2f} s")
-    c[2].metric("Backend", f"{res.get('backend')} {res.get('backend_version', '')}")
-    c[3].metric("Precision", spec.precision.upper())
+    c[2].metric("Precision", spec.precision.upper())
+    st.caption(f"{res.get('backend')} {res.get('backend_version', '')} · built on "
+               f"{res.get('built_on') or 'an unknown machine'}")
     d = st.columns(3)
     with d[0]:
         download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}")
     with d[1]:
-        download_file("Download bundle (.zip)", wb.jobs.artifact(job.id, BUNDLE), "application/zip",
+        download_file("Bundle (.zip)", wb.jobs.artifact(job.id, BUNDLE), "application/zip",
                       key=f"dl.bundle.{job.id}")
     with d[2]:
-        download_file("Download report (.md)", wb.jobs.artifact(job.id, REPORT), "text/markdown",
+        download_file("Report (.md)", wb.jobs.artifact(job.id, REPORT), "text/markdown",
                       key=f"dl.report.{job.id}")
     check = res.get("precision_check") or {}
     if check.get("summary"):
@@ -301,7 +302,7 @@ def build_results(job: Any) -> None:
         st.markdown("**Portability**")
         st.markdown(f"- **Runs on:** {port.runs_on}\n- **Will not run on:** {port.will_not_run_on}\n"
                     f"- **Runtime:** {port.version_rule}")
-    cmds = commands(spec, job.model_name, res.get("network_model", ""))
+    cmds = commands(spec, job.model_name, res.get("network_model", ""), res.get("backend_version", ""))
     st.markdown("**Redo this build outside the app**" + (
         f" (on `{res['network_model']}` from the bundle)" if res.get("network_model") else ""))
     st.code(cmds["polygraphy"], language="bash")
