@@ -88,14 +88,19 @@ with form:
                                   key="build.calibrator")
         percentile = st.number_input("Percentile", 90.0, 100.0, 99.999, format="%.3f", key="build.percentile",
                                      disabled=calibrator != "percentile")
-        exclude = st.multiselect("Keep out of quantization (node names or op types)", ui.node_choices(ref.digest),
-                                 key="build.exclude")
-        ops = set(summary.op_histogram)
+        exclude_nodes, exclude_ops = ui.nodes_and_op_types("Keep out of quantization (node names or op types)",
+                                                           ref.digest, key="build.exclude")
         calibration = CalibrationSpec(
             data_path=data_path, calibrator=calibrator, percentile=float(percentile),
-            exclude_nodes=tuple(e for e in exclude if e not in ops),
-            exclude_op_types=tuple(e for e in exclude if e in ops), synthetic=synthetic and not reuse,
+            exclude_nodes=exclude_nodes, exclude_op_types=exclude_ops, synthetic=synthetic and not reuse,
             ranges_path=reuse, implicit=implicit)
+    keep_nodes: tuple[str, ...] = ()
+    keep_ops: tuple[str, ...] = ()
+    if precision in ("fp16", "bf16") and info.strongly_typed_only:
+        keep_nodes, keep_ops = ui.nodes_and_op_types(
+            "Keep in FP32 (node names or op types)", ref.digest, key="build.keep_fp32",
+            help=f"The {precision.upper()} conversion leaves these in FP32: the Accuracy page's culprits, or "
+                 "op types such as Softmax or LayerNormalization.")
 
     # ---- advanced
     with st.expander("Advanced"):
@@ -131,7 +136,8 @@ with form:
             spec = BuildSpec(backend=backend_name, precision=precision, profiles=tuple(built_profiles),
                              workspace_mb=int(ws_mb) or None, optimization_level=int(opt_level),
                              timing_cache=timing_cache, compute_capabilities=tuple(caps), hardware_compatible=hw,
-                             version_compatible=vc, calibration=calibration)
+                             version_compatible=vc, calibration=calibration, keep_fp32_nodes=keep_nodes,
+                             keep_fp32_op_types=keep_ops)
             st.session_state[ui.BUILD_JOB] = wb.submit_build(ref, spec)
             st.toast("Build queued.")
 

@@ -165,6 +165,17 @@ def test_bf16_build_converts_the_network_and_the_engine_really_runs_in_bf16(wb):
     assert wb.jobs.artifact(job.id, "network.onnx").stat().st_size > 0
 
 
+def test_a_bf16_build_keeps_the_chosen_op_type_in_fp32(wb):
+    job, log = _build(wb, get_sample("cnn_residual").path, BuildSpec(
+        precision="bf16", profiles=get_sample("cnn_residual").profiles(), keep_fp32_op_types=("Gemm",)))
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    assert "Kept in FP32: Gemm" in log
+    layers = _layers(wb, job.id).layers
+    fc = [ly for ly in layers if "head/fc" in ly.onnx_nodes]
+    assert fc and all(ly.precision == "FP32" for ly in fc), [(ly.name, ly.precision) for ly in fc]
+    assert any(ly.precision == "BF16" for ly in layers if any(n.endswith("/conv") for n in ly.onnx_nodes))
+
+
 def test_bf16_conversion_keeps_fp32_io_and_rounds_weights_from_fp32_without_clamping():
     import numpy as np
     import onnx

@@ -84,6 +84,26 @@ def test_the_build_page_proposes_a_profile_and_queues_a_real_build(app_ws):
     assert any("polygraphy convert" in c.value for c in at.code)
 
 
+def test_the_build_page_keeps_chosen_nodes_in_fp32_in_an_fp16_build(app_ws):
+    from workbench.layers import load_layers
+
+    ref = app_ws.import_path(get_sample("cnn_residual").path)
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
+    at.selectbox(key="build.precision").select("fp16").run()
+    at.multiselect(key="build.keep_fp32").select("head/fc").run()
+    at.button(key="build.submit").click().run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    job = app_ws.jobs.wait(at.session_state[ui.BUILD_JOB], timeout=300)
+    assert job.status == "succeeded", job.error
+    assert job.payload["spec"]["keep_fp32_nodes"] == ["head/fc"]
+    layers = load_layers(app_ws.jobs.artifact(job.id, "layers.json")).layers
+    fc = [ly for ly in layers if "head/fc" in ly.onnx_nodes]
+    convs = [ly for ly in layers if any(n.endswith("/conv") for n in ly.onnx_nodes)]
+    assert fc and all(ly.precision == "FP32" for ly in fc), [(ly.name, ly.precision) for ly in fc]
+    assert convs and all(ly.precision == "FP16" for ly in convs)  # the rest really is FP16
+
+
 def test_the_build_page_names_the_input_and_dim_of_a_bad_profile(app_ws):
     ref = app_ws.import_path(get_sample("cnn_residual").path)
     at = _page("build", **{ui.MODEL_DIGEST: ref.digest})

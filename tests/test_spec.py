@@ -148,3 +148,10 @@ def test_backend_specific_knobs_are_refused_on_the_other_backend():
             validate_spec(spec)
     validate_spec(BuildSpec(compute_capabilities=("8.6", "12.0")))
     validate_spec(BuildSpec(backend="tensorrt", hardware_compatible=True, version_compatible=True))
+
+
+def test_keeping_layers_in_fp32_is_for_fp16_and_bf16_builds():
+    with pytest.raises(SpecError, match="applies to FP16 and BF16 builds, not INT8"):
+        validate_spec(BuildSpec(precision="int8", keep_fp32_nodes=("fc",),
+                                calibration=CalibrationSpec(synthetic=True)))
+    validate_spec(BuildSpec(precision="bf16", keep_fp32_op_types=("Softmax",)))

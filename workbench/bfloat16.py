@@ -15,8 +15,11 @@ from typing import Any
 from .errors import ModelError
 
 
-def convert_float_to_bfloat16(model: Any) -> Any:
-    """A BF16 copy of ``model`` (an ``onnx.ModelProto`` with FP32 float tensors); graph inputs and outputs stay FP32."""
+def convert_float_to_bfloat16(model: Any, node_block_list: list[str] | None = None,
+                              op_block_list: list[str] | None = None) -> Any:
+    """A BF16 copy of ``model`` (an ``onnx.ModelProto`` with FP32 float tensors); graph inputs and outputs stay FP32.
+
+    ``node_block_list`` / ``op_block_list`` stay in FP32, as in the FP16 converter (whose lists they are)."""
     import ml_dtypes
     import numpy as np
     import onnx
@@ -30,7 +33,8 @@ def convert_float_to_bfloat16(model: Any) -> Any:
     _collect_originals(model.graph, originals, numpy_helper, TensorProto)
     with warnings.catch_warnings():  # its "will be truncated" warnings are about FP16 values this module discards
         warnings.filterwarnings("ignore", "the float32 number", UserWarning)
-        converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
+                                                     node_block_list=node_block_list, op_block_list=op_block_list)
 
     def to_bf16(tensor: Any, key: str) -> Any:
         value = originals.get(key)

@@ -221,10 +221,11 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
                     strongly_typed: bool) -> tuple[Path, list[str]]:
     """The ONNX model the backend will parse: the input, an FP16 conversion, or a Q/DQ model."""
     notes: list[str] = []
-    if spec.precision == "fp16" and strongly_typed:
-        reporter.log("Converting float tensors to FP16 (onnxconverter-common, I/O kept FP32) for a strongly "
-                     "typed build.")
-        reporter.progress(0.05, "Converting to FP16")
+    if spec.precision in ("fp16", "bf16") and strongly_typed:
+        kind = spec.precision.upper()
+        tool = "onnxconverter-common" if kind == "FP16" else "workbench.bfloat16"
+        reporter.log(f"Converting float tensors to {kind} ({tool}, I/O kept FP32) for a strongly typed build.")
+        reporter.progress(0.05, f"Converting to {kind}")
         import onnx
         from onnxconverter_common import float16
 
@@ -233,25 +234,19 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
         if keep_nodes or keep_ops:
             reporter.log(f"Kept in FP32: {', '.join([*keep_nodes, *keep_ops])}.")
             notes.append(f"Kept in FP32 by request: {len(keep_nodes)} node(s), op types {keep_ops or 'none'}.")
-        converted = float16.convert_float_to_float16(
-            model, keep_io_types=True, disable_shape_infer=False, node_block_list=keep_nodes or None,
-            op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *keep_ops] if keep_ops else None,
-        )
+        # the user's op types join the converter's own block list instead of replacing it
+        blocks: dict[str, Any] = dict(node_block_list=keep_nodes or None,
+                                      op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *keep_ops] if keep_ops else None)
+        if kind == "FP16":
+            converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
+                                                         **blocks)
+        else:
+            from .bfloat16 import convert_float_to_bfloat16
+
+            converted = convert_float_to_bfloat16(model, **blocks)
         out = out_dir / NETWORK
         _save_network(converted, out)
-        notes.append("FP16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
-        return out, notes
-    if spec.precision == "bf16" and strongly_typed:
-        reporter.log("Converting float tensors to BF16 (workbench.bfloat16, I/O kept FP32) for a strongly typed build.")
-        reporter.progress(0.05, "Converting to BF16")
-        import onnx
-
-        from .bfloat16 import convert_float_to_bfloat16
-
-        converted = convert_float_to_bfloat16(onnx.load(str(model_path)))
-        out = out_dir / NETWORK
-        _save_network(converted, out)
-        notes.append("BF16 by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
+        notes.append(f"{kind} by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
         return out, notes
     if spec.precision in ("int8", "fp8"):
         if spec.calibration is not None and spec.calibration.implicit and not strongly_typed:
@@ -506,3 +501,7 @@ def check_spec_for_backend(spec: BuildSpec) -> None:
     ok, why = info.precisions.get(spec.precision, (False, "unknown precision"))
     if not ok:
         raise SpecError(f"{info.label} cannot build {spec.precision.upper()} here: {why}")
+    if (spec.keep_fp32_nodes or spec.keep_fp32_op_types) and not info.strongly_typed_only:
+        raise SpecError(f"Keeping layers in FP32 works by converting the model around them, which only strongly "
+                        f"typed builds use; {info.label} {info.version} builds {spec.precision.upper()} with builder "
+                        "flags.", "Build with TensorRT-RTX, or leave the FP32 list empty.")

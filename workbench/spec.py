@@ -284,6 +284,9 @@ def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
         if unknown:
             raise SpecError(f"TensorRT-RTX cannot target compute capability {', '.join(unknown)}.",
                             f"Choose among {', '.join(RTX_COMPUTE_CAPABILITIES)} (9.0, H100/H200, is not supported).")
+    if (spec.keep_fp32_nodes or spec.keep_fp32_op_types) and spec.precision not in ("fp16", "bf16"):
+        raise SpecError(f"Keeping layers in FP32 applies to FP16 and BF16 builds, not {spec.precision.upper()}.",
+                        "For INT8/FP8 keep them out of quantization instead.")
     if spec.backend != "tensorrt" and (spec.hardware_compatible or spec.version_compatible):
         which = " and ".join(n for n, on in (("hardware", spec.hardware_compatible),
                                               ("version", spec.version_compatible)) if on)

@@ -319,6 +319,14 @@ def node_choices(digest: str) -> list[str]:
     return sorted(model_summary(digest).op_histogram) + node_names(ref.path)
 
 
+def nodes_and_op_types(label: str, digest: str, key: str, help: str | None = None
+                       ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A multiselect of op types and node names; returns (node names, op types) as the spec takes them."""
+    picked = st.multiselect(label, node_choices(digest), key=key, help=help)
+    ops = set(model_summary(digest).op_histogram)
+    return tuple(p for p in picked if p not in ops), tuple(p for p in picked if p in ops)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _calibration_stats(model_path: str, data_path: str) -> Any:
     import pandas as pd
