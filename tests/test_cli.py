@@ -137,3 +137,23 @@ def test_build_targets_compute_capabilities_and_refuses_full_tensorrt_knobs_on_t
     assert report["result"]["built_on"] == (f"{gpu.name} (CC {gpu.compute_capability})" if gpu.present
                                             else "a machine without GPU")
     assert (tmp_path / "m.plan").stat().st_size > 0
+
+
+def test_build_fp16_keeps_named_nodes_and_op_types_in_fp32(run, tmp_path):
+    from workbench.layers import load_layers
+
+    model = str(get_sample("cnn_residual").path)
+    shapes = ["--min-shapes", "input:1x3x32x32", "--opt-shapes", "input:2x3x32x32", "--max-shapes", "input:4x3x32x32"]
+    out = run("build", model, "-o", str(tmp_path / "m.plan"), "--precision", "fp16", "--keep-fp32", "Gemm",
+              "stem/conv", "--report", str(tmp_path / "r.json"), *shapes)
+    assert out.returncode == 0, out.stderr
+    spec = json.loads((tmp_path / "r.json").read_text())["spec"]
+    assert spec["keep_fp32_nodes"] == ["stem/conv"] and spec["keep_fp32_op_types"] == ["Gemm"]
+    layers = load_layers(tmp_path / "m.layers.json").layers
+    # the Gemm's layer computes in FP32 (stem/conv is fused with its FP16 batch-norm and Relu: a mixed kernel)
+    kept = [ly for ly in layers if "head/fc" in ly.onnx_nodes]
+    assert kept and all(ly.precision == "FP32" for ly in kept), [(ly.name, ly.precision) for ly in kept]
+    assert any(ly.precision == "FP16" for ly in layers if "block1/a/conv" in ly.onnx_nodes)
+    typo = run("build", model, "-o", str(tmp_path / "t.plan"), "--precision", "fp16", "--keep-fp32", "stem/cnov",
+               *shapes)
+    assert typo.returncode == 2 and "stem/cnov" in typo.stderr and "stem/conv" in typo.stderr

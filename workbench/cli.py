@@ -105,7 +105,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- build
 
 
-def _spec_from_args(args: argparse.Namespace) -> Any:
+def _spec_from_args(args: argparse.Namespace, op_types: set[str]) -> Any:
+    """The build spec the flags ask for; ``op_types`` (the model's) tell op types from node names in name lists."""
     from .spec import BuildSpec, CalibrationSpec, profiles_from_args
 
     profiles = profiles_from_args(args.min_shapes or [], args.opt_shapes or [], args.max_shapes or [])
@@ -128,7 +129,9 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
                      workspace_mb=args.workspace_mb, optimization_level=args.opt_level,
                      compute_capabilities=tuple(args.compute_capabilities or ()), calibration=calibration,
                      timing_cache=not args.no_timing_cache, hardware_compatible=args.hardware_compatible,
-                     version_compatible=args.version_compatible)
+                     version_compatible=args.version_compatible,
+                     keep_fp32_nodes=tuple(k for k in args.keep_fp32 or () if k not in op_types),
+                     keep_fp32_op_types=tuple(k for k in args.keep_fp32 or () if k in op_types))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -138,7 +141,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     wb = Workbench.open(args.workspace)
     ref = wb.import_path(Path(args.model))
-    spec = _spec_from_args(args)
+    spec = _spec_from_args(args, set(wb.summary(ref).op_histogram))
     job_id = wb.submit_build(ref, spec)
     _err(f"Building {ref.name} ({spec.summary()}) as job {job_id} …")
     echo = _stderr_echo if args.verbose else None
@@ -188,6 +191,8 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy")
     p.add_argument("--percentile", type=float, default=99.999)
     p.add_argument("--exclude", nargs="+", metavar="NODE_OR_OPTYPE", help="keep these out of quantization")
+    p.add_argument("--keep-fp32", nargs="+", metavar="NODE_OR_OPTYPE",
+                   help="FP16/BF16 builds: leave these nodes or op types in FP32")
     p.add_argument("--random-calibration", action="store_true",
                    help="calibrate on random data (shapes only: accuracy meaningless)")
     p.add_argument("--reuse-ranges", metavar="calibration.json",
