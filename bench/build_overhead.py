@@ -1,7 +1,7 @@
 """Build cost of the workbench against the reference tool, side by side.
 
-For each bundled sample, and for ResNet-50 (the ``onnx`` package's "light" copy: the real graph, weights as
-ConstantOfShape placeholders, so the build does the work of a real ResNet-50), builds the same engine twice: with
+For each bundled sample, and for ResNet-50 and DenseNet-121 (the ``onnx`` package's "light" copies: the real graphs,
+weights as ConstantOfShape placeholders, so the builder does the work of the real networks), builds the same engine twice: with
 ``trt-workbench build`` (model intake, job + worker process, layer report, bundle) and with the ``polygraphy
 convert`` line the workbench itself emits (commands.sh). Prints wall time and peak RSS of each, the ratio
 workbench / polygraphy, and whether it meets the target (time ratio <= 1.03). No GPU needed (TensorRT-RTX).
@@ -43,11 +43,14 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]
 TARGET = 1.03  # workbench time / polygraphy time
 
 
-def resnet50_light() -> Path | None:
-    """The onnx package's ResNet-50 graph (ships with onnx; nothing is downloaded)."""
+LIGHT_MODELS = ("light_resnet50", "light_densenet121")  # builds of about 3 s and 15 s here
+
+
+def light_model(name: str) -> Path | None:
+    """One of the onnx package's "light" zoo graphs (they ship with onnx; nothing is downloaded)."""
     import onnx
 
-    path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_resnet50.onnx"
+    path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"{name}.onnx"
     return path if path.is_file() else None
 
 
@@ -59,14 +62,14 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--samples", nargs="*", default=["cnn_residual", "dynamic_2axis", "transformer_block"])
     ap.add_argument("--models", nargs="*", type=Path, default=None,
-                    help="static-shape ONNX files to build too (default: the onnx package's ResNet-50)")
+                    help="static-shape ONNX files to build too (default: the onnx package's ResNet-50 and DenseNet-121)")
     args = ap.parse_args()
     exe_dir = Path(sys.executable).parent
     jobs: list[tuple[str, Path, tuple[Profile, ...]]] = []
     for name in args.samples:
         sample = get_sample(name)
         jobs.append((name, sample.path, sample.profiles()[:1]))
-    models = args.models if args.models is not None else [p for p in [resnet50_light()] if p]
+    models = args.models if args.models is not None else [p for p in map(light_model, LIGHT_MODELS) if p]
     jobs += [(m.stem, m, ()) for m in models]
     rows = []
     for name, model_path, profiles in jobs:
