@@ -361,7 +361,7 @@ def test_comparison_of_an_int8_simulation_names_its_culprits(fresh_app, browser,
 
             go_to(page, "Accuracy")
             main.get_by_text(SOURCE_LABELS["int8"], exact=True).click()
-            main.get_by_label("Calibrator").wait_for()  # the INT8 options are there: the rerun is done
+            main.get_by_role("combobox", name="Calibrator").wait_for()  # the INT8 options are there: the rerun is done
             main.get_by_role("button", name="Compare", exact=True).click()
             wait_finished(main, JOB_TIMEOUT_MS)
             job_dir = _job_dir(fresh_app, shown_job_id(main))
