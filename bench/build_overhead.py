@@ -92,7 +92,8 @@ def main() -> int:
                 for which in ("min", "opt", "max"):
                     shapes += [f"--{which}-shapes",
                                ",".join(f"{n}:{'x'.join(map(str, getattr(r, which)))}" for n, r in prof.shapes.items())]
-            wb = [str(exe_dir / "trt-workbench"), "build", model_path.name, "-o", "wb.plan", *shapes]
+            wb = [str(exe_dir / "trt-workbench"), "build", model_path.name, "-o", "wb.plan", "--report", "wb.json",
+                  *shapes]
             results: dict[str, list[dict[str, float]]] = {"workbench": [], "polygraphy": []}
             for _ in range(args.repeat):
                 for label, argv, e in (("polygraphy", poly, poly_env), ("workbench", wb, env)):
@@ -100,6 +101,9 @@ def main() -> int:
                     if r["rc"] != 0:
                         print(f"{name}: {label} failed (exit {r['rc']}): {' '.join(argv)}", file=sys.stderr)
                         return 1
+                    if label == "workbench":  # its build worker is no child the wrapper waits for: it reports
+                        worker = json.loads((tmp / "wb.json").read_text())["result"]["peak_rss_mib"] * 1024
+                        r["peak_kib"] = max(r["peak_kib"], worker)
                     results[label].append(r)
             med = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
             peak = {k: max(r["peak_kib"] for r in v) / 1024 for k, v in results.items()}
@@ -110,8 +114,8 @@ def main() -> int:
         verdict = "meets" if r[3] <= TARGET else "misses"
         print(f"{r[0]:<20}{r[1]:>8.2f}{r[2]:>8.2f}{r[3]:>8.2f}{r[4]:>9.0f}{r[5]:>9.0f}{r[6]:>7.2f}  "
               f"{verdict} <= {TARGET}")
-    print(f"(median of {args.repeat} runs; peak = largest process RSS; workbench includes model intake, its job "
-          "worker, layer report and bundle)")
+    print(f"(median of {args.repeat} runs; peak = largest process RSS, for the workbench the larger of the CLI and "
+          "its build worker; workbench includes model intake, its job worker, layer report and bundle)")
     return 0
 
 

@@ -137,6 +137,8 @@ def test_build_targets_compute_capabilities_and_refuses_full_tensorrt_knobs_on_t
     assert report["result"]["built_on"] == (f"{gpu.name} (CC {gpu.compute_capability})" if gpu.present
                                             else "a machine without GPU")
     assert (tmp_path / "m.plan").stat().st_size > 0
+    # the worker's own peak memory: TensorRT-RTX alone maps over 100 MiB, so a figure from the CLI would be caught
+    assert report["result"]["peak_rss_mib"] > 100
 
 
 def test_build_fp16_keeps_named_nodes_and_op_types_in_fp32(run, tmp_path):

@@ -47,6 +47,16 @@ class LoggingReporter(NullReporter):
         self._logger.debug("%3.0f%% %s", fraction * 100, phase)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (a job worker's: what the job needed); 0 where unknown."""
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+    except (ImportError, OSError):
+        return 0.0
+
+
 def check_cancel(reporter: Reporter) -> None:
     if reporter.cancelled():
         raise Cancelled("Cancelled by the user.")

@@ -10,7 +10,7 @@ from typing import Any
 
 from .build import CALIB_CACHE, LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC, build_engine, select_backend
 from .jobs import LOG_FILE, Job
-from .progress import Reporter
+from .progress import Reporter, peak_rss_mib
 from .spec import NO_TF32_SCRIPT, NO_TF32_SOURCE, BuildSpec
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     result = build_engine(model_path, spec, job_dir, reporter, layer_parser=_layer_step(spec, reporter))
     res = result.to_dict()
     res["built_on"] = _built_on()
+    res["peak_rss_mib"] = peak_rss_mib()  # the build is done: the worker's final figure differs by little
     for w in result.warnings:
         reporter.log(w, logging.WARNING)
     for n in result.notes:

@@ -279,8 +279,9 @@ def build_results(job: Any) -> None:
     c[0].metric("Plan", f"{res.get('plan_bytes', 0) / 1024:.0f} KiB")
     c[1].metric("Build time", f"{res.get('build_seconds', 0):.2f} s")
     c[2].metric("Precision", spec.precision.upper())
+    peak = f" · peak memory {res['peak_rss_mib']:.0f} MiB" if res.get("peak_rss_mib") else ""
     st.caption(f"{res.get('backend')} {res.get('backend_version', '')} · built on "
-               f"{res.get('built_on') or 'an unknown machine'}")
+               f"{res.get('built_on') or 'an unknown machine'}{peak}")
     d = st.columns(3)
     with d[0]:
         download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}")

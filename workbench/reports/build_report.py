@@ -89,6 +89,8 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
           else []),
         f"- Build time: {result.get('build_seconds', 0):.2f} s (job total {result.get('total_seconds', 0):.2f} s)",
         f"- Plan size: {result.get('plan_bytes', 0) / 1024:.1f} KiB",
+        *([f"- Peak memory of the build worker: {result['peak_rss_mib']:.0f} MiB"] if result.get("peak_rss_mib")
+          else []),
         f"- Job: `{job.get('id', '')}`",
     ]
     if result.get("network_model"):
