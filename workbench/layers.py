@@ -426,41 +426,52 @@ def layer_precision(
 
 
 # ---------------------------------------------------------------------------------------------- text helpers
+_SPLIT_EVENTS: dict[str, re.Pattern[str]] = {}
+
+
 def _split_top(text: str, sep: str = ",") -> list[str]:
-    """Split on ``sep`` outside brackets/braces; unbalanced text never raises."""
+    """Split on ``sep`` outside brackets/braces; unbalanced text never raises.
+
+    Walks only the bracket and separator characters (found by a regex), not every character: listings of large
+    engines run to megabytes."""
+    events = _SPLIT_EVENTS.get(sep)
+    if events is None:
+        events = _SPLIT_EVENTS[sep] = re.compile("[" + re.escape("[{()}]" + sep) + "]")
     parts: list[str] = []
-    cur: list[str] = []
-    depth = 0
-    for ch in text:
+    depth, start = 0, 0
+    for m in events.finditer(text):
+        ch = m.group()
         if ch in "[{(":
             depth += 1
-        elif ch in "]})" and depth > 0:
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
+        elif ch in "]})":
+            if depth > 0:
+                depth -= 1
+        elif depth == 0:  # the separator, outside brackets
+            parts.append(text[start : m.start()])
+            start = m.end()
+    parts.append(text[start:])
     return parts
 
 
 _KEY = re.compile(r"(?:^|, )([A-Z][A-Za-z/]*): ")
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _fields(text: str, keys: frozenset[str] | None = None) -> dict[str, str]:
     """``"Name: a, Dims: [1,2], Format: x"`` → dict, splitting only at keys outside brackets (and in ``keys``)."""
-    depth = 0
-    depth_at = []
-    for ch in text:
-        depth_at.append(depth)
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}" and depth > 0:
-            depth -= 1
-    marks = [
-        m for m in _KEY.finditer(text) if depth_at[m.start()] == 0 and (keys is None or m.group(1) in keys)
-    ]
+    candidates = [m for m in _KEY.finditer(text) if keys is None or m.group(1) in keys]
+    marks = []
+    brackets = _BRACKETS.finditer(text)
+    depth, pending = 0, next(brackets, None)
+    for m in candidates:  # the bracket depth at each key: bracket characters before it, in order
+        while pending is not None and pending.start() < m.start():
+            if pending.group() in "[{":
+                depth += 1
+            elif depth > 0:
+                depth -= 1
+            pending = next(brackets, None)
+        if depth == 0:
+            marks.append(m)
     out: dict[str, str] = {}
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
@@ -694,6 +705,8 @@ def parse_build_log(text: str) -> EngineLayers:
     lines = (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     start, detail = -1, "detailed"
     for i, line in enumerate(lines):
+        if "Layers:" not in line and "Engine Layer Information:" not in line:
+            continue  # cheap test first: a large engine's log has hundreds of thousands of lines
         c = _content(line).strip()
         if c == "Layers:":
             start, detail = i, "detailed"
