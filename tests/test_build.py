@@ -295,3 +295,44 @@ def test_rebuilding_with_culprits_kept_in_float_leaves_them_out_of_quantization(
     with pytest.raises(Exception, match="not a quantized build"):
         fp32, _ = _build(wb, sample.path, BuildSpec(profiles=sample.profiles()))
         wb.rebuild_keeping_float(fp32.id, keep)
+
+
+_CONFIG_PROBE = r"""
+import json, sys
+from workbench.build import builder_config, select_backend
+from workbench.spec import BuildSpec
+select_backend("tensorrt-rtx")
+from polygraphy.backend.trt import NetworkFromOnnxPath
+from polygraphy.mod.trt_importer import lazy_import_trt
+trt = lazy_import_trt()
+spec = BuildSpec.from_json(sys.argv[2])
+builder, network, parser = NetworkFromOnnxPath(sys.argv[1], strongly_typed=True)()
+config = builder_config(spec, trt, True)(builder, network)
+print(json.dumps({
+    "opt_level": config.builder_optimization_level,
+    "tf32": config.get_flag(trt.BuilderFlag.TF32),
+    "workspace": config.get_memory_pool_limit(trt.MemoryPoolType.WORKSPACE),
+    "profiles": config.num_optimization_profiles,
+    "verbosity": str(config.profiling_verbosity),
+}))
+"""
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_one_builder_config_carries_every_setting_of_the_spec(precision):
+    """The build and the per-layer engine rebuild of a comparison share builder_config: what it sets is what the
+    deployed engine was built with (a real TensorRT-RTX builder config, read back)."""
+    import json
+    import subprocess
+    import sys
+
+    sample = get_sample("cnn_residual")
+    spec = BuildSpec(precision=precision, optimization_level=2, workspace_mb=64,
+                     profiles=sample.profiles() * 2, compute_capabilities=("8.6",))
+    out = subprocess.run([sys.executable, "-c", _CONFIG_PROBE, str(sample.path), spec.to_json()],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["opt_level"] == 2 and got["workspace"] == 64 << 20 and got["profiles"] == 2
+    assert got["tf32"] == (precision == "tf32")  # strict FP32 clears TensorRT-RTX's default TF32
+    assert got["verbosity"].endswith("DETAILED")

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import BackendError, BackendUnavailable, SpecError, WorkbenchError
 from .progress import Cancelled, Reporter, SubReporter, check_cancel
-from .spec import BuildSpec, validate_spec
+from .spec import BuildSpec, strongly_typed, validate_spec
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +343,43 @@ def polygraphy_profiles(spec: BuildSpec) -> list[Any]:
     return profiles
 
 
+def builder_config(spec: BuildSpec, trt: Any, strongly: bool, **extra: Any) -> Any:
+    """Polygraphy's builder config for ``spec`` (``trt``: the imported backend module): profiles, precision
+    flags (weakly typed builds only), optimization level, memory pool, compatibility, target compute
+    capabilities and the TF32 setting. One place, so an engine rebuilt for a per-layer comparison is built as
+    the deployed one was. ``extra`` (progress monitor, timing cache, calibrator) goes to the config as it is."""
+    from polygraphy.backend.trt import CreateConfig, PostprocessConfig
+
+    kwargs: dict[str, Any] = dict(
+        profiles=polygraphy_profiles(spec) or None,
+        profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
+        builder_optimization_level=spec.optimization_level,
+        **extra,
+    )
+    if spec.workspace_mb:
+        kwargs["memory_pool_limits"] = {trt.MemoryPoolType.WORKSPACE: spec.workspace_mb << 20}
+    if spec.precision == "tf32" and spec.backend == "tensorrt":
+        kwargs["tf32"] = True
+    if not strongly and spec.precision in ("fp16", "bf16", "int8", "fp8"):
+        kwargs[spec.precision] = True
+    if spec.backend == "tensorrt" and spec.hardware_compatible:
+        kwargs["hardware_compatibility_level"] = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    if spec.backend == "tensorrt" and spec.version_compatible:
+        kwargs["version_compatible"] = True
+    config: Any
+    if spec.backend == "tensorrt-rtx":
+        from polygraphy.backend.tensorrt_rtx.config import CreateConfigRTX
+
+        caps = [tuple(int(x) for x in cc.split(".")) for cc in spec.compute_capabilities] or None
+        config = CreateConfigRTX(compute_capabilities=caps, **kwargs)
+    else:
+        config = CreateConfig(**kwargs)
+    if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
+        # TensorRT-RTX enables TF32 by default; FP32 means strict FP32 math (trtexec's --noTF32).
+        config = PostprocessConfig(config, func=lambda builder, network, cfg: cfg.clear_flag(trt.BuilderFlag.TF32))
+    return config
+
+
 def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter,
                  layer_parser: Callable[[Path], Any] | None = None) -> BuildResult:
     """Build ``model_path`` per ``spec`` into ``out_dir/engine.plan``. Call :func:`select_backend` first.
@@ -357,7 +394,6 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     (out_dir / SPEC).write_text(spec.to_json())
 
     from polygraphy import config as poly_config
-    from polygraphy import mod
     from polygraphy.logger import G_LOGGER
 
     if bool(poly_config.USE_TENSORRT_RTX) != (spec.backend == "tensorrt-rtx"):
@@ -370,7 +406,7 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
         version = trt.__version__
     except Exception as err:  # ImportError or Polygraphy's own wrapper
         raise BackendUnavailable(f"{spec.backend} could not be imported in the build worker: {err}") from err
-    strongly = spec.backend == "tensorrt-rtx" or mod.version(version) >= mod.version("11")
+    strongly = strongly_typed(spec.backend, version)
     reporter.log(f"Backend {spec.backend} {version} ({'strongly' if strongly else 'weakly'} typed).")
 
     if spec.precision in ("fp16", "bf16", "int8", "fp8"):
@@ -378,54 +414,26 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     network_path, notes = prepare_network(model_path, spec, out_dir, reporter, strongly)
     check_cancel(reporter)
 
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
+    from polygraphy.backend.trt import EngineBytesFromNetwork, NetworkFromOnnxPath
     from polygraphy.exception import PolygraphyException
 
-    profiles = polygraphy_profiles(spec)
-
     monitor = _ProgressMonitor(trt, reporter)
-    kwargs: dict[str, Any] = dict(
-        profiles=profiles or None,
-        profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
-        builder_optimization_level=spec.optimization_level,
-        progress_monitor=monitor.monitor,
-    )
-    if spec.workspace_mb:
-        kwargs["memory_pool_limits"] = {trt.MemoryPoolType.WORKSPACE: spec.workspace_mb << 20}
-    if spec.precision == "tf32" and spec.backend == "tensorrt":
-        kwargs["tf32"] = True
-    if not strongly and spec.precision in ("fp16", "bf16", "int8", "fp8"):
-        kwargs[spec.precision] = True
-    if spec.backend == "tensorrt" and spec.hardware_compatible:
-        kwargs["hardware_compatibility_level"] = trt.HardwareCompatibilityLevel.AMPERE_PLUS
-    if spec.backend == "tensorrt" and spec.version_compatible:
-        kwargs["version_compatible"] = True
+    extra: dict[str, Any] = {"progress_monitor": monitor.monitor}
     timing_cache = None
     if spec.backend == "tensorrt" and spec.timing_cache:
         timing_cache = _timing_cache_path(version)
-        kwargs["load_timing_cache"] = str(timing_cache) if timing_cache.is_file() else None
+        extra["load_timing_cache"] = str(timing_cache) if timing_cache.is_file() else None
         notes.append(f"Timing cache: {timing_cache.name} (reused by later builds on this GPU and version).")
     if spec.backend == "tensorrt" and spec.calibration is not None and spec.calibration.implicit:
         if strongly:
             raise SpecError(f"TensorRT {version} removed implicit calibration.",
                             "Untick 'implicit calibrator': the workbench then writes a Q/DQ model instead.")
-        kwargs["calibrator"] = _implicit_calibrator(trt, model_path, spec, out_dir)
-    if spec.backend == "tensorrt-rtx":
-        from polygraphy.backend.tensorrt_rtx.config import CreateConfigRTX
-
-        caps = [tuple(int(x) for x in cc.split(".")) for cc in spec.compute_capabilities] or None
-        config = CreateConfigRTX(compute_capabilities=caps, **kwargs)
-        if spec.timing_cache:
-            notes.append("TensorRT-RTX has no timing cache: kernels are compiled for the target at run time; "
-                         "the timing-cache setting was ignored.")
-    else:
-        config = CreateConfig(**kwargs)
-
+        extra["calibrator"] = _implicit_calibrator(trt, model_path, spec, out_dir)
+    if spec.backend == "tensorrt-rtx" and spec.timing_cache:
+        notes.append("TensorRT-RTX has no timing cache: kernels are compiled for the target at run time; "
+                     "the timing-cache setting was ignored.")
+    config = builder_config(spec, trt, strongly, **extra)
     if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
-        # TensorRT-RTX enables TF32 by default; FP32 means strict FP32 math (trtexec's --noTF32).
-        from polygraphy.backend.trt import PostprocessConfig
-
-        config = PostprocessConfig(config, func=lambda builder, network, cfg: cfg.clear_flag(trt.BuilderFlag.TF32))
         notes.append("FP32: TF32 math disabled (TensorRT-RTX enables it by default; choose TF32 to allow it).")
 
     network = NetworkFromOnnxPath(str(network_path), strongly_typed=strongly if spec.backend == "tensorrt" else True)

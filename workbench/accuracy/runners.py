@@ -158,7 +158,6 @@ def engine_runner(candidate: Candidate, debug: Sequence[str] | str | None, name:
     from polygraphy import constants
     from polygraphy.backend.common import BytesFromPath
     from polygraphy.backend.trt import (
-        CreateConfig,
         EngineFromBytes,
         EngineFromNetwork,
         MarkDebug,
@@ -174,29 +173,33 @@ def engine_runner(candidate: Candidate, debug: Sequence[str] | str | None, name:
             "A per-layer comparison of an engine needs the ONNX network it was built from.",
             "Compare a finished build job (it keeps network.onnx / model_qdq.onnx), or compare outputs only.",
         )
-    from ..build import polygraphy_profiles
-    from ..spec import BuildSpec
+    from polygraphy.mod.trt_importer import lazy_import_trt
+
+    from ..build import builder_config
+    from ..spec import BuildSpec, strongly_typed
 
     spec = (
         BuildSpec.from_json(candidate.build_spec_path.read_text())
         if candidate.build_spec_path and candidate.build_spec_path.is_file()
         else BuildSpec(backend=backend)
     )
-    profiles = polygraphy_profiles(spec)
+    if spec.calibration is not None and spec.calibration.implicit:
+        raise BackendUnavailable(
+            "A per-layer comparison rebuilds the engine with debug tensors, and this build used TensorRT's "
+            "implicit INT8 calibrator, whose rebuild would not be the engine deployed.",
+            "Compare outputs only (untick 'per layer'), or build with explicit (Q/DQ) quantization.",
+        )
+    trt = lazy_import_trt()
+    strongly = strongly_typed(backend, trt.__version__)  # as the build parsed it: FP16 flags on TensorRT <= 10
     unfused = debug == UNFUSED
     network: Any = NetworkFromOnnxPath(
-        str(candidate.network_model), strongly_typed=True, mark_unfused_tensors_as_debug_tensors=unfused
+        str(candidate.network_model), strongly_typed=strongly, mark_unfused_tensors_as_debug_tensors=unfused
     )
     if debug == MARK_ALL:
         network = ModifyNetworkOutputs(network, outputs=constants.MARK_ALL)
     elif not unfused:
         network = MarkDebug(network, mark_debug=list(debug))
-    if backend == "tensorrt-rtx":
-        from polygraphy.backend.tensorrt_rtx.config import CreateConfigRTX
-
-        config: Any = CreateConfigRTX(profiles=profiles or None)
-    else:
-        config = CreateConfig(profiles=profiles or None)
+    config = builder_config(spec, trt, strongly)  # the deployed engine's settings, debug tensors aside
     return TrtRunner(EngineFromNetwork(network, config=config), name=name)
 
 

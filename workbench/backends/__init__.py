@@ -13,9 +13,8 @@ import importlib.metadata as md
 import importlib.util
 from dataclasses import dataclass, field
 
-from packaging.version import Version
-
 from ..errors import BackendUnavailable
+from ..spec import strongly_typed
 
 # backend name -> (python module, distributions that provide it)
 _MODULES = {
@@ -129,7 +128,7 @@ def backend_info(name: str) -> BackendInfo:
                 "pip install 'trt-workbench[tensorrt]' on a machine that reaches NVIDIA's package index")
         return BackendInfo(name, module, False, reason=f"{LABELS[name]} is not installed ({hint}).")
     version = _dist_version(dists)
-    strongly = name == "tensorrt-rtx" or (bool(version) and Version(version) >= Version("11"))
+    strongly = strongly_typed(name, version)
     if not gpu.present:
         can_run, run_reason = False, gpu.reason + " Plans can be built here but not run."
     elif name == "tensorrt-rtx" and gpu.compute_capability not in RTX_COMPUTE_CAPABILITIES:
