@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench.build_overhead import measure  # noqa: E402
+from tests.onnx_models import big_external_model  # noqa: E402
 
 CASES = ("resnet50", "external-2gib", "matmul")
 
@@ -81,26 +82,6 @@ def make_resnet50(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def make_external(folder: Path, gib: float = 2.05) -> Path:
-    """One initializer of ``gib`` GiB in a sparse external-data file next to the model."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    folder.mkdir(parents=True, exist_ok=True)
-    n = int(gib * 2**30) // 4
-    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[n], data_location=TensorProto.EXTERNAL)
-    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 * n))):
-        w.external_data.add(key=key, value=value)
-    g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")], "big_external",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], [w])
-    path = folder / "big.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    with open(folder / "weights.bin", "wb") as fh:
-        fh.truncate(4 * n)
-    return path
-
-
 def _bytes(path: Path) -> int:
     """The model file and the external data next to it."""
     return sum(p.stat().st_size for p in path.parent.iterdir() if p.is_file())
@@ -114,7 +95,7 @@ def run_case(case: str, tmp: Path, args: argparse.Namespace) -> dict[str, object
         model = folder / "resnet50.onnx"
         make_resnet50(model)
     elif case == "external-2gib":
-        model = make_external(folder)
+        model = big_external_model(folder)
     else:
         model = folder / "matmul.onnx"
         make_matmul(model, args.mib, args.layers)

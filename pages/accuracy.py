@@ -15,7 +15,6 @@ from workbench.reports import accuracy_figures as figs
 
 JOB = "accuracy.job_id"
 NEXT = "accuracy.next_job_id"  # a job submitted below the comparison picker, shown on the next run
-UPLOADS = "accuracy.uploads"  # upload file id -> stored path, so a rerun never stores an upload twice
 DATA = {"sample": "Sample's calibration set", "test": "Sample's labelled test set", "upload": "Upload .npz",
         "random": "Random (shapes only — accuracy meaningless)"}  # fmt: skip
 
@@ -39,13 +38,7 @@ def _samples(job_dir: str, stamp: float):
 def _upload(label: str, kind: str, key: str) -> str | None:
     """An uploaded file stored in the workspace once (by upload id), as a path."""
     up = st.file_uploader(label, type=[kind], key=key)
-    if up is None:
-        return None
-    seen = st.session_state.setdefault(UPLOADS, {})
-    if up.file_id not in seen:
-        stored = wb.import_upload(up, up.name).path if kind == "onnx" else wb.store_data(up, up.name)
-        seen[up.file_id] = str(stored)
-    return seen[up.file_id]
+    return None if up is None else ui.stored_upload(up, kind)
 
 
 calib_file, test_file = opt.sample_files(ref.name)

@@ -87,3 +87,21 @@ def slow_to_build(depth: int = 120, channels: int = 32) -> onnx.ModelProto:
     g = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, 64, 64])],
                           [helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["N", channels, 64, 64])], inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def big_external_model(folder: Path, gib: float = 2.05) -> Path:
+    """A model with one initializer of ``gib`` GiB in a sparse external-data file next to it (no disk is used,
+    nothing is real): for opening models over protobuf's 2 GiB limit without loading their weights."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(gib * 2**30) // 4
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[n], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 * n))):
+        w.external_data.add(key=key, value=value)
+    g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")], "big_external",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], [w])
+    path = folder / "big.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with open(folder / "weights.bin", "wb") as fh:
+        fh.truncate(4 * n)
+    return path

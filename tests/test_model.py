@@ -289,28 +289,11 @@ print(json.dumps({"external": s.external_data_bytes, "files": s.external_files, 
 """
 
 
-def big_external_model(folder, gib: float = 2.05):
-    """A model with one initializer of ``gib`` GiB in a sparse external-data file (no disk used, nothing real)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    n = int(gib * 2**30) // 4
-    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[n], data_location=TensorProto.EXTERNAL)
-    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 * n))):
-        w.external_data.add(key=key, value=value)
-    g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")], "big_external",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], [w])
-    path = folder / "big.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    with open(folder / "weights.bin", "wb") as fh:
-        fh.truncate(4 * n)
-    return path
-
-
 def test_a_model_with_over_2_gib_of_external_data_opens_without_loading_its_weights(tmp_path):
     """Issue 2: import (by path, as the CLI does) and summary of a 2.05 GiB-weights model, in a fresh process:
     what Python allocates and the process's peak RSS stay a small fraction of the weights; the weights are
     hard-linked into the workspace (same file system), not copied."""
-    path = big_external_model(tmp_path / "src")
+    path = onnx_models.big_external_model(tmp_path / "src")
     weights = os.stat(tmp_path / "src" / "weights.bin")
     out = subprocess.run([sys.executable, "-c", _OPEN_BIG, str(tmp_path / "ws"), str(path)], cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)

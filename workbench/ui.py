@@ -36,6 +36,7 @@ QUANTIZE_JOB = "quantize.job_id"
 SCORE_JOB = "quantize.score_job_id"
 FUSION_COMPARE_JOB = "fusion.compare_job_id"
 NETRON_SELECT = "netron.select"
+UPLOADS = "uploads.stored"  # Streamlit upload file id -> stored path: a rerun never stores an upload again
 
 
 def images_job_key(source_key: str, server: bool) -> str:
@@ -350,6 +351,16 @@ def calibration_preview(ref: ModelRef, data_path: str) -> None:
                        "(NaN/Inf, ranges) are read and checked by the job, in a worker, not by this page.")
 
 
+def stored_upload(up: Any, kind: str = "data") -> str:
+    """The workspace path of an uploaded file (a data file, or ``kind="onnx"`` a model), stored once per upload
+    (Streamlit's file id), not on every rerun."""
+    seen = st.session_state.setdefault(UPLOADS, {})
+    if up.file_id not in seen:
+        wb = workbench()
+        seen[up.file_id] = str(wb.import_upload(up, up.name).path if kind == "onnx" else wb.store_data(up, up.name))
+    return str(seen[up.file_id])
+
+
 def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data") -> tuple[str | None, bool]:
     """Where calibration data comes from: the sample's own set, an uploaded .npz, images (an uploaded archive or a
     folder on the server, preprocessed once into an .npz in the workspace), or (labelled) random data.
@@ -372,17 +383,13 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
                               "never unpickled)", type=["npz"], key=f"{key}.upload")
         if up is not None:
             with error_boundary(f"Calibration data {up.name}"):
-                data_path = str(workbench().store_data(up, up.name))
+                data_path = stored_upload(up)
     elif source == "images":
         up = st.file_uploader("Images (.zip or .tar.gz of PNG, JPEG, BMP, ...; other files are skipped)",
                               type=["zip", "tar.gz", "tgz", "tar"], key=f"{key}.images")
         if up is not None:
             with error_boundary(f"Images {up.name}"):
-                stored = st.session_state.get(f"{key}.images.stored")  # (upload id, path): stored once per upload
-                if not stored or stored[0] != up.file_id:
-                    stored = (up.file_id, str(workbench().store_data(up, up.name)))
-                    st.session_state[f"{key}.images.stored"] = stored
-                data_path = _image_source(ref, key, stored[1], None)
+                data_path = _image_source(ref, key, stored_upload(up), None)
     elif source == "folder":
         from .calibration_images import data_roots
 
@@ -450,11 +457,7 @@ def scoring_data_source(ref: ModelRef, key: str) -> str | None:
                               "indices for top-1; never unpickled)", type=["npz"], key=f"{key}.upload")
         if up is not None:
             with error_boundary(f"Test data {up.name}"):
-                stored = st.session_state.get(f"{key}.stored")  # (upload id, path): stored once per upload
-                if not stored or stored[0] != up.file_id:
-                    stored = (up.file_id, str(workbench().store_data(up, up.name)))
-                    st.session_state[f"{key}.stored"] = stored
-                data_path = stored[1]
+                data_path = stored_upload(up)
     else:
         st.caption("Without held-out data each calibrator is scored on the samples it calibrated on, which "
                    "flatters all of them.")
