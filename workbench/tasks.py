@@ -76,7 +76,7 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     result = build_engine(model_path, spec, job_dir, reporter, layer_parser=_layer_step(spec, reporter))
     res = result.to_dict()
     res["built_on"] = _built_on()
-    res["peak_rss_mib"] = peak_rss_mib()  # the build is done: the worker's final figure differs by little
+    res["peak_rss_mib"] = peak_rss_mib()  # the build is done: what it needed (the report and bundle add little)
     for w in result.warnings:
         reporter.log(w, logging.WARNING)
     for n in result.notes:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import WorkbenchError
 from .jobs import CANCEL_FILE, CANCELLED, FAILED, JOB_FILE, PROGRESS_FILE, SUCCEEDED, Job, _write_json
-from .progress import Cancelled, peak_rss_mib
+from .progress import Cancelled
 
 _PREFIX = {logging.DEBUG: "[V]", logging.INFO: "[I]", logging.WARNING: "[W]", logging.ERROR: "[E]",
            logging.CRITICAL: "[E]"}
@@ -73,8 +73,6 @@ def run_job(job_dir: Path) -> int:
     else:
         reporter.log("Finished.")
     sys.stdout.flush()
-    if status == SUCCEEDED and isinstance(result, dict):
-        result["peak_rss_mib"] = peak_rss_mib()
     job = Job.from_dict(json.loads((job_dir / JOB_FILE).read_text()))
     job.status, job.error, job.hint, job.result, job.finished = status, error, hint, result, time.time()
     job.exit_code = code
