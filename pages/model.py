@@ -34,6 +34,13 @@ with right, ui.error_boundary("Samples and recent models"):  # a sample or model
             ui.set_current_model(wb.import_path(samples[choice].path))
     if choice:
         st.caption(samples[choice].description)
+    with st.popover("…or open a model already on the server"):
+        server_path = st.text_input("Path of the .onnx file", key="model.server_path",
+                                    help="For models over the upload limit (weights in external-data files): "
+                                         "below " + ", ".join(str(r) for r in ui.data_roots()) + " only.")
+        if st.button("Open from the server", key="model.open_server", disabled=not server_path):
+            with ui.error_boundary(f"Model {server_path}"):
+                ui.set_current_model(wb.import_server_model(server_path))
     recent = wb.models()[:20]
     if recent:
         current = st.session_state.get(ui.MODEL_DIGEST)

@@ -371,3 +371,49 @@ def test_the_parser_tab_shows_the_rejected_node_and_offers_a_new_check_after_a_f
     assert len(again) == 1 and app_ws.jobs.wait(again[0].id, timeout=180).status == "succeeded"
     at.run()
     assert any("rejects 1 node(s)" in e.value for e in at.error)
+
+
+def test_a_model_on_the_server_opens_by_path_below_the_data_folders_only(wb, tmp_path, monkeypatch):
+    """Models over the upload limit live on the lab server already: they open by path, but only below
+    WORKBENCH_DATA_ROOTS (links resolved), and only .onnx files."""
+    root = tmp_path / "models-on-server"
+    monkeypatch.setenv("WORKBENCH_DATA_ROOTS", str(root))
+    src = onnx_models.with_external_data(root / "mlp")
+    ref = wb.import_server_model(str(src))
+    assert ref.path.is_file() and ref.path.parent.parent == wb.ws.models_dir
+    assert summarize(ref.path).external_files == ("weights.bin",)
+    assert wb.import_server_model("mlp/external.onnx").digest == ref.digest  # relative: below the first root
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    onnx.save(onnx_models.static_mlp(), str(outside / "m.onnx"))
+    (root / "sneaky.onnx").symlink_to(outside / "m.onnx")
+    for path, words in [(str(outside / "m.onnx"), "outside the folders allowed for models on the server"),
+                        (str(root / "mlp" / ".." / ".." / "elsewhere" / "m.onnx"), "outside the folders allowed"),
+                        (str(root / "sneaky.onnx"), "(through a symbolic link) outside"),
+                        ("/etc/passwd", "outside the folders allowed"),
+                        (str(root / "mlp" / "weights.bin"), "is not an .onnx file"),
+                        (str(root / "missing.onnx"), "does not exist"),
+                        (str(root), "is not a model file"), ("", "No models on the server given")]:
+        with pytest.raises(ModelError) as err:
+            wb.import_server_model(path)
+        assert words in err.value.message, (path, err.value.message)
+    assert [m.digest for m in wb.models()] == [ref.digest]
+
+
+def test_the_model_page_opens_a_model_on_the_server(app_ws, tmp_path, monkeypatch):
+    from tests.conftest import open_page
+    from workbench import ui
+
+    root = tmp_path / "server"
+    monkeypatch.setenv("WORKBENCH_DATA_ROOTS", str(root))
+    src = onnx_models.with_external_data(root / "big")
+    at = open_page("model")
+    at.text_input(key="model.server_path").input("/etc/passwd").run()
+    at.button(key="model.open_server").click().run()
+    assert not at.exception and at.error and "outside the folders allowed" in at.error[0].value
+    assert ui.MODEL_DIGEST not in at.session_state
+    at.text_input(key="model.server_path").input(str(src)).run()
+    at.button(key="model.open_server").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[ui.MODEL_DIGEST] == app_ws.models()[0].digest
+    assert at.subheader[0].value == "external.onnx"

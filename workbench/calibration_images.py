@@ -54,6 +54,7 @@ from .calibration_data import (
 )
 from .errors import ArchiveError, DataError, SpecError
 from .progress import Cancelled, NullReporter, Reporter
+from .workspace import confined_server_path, roots_text
 
 log = logging.getLogger(__name__)
 
@@ -388,38 +389,23 @@ def data_roots(workspace_root: str | os.PathLike[str] | None = None) -> tuple[Pa
     return tuple(dict.fromkeys(r.resolve() for r in roots))
 
 
-def _roots_text(roots: Sequence[Path]) -> str:
-    return ", ".join(f"'{r}'" for r in roots)
-
-
 def resolve_server_source(path: str | os.PathLike[str], roots: Sequence[Path]) -> Path:
     """A folder of images (or an image archive) on the server, below one of ``roots``; symbolic links are
     resolved first, so a link leading outside the roots is refused. Relative paths are taken below the first
     root. DataError says what is wrong."""
     text = str(path).strip()
     if not text:
-        raise DataError("No folder given.", f"Give a folder below {_roots_text(roots)}.")
-    if "\x00" in text:
-        raise DataError("The folder path contains a NUL character.")
+        raise DataError("No folder given.", f"Give a folder below {roots_text(roots)}.")
     if not roots:
         raise DataError(
             "No folders on this server are allowed for calibration data.",
             f"Ask the administrator to set {ENV_DATA_ROOTS}.",
         )
-    resolved_roots = [Path(r).resolve() for r in roots]
-    p = Path(text).expanduser()
-    if not p.is_absolute():
-        p = resolved_roots[0] / p
-    real = p.resolve()
     hint = (
-        f"Calibration images are read only below {_roots_text(resolved_roots)}; copy them there, or ask the "
-        f"administrator to add their folder to {ENV_DATA_ROOTS}."
+        f"Calibration images are read only below {roots_text([Path(r).resolve() for r in roots])}; copy them "
+        f"there, or ask the administrator to add their folder to {ENV_DATA_ROOTS}."
     )
-    if not any(real.is_relative_to(r) for r in resolved_roots):
-        lexical = Path(os.path.abspath(p))  # ".." folded, links not followed
-        via_link = any(lexical.is_relative_to(r) for r in [*resolved_roots, *map(Path, roots)])
-        how = " (through a symbolic link)" if via_link else ""
-        raise DataError(f"'{text}' lies{how} outside the folders allowed for calibration data.", hint)
+    real = confined_server_path(text, roots, "calibration data", hint, DataError)
     if not real.exists():
         raise DataError(f"'{text}' does not exist on the server.", "Check the path.")
     if real.is_file():
@@ -563,7 +549,7 @@ def list_images(folder: Path, roots: Sequence[Path] | None = None, label: str | 
         raise DataError(  # below a root as written, outside once resolved: a link (perhaps swapped in just now)
             f"'{label}' lies (through a symbolic link) outside the folders allowed for calibration data; it is "
             "not read.",
-            f"Calibration images are read only below {_roots_text(allowed)}; copy them there.",
+            f"Calibration images are read only below {roots_text(allowed)}; copy them there.",
         )
     base, prefix = where or (folder, ())
     files: list[ListedImage] = []

@@ -51,6 +51,25 @@ class Workbench:
             raise ModelError(f"'{path}' does not exist.", "Check the path.")
         return import_model(self.ws, path, path.name, max_bytes=1 << 62)
 
+    def import_server_model(self, path: str) -> ModelRef:
+        """A model already on the server (too big to upload: weights over the upload limit in external-data
+        files), opened by path below the allowed data folders (``WORKBENCH_DATA_ROOTS``, default the workspace's
+        ``data/``); its external-data files are hard-linked into the workspace where they can be, else copied."""
+        from .calibration_images import ENV_DATA_ROOTS, data_roots
+        from .workspace import confined_server_path, roots_text
+
+        roots = data_roots(self.ws.root)
+        hint = (f"Models are opened from the server only below {roots_text(roots)}; move the model there, or ask "
+                f"the administrator to add its folder to {ENV_DATA_ROOTS}.")
+        real = confined_server_path(path, roots, "models on the server", hint, ModelError)
+        if not real.is_file():
+            raise ModelError(f"'{path}' is not a model file on the server" + ("" if real.exists() else
+                             " (it does not exist)") + ".", "Give the path of the .onnx file.")
+        if real.suffix.lower() != ".onnx":
+            raise ModelError(f"'{path}' is not an .onnx file.", "Give the path of the .onnx file; archives are "
+                             "uploaded instead.")
+        return import_model(self.ws, real, real.name, max_bytes=1 << 62)
+
     def model(self, digest: str) -> ModelRef:
         return get_model(self.ws, digest)
 

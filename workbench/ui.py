@@ -351,6 +351,13 @@ def calibration_preview(ref: ModelRef, data_path: str) -> None:
                        "(NaN/Inf, ranges) are read and checked by the job, in a worker, not by this page.")
 
 
+def data_roots() -> tuple[Path, ...]:
+    """The server folders data and models may be opened from (``WORKBENCH_DATA_ROOTS``)."""
+    from .calibration_images import data_roots as roots
+
+    return roots(workbench().ws.root)
+
+
 def stored_upload(up: Any, kind: str = "data") -> str:
     """The workspace path of an uploaded file (a data file, or ``kind="onnx"`` a model), stored once per upload
     (Streamlit's file id), not on every rerun."""
@@ -391,9 +398,7 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
             with error_boundary(f"Images {up.name}"):
                 data_path = _image_source(ref, key, stored_upload(up), None)
     elif source == "folder":
-        from .calibration_images import data_roots
-
-        roots = data_roots(workbench().ws.root)
+        roots = data_roots()
         folder = st.text_input("Folder of images on the server (subfolders included)", key=f"{key}.folder",
                                placeholder=str(roots[0] / "my-images"),
                                help="Allowed below: " + ", ".join(str(r) for r in roots)

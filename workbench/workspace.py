@@ -7,6 +7,7 @@ One root folder (``WORKBENCH_HOME``, default ``~/.trt-workbench``) holds ``model
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +56,30 @@ class Workspace:
                 "Only files inside the workspace can be used.",
             )
         return resolved
+
+
+def roots_text(roots: Sequence[Path]) -> str:
+    return ", ".join(f"'{r}'" for r in roots)
+
+
+def confined_server_path(text: str, roots: Sequence[Path], what: str, hint: str,
+                         error: type[WorkbenchError] = WorkbenchError) -> Path:
+    """``text``, a path on the server that must lie below one of ``roots`` once symbolic links are resolved (a
+    link leading outside is refused); relative paths are taken below the first root. Returns it resolved; it
+    need not exist. ``error`` (a WorkbenchError subclass) names ``what`` is refused, with ``hint``."""
+    text = str(text).strip()
+    if not text:
+        raise error(f"No {what} given.", f"Give a path below {roots_text(roots)}.")
+    if "\x00" in text:
+        raise error(f"The {what} path contains a NUL character.")
+    resolved_roots = [Path(r).resolve() for r in roots]
+    p = Path(text).expanduser()
+    if not p.is_absolute():
+        p = resolved_roots[0] / p
+    real = p.resolve()
+    if not any(real.is_relative_to(r) for r in resolved_roots):
+        lexical = Path(os.path.abspath(p))  # ".." folded, links not followed
+        via_link = any(lexical.is_relative_to(r) for r in [*resolved_roots, *map(Path, roots)])
+        how = " (through a symbolic link)" if via_link else ""
+        raise error(f"'{text}' lies{how} outside the folders allowed for {what}.", hint)
+    return real
