@@ -402,6 +402,15 @@ class Workbench:
     def plan_path(self, job_id: str) -> Path:
         return self.jobs.artifact(self.finished_build(job_id).id, PLAN)
 
+    def bundle_path(self, job_id: str) -> Path:
+        """The finished build's zip bundle (plan, spec, layers, log, report, commands, converted network), made on
+        first request and kept."""
+        from .reports.build_report import BUNDLE, write_bundle
+
+        job_dir = self.jobs.job_dir(self.finished_build(job_id).id)
+        out = job_dir / BUNDLE
+        return out if out.is_file() else write_bundle(job_dir)
+
     def build_report_json(self, job_id: str) -> str:
         from .reports.build_report import summary_json
 

@@ -8,31 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .build import CALIB_CACHE, LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC, build_engine, select_backend
+from .build import LAYERS, PLAN, build_engine, select_backend
 from .jobs import LOG_FILE, Job
 from .progress import Reporter, peak_rss_mib
 from .spec import NO_TF32_SCRIPT, NO_TF32_SOURCE, BuildSpec
 
 log = logging.getLogger(__name__)
-
-# Files that go into a build's bundle, in this order.
-BUNDLE_FILES = [
-    PLAN,
-    SPEC,
-    LAYERS,
-    RESULT,
-    "report.md",
-    "commands.sh",
-    NO_TF32_SCRIPT,
-    LOG_FILE,
-    NETWORK,
-    f"{NETWORK}.data",  # the converted network's weights, when over 1 GiB
-    QDQ,
-    f"{QDQ}.data",  # ONNX Runtime's name for the Q/DQ model's external weights
-    "calibration.json",
-    CALIB_CACHE,
-]
-
 
 def _layer_step(spec: BuildSpec, reporter: Reporter) -> Callable[[Path], dict[str, Any]]:
     def step(job_dir: Path) -> dict[str, Any]:
@@ -68,7 +49,7 @@ def _inspected_layers(spec: BuildSpec, job_dir: Path, reporter: Reporter) -> Any
 
 
 def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
-    from .reports.build_report import COMMANDS, REPORT, commands, render_report, write_bundle
+    from .reports.build_report import COMMANDS, REPORT, commands, render_report
 
     spec = BuildSpec.from_dict(job.payload["spec"])
     select_backend(spec.backend)
@@ -90,7 +71,6 @@ def run_build(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     (job_dir / COMMANDS).write_text(
         "#!/bin/sh\n# Redo this build outside the workbench.\n" + "\n".join(cmds.values()) + "\n"
     )
-    write_bundle(job_dir, BUNDLE_FILES)
     reporter.log(f"Plan written: {result.plan_bytes / 1024:.1f} KiB in {result.build_seconds:.2f} s.")
     return json.loads(json.dumps(res, default=str))
 

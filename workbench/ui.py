@@ -287,8 +287,8 @@ def build_results(job: Any) -> None:
     with d[0]:
         download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}")
     with d[1]:
-        download_file("Bundle (.zip)", wb.jobs.artifact(job.id, BUNDLE), "application/zip",
-                      key=f"dl.bundle.{job.id}")
+        st.download_button("Bundle (.zip)", data=lambda: wb.bundle_path(job.id).read_bytes(),  # zipped on click
+                           file_name=BUNDLE, mime="application/zip", key=f"dl.bundle.{job.id}", on_click="ignore")
     with d[2]:
         download_file("Report (.md)", wb.jobs.artifact(job.id, REPORT), "text/markdown",
                       key=f"dl.report.{job.id}")

@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..backends import RTX_COMPUTE_CAPABILITIES, gpu_info, versions
-from ..spec import BuildSpec, polygraphy_command, trtexec_command
+from ..build import CALIB_CACHE, LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC
+from ..jobs import LOG_FILE
+from ..spec import NO_TF32_SCRIPT, BuildSpec, polygraphy_command, trtexec_command
 
 REPORT = "report.md"
 COMMANDS = "commands.sh"
 BUNDLE = "bundle.zip"
+
+# Files that go into a build's bundle, in this order (those that exist).
+BUNDLE_FILES = [
+    PLAN,
+    SPEC,
+    LAYERS,
+    RESULT,
+    REPORT,
+    COMMANDS,
+    NO_TF32_SCRIPT,
+    LOG_FILE,
+    NETWORK,
+    f"{NETWORK}.data",  # the converted network's weights, when over 1 GiB
+    QDQ,
+    f"{QDQ}.data",  # ONNX Runtime's name for the Q/DQ model's external weights
+    "calibration.json",
+    CALIB_CACHE,
+]
 
 
 @dataclass(frozen=True)
@@ -119,13 +140,16 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
     return "\n".join(lines) + "\n"
 
 
-def write_bundle(job_dir: Path, files: list[str]) -> Path:
-    """Zip the named artifacts of a job (those that exist) into ``bundle.zip``."""
+def write_bundle(job_dir: Path, files: list[str] | None = None) -> Path:
+    """Zip the named artifacts of a job (those that exist; default :data:`BUNDLE_FILES`) into ``bundle.zip``.
+
+    Made when first asked for, not after every build: a bundle doubles a build's disk use (plans can be GBs)."""
     out = job_dir / BUNDLE
-    part = job_dir / (BUNDLE + ".part")  # streamed to disk (plans can be GBs), renamed when complete
+    # streamed to disk, renamed when complete; a name of its own, so two requests at once cannot mix their bytes
+    part = job_dir / f"{BUNDLE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
     try:
         with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            for name in files:
+            for name in BUNDLE_FILES if files is None else files:
                 path = job_dir / name
                 if path.is_file():
                     # plans are mostly weights: deflating them costs seconds per 100 MB and saves little
