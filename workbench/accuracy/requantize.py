@@ -36,17 +36,7 @@ def requantize_and_compare(
     ``proposed_exclusions``) added to ``quantize_spec.exclude_nodes`` (a
     :class:`workbench.quantize.QuantizeSpec`), compares the new Q/DQ model on ``data`` the way ``before`` was
     compared, and returns both. Artifacts of the new comparison and ``before_after.json`` go to ``out_dir``."""
-    if not exclude:
-        raise SpecError(
-            "Nothing to keep in higher precision: no node names were given.",
-            "Run a per-layer comparison first; its culprit finder proposes the nodes.",
-        )
-    reporter = reporter or NullReporter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec = spec or CompareSpec(
-        atol=before.atol, rtol=before.rtol, error_stat=before.error_stat, per_layer=before.per_layer
-    )
+    reporter, out_dir, spec = _again(exclude, "higher precision", before, out_dir, spec, reporter)
     combined = tuple(dict.fromkeys([*quantize_spec.exclude_nodes, *exclude]))
     qspec = replace(quantize_spec, exclude_nodes=combined)
     reporter.log(f"Re-quantizing with {len(combined)} node(s) kept in float: {', '.join(combined)}.")
@@ -60,6 +50,22 @@ def requantize_and_compare(
     return _save(
         BeforeAfter(before, after, tuple(qres.excluded), tuple(exclude), candidate.path.name), out_dir
     )
+
+
+def _again(exclude: Sequence[str], precision: str, before: ComparisonResult, out_dir: str | Path,
+           spec: CompareSpec | None, reporter: Reporter | None) -> tuple[Reporter, Path, CompareSpec]:
+    """What a before/after needs: names to keep in ``precision``, the output folder, and ``before``'s settings."""
+    if not exclude:
+        raise SpecError(
+            f"Nothing to keep in {precision}: no node names were given.",
+            "Run a per-layer comparison first; its culprit finder proposes the nodes.",
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = spec or CompareSpec(
+        atol=before.atol, rtol=before.rtol, error_stat=before.error_stat, per_layer=before.per_layer
+    )
+    return reporter or NullReporter(), out, spec
 
 
 def _save(result: BeforeAfter, out_dir: Path) -> BeforeAfter:
@@ -88,16 +94,7 @@ def reconvert_and_compare(
     ``keep_op_types``, compares it on ``data`` the way ``before`` was compared, and returns both."""
     from .graph import read_graph
 
-    if not exclude:
-        raise SpecError(
-            "Nothing to keep in FP32: no node names were given.",
-            "Run a per-layer comparison first; its culprit finder proposes the nodes.",
-        )
-    reporter = reporter or NullReporter()
-    out_dir = Path(out_dir)
-    spec = spec or CompareSpec(
-        atol=before.atol, rtol=before.rtol, error_stat=before.error_stat, per_layer=before.per_layer
-    )
+    reporter, out_dir, spec = _again(exclude, "FP32", before, out_dir, spec, reporter)
     graph = read_graph(model)
     op_types = set(graph.op_types.values())
     names = set(graph.node_names)
