@@ -100,12 +100,18 @@ def _wait_healthy(app: RunningApp, timeout: float) -> None:
 
 @contextlib.contextmanager
 def running_app(
-    tmp: Path, timeout: float = 60.0, extra_env: dict[str, str] | None = None, app_dir: Path = REPO
+    tmp: Path,
+    timeout: float = 60.0,
+    extra_env: dict[str, str] | None = None,
+    app_dir: Path = REPO,
+    home: Path | None = None,
 ) -> Iterator[RunningApp]:
     """Start ``python -m streamlit run app.py --server.port <free port> --server.headless true`` in
-    ``app_dir`` (the repository), as the README does, with a fresh ``WORKBENCH_HOME`` under ``tmp``; stop it
-    afterwards."""
-    home = tmp / "workbench-home"
+    ``app_dir`` (the repository), as the README does, with a fresh ``WORKBENCH_HOME`` under ``tmp`` (or
+    ``home``, an existing one: the server started again on the same workspace); its log is ``tmp/app.log``.
+    Stopped afterwards (unless the test already killed it)."""
+    home = home if home is not None else tmp / "workbench-home"
+    tmp.mkdir(parents=True, exist_ok=True)
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = dict(os.environ)
