@@ -106,15 +106,35 @@ def _precisions(name: str, version: str, strongly_typed: bool, gpu: GpuInfo) -> 
                      "(onnxconverter-common, ml_dtypes) are not installed here.")
         p["int8"] = (True, "Explicit quantization: the model is calibrated on your data and written with Q/DQ "
                            "nodes, then built.")
-        p["fp8"] = (True, "Explicit FP8 Q/DQ. Running FP8 engines needs a GPU of compute capability 8.9 or newer"
-                          + ("" if gpu.present else "; none here, so the plan is built but cannot be run here."))
+        p["fp8"] = (True, "Explicit FP8 Q/DQ. " + _fp8_runs_here(gpu))
     else:
         p["tf32"] = (True, "Builder flag.")
         p["fp16"] = (True, "Builder flag (weakly typed): TensorRT may choose FP16 per layer.")
         p["bf16"] = (True, "Builder flag (weakly typed).")
         p["int8"] = (True, "Builder flag with a calibrator, or explicit Q/DQ.")
-        p["fp8"] = (True, "Explicit FP8 Q/DQ; needs compute capability 8.9 or newer to run.")
+        # full TensorRT builds on its GPU, choosing kernels there: FP8 needs that GPU to have FP8
+        p["fp8"] = (_fp8_gpu(gpu), "Explicit FP8 Q/DQ. " + _fp8_runs_here(gpu))
     return p
+
+
+FP8_MIN_CC = (8, 9)  # Ada, Hopper, Blackwell
+
+
+def _fp8_gpu(gpu: GpuInfo) -> bool:
+    try:
+        return gpu.present and tuple(int(x) for x in gpu.compute_capability.split(".")) >= FP8_MIN_CC
+    except ValueError:
+        return False
+
+
+def _fp8_runs_here(gpu: GpuInfo) -> str:
+    need = f"compute capability {FP8_MIN_CC[0]}.{FP8_MIN_CC[1]} or newer"
+    if not gpu.present:
+        return f"No GPU here: the plan is built for GPUs of {need} and cannot be run here."
+    if _fp8_gpu(gpu):
+        return f"This GPU ({gpu.name}, compute capability {gpu.compute_capability}) runs FP8 engines."
+    return (f"This GPU ({gpu.name}, compute capability {gpu.compute_capability}) has no FP8: FP8 engines need "
+            f"{need}.")
 
 
 @functools.lru_cache(maxsize=4)
