@@ -92,7 +92,9 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     kw["rtol"] = c[1].number_input("rtol", 0.0, value=1e-3, format="%g", key="accuracy.rtol")
     kw["max_samples"] = int(c[2].number_input("Max samples", 1, 100_000, 256, key="accuracy.max_samples"))
     outputs = ["(none)", *opt.output_names(ref.path)]
-    label = c[3].selectbox("Top-1 on output", outputs, key="accuracy.label", help="Needs a 'label' array.")
+    label = c[3].selectbox("Top-1 on output", outputs, key="accuracy.label",
+                           format_func=lambda o: f"auto ({outputs[1]})" if o == "(none)" and len(outputs) > 1 else o,
+                           help="Needs a 'label' array in the data; auto: the model's first output.")
     kw["top_k"] = int(c[4].number_input("Culprits", 1, 20, 3, key="accuracy.top_k"))
     kw["per_layer"] = st.checkbox("Per layer (every tensor both sides have)", True, key="accuracy.per_layer")
     kw["mark_all"] = engine and kw["per_layer"] and st.checkbox("Mark every tensor", key="accuracy.mark_all")
@@ -139,8 +141,7 @@ with ui.error_boundary("Comparison result"):
         st.error(text)
     for text in warnings:
         st.warning(text)
-    for col, (name, value, delta, tip) in zip(st.columns(4), opt.headline(result), strict=False):
-        col.metric(name, value, delta, help=tip)
+    ui.metric_row(opt.headline(result))  # columns as wide as their values: a tensor name is not cut
     names = [
         "Along the network",
         "Table",
@@ -157,7 +158,8 @@ with ui.error_boundary("Comparison result"):
         )
         st.plotly_chart(figs.depth_figure(result, metric), key="accuracy.depth")
     with tabs["Table"]:
-        st.dataframe(figs.tensor_table(result), hide_index=True, key="accuracy.table")
+        table = figs.tensor_table(result)
+        st.dataframe(table, hide_index=True, key="accuracy.table", column_config=ui.number_columns(table))
     with tabs["Tensor"]:
         samples = _samples(str(job_dir), opt.stamp(job_dir))
         shown = list(samples)
@@ -171,7 +173,8 @@ with ui.error_boundary("Comparison result"):
             st.info("Run a per-layer comparison of a reduced-precision candidate to rank the culprits.")
         else:
             st.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
-            st.dataframe(figs.culprit_table(result), hide_index=True)
+            culprits = figs.culprit_table(result)
+            st.dataframe(culprits, hide_index=True, column_config=ui.number_columns(culprits))
             choices = ui.node_choices(ref.digest)
             default = [n for n in result.proposed_exclusions if n in choices]
             keep = st.multiselect("Keep in higher precision", choices, default, key=f"accuracy.keep.{job_id}")

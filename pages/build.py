@@ -51,10 +51,11 @@ with form:
     dynamic = [t for t in summary.inputs if t.is_dynamic]
     profiles: list[Profile] = []
     if dynamic:
-        st.markdown("**Optimization profiles** — min / opt / max shape for each dynamic input (`1x3x224x224`)")
-        n_prof = st.number_input("Profiles", 1, 8, 1, key="build.n_profiles")
         suggested = ui.sample_profiles(ref)  # a bundled sample's documented profile, else one from the model
         proposal = suggested[0] if suggested else default_profile(summary.inputs)
+        example = next((format_shape(r.opt) for r in proposal.shapes.values()), "1x3x224x224")
+        st.markdown(f"**Optimization profiles** — min / opt / max shape for each dynamic input (e.g. `{example}`)")
+        n_prof = st.number_input("Profiles", 1, 8, 1, key="build.n_profiles")
         for p in range(int(n_prof)):
             with st.container(border=True):
                 st.markdown(f"Profile {p}")

@@ -58,7 +58,8 @@ if report is None or layers is None:
 
 counts = report.fate_counts
 m = st.columns(6)
-m[0].metric("ONNX nodes", report.num_onnx_nodes)
+m[0].metric("ONNX nodes", report.num_onnx_nodes, help="Nodes of the network TensorRT parsed: for an explicit "
+            "INT8/FP8 build the Q/DQ model, so its QuantizeLinear/DequantizeLinear nodes count too.")
 m[1].metric("Engine layers", report.num_layers)
 m[2].metric("Fused", counts["fused"], help="in one engine layer together with other ONNX nodes")
 m[3].metric("Split", counts["split"], help="in several engine layers (e.g. a convolution and its epilogue)")
@@ -171,6 +172,7 @@ if tabs[4].open:
     with tabs[4]:
         if not others:
             st.caption("Build this model again (another precision or profile) to compare two builds here.")
+            st.page_link("pages/build.py", label="Go to the Build page", icon=":material/build:")
         else:
             if st.session_state.get(ui.FUSION_COMPARE_JOB) not in {j.id for j in others}:
                 st.session_state[ui.FUSION_COMPARE_JOB] = others[0].id
@@ -178,27 +180,8 @@ if tabs[4].open:
                 "Compare with", [j.id for j in others], format_func=labels.get, key=ui.FUSION_COMPARE_JOB
             )
             with ui.error_boundary("Comparison"):
-                import pandas as pd
-
-                from workbench.fusion import diff_builds
-                from workbench.reports.fusion_figures import diff_precision
-                from workbench.reports.fusion_html import to_csv
-
-                diff = diff_builds(layers, _load(wb.jobs.job_dir(other))[0], profile=report.profile)
-                st.write(diff.summary())
-                only = st.toggle("Only nodes that changed", value=True, key="fusion.only_changed")
-                st.dataframe(pd.DataFrame(diff.to_rows(changed_only=only)), hide_index=True, width="stretch")
-                st.plotly_chart(
-                    diff_precision(diff, "this build", "other build"), width="stretch", key="fusion.fig.diff"
-                )
-                st.download_button(
-                    "Comparison (CSV)",
-                    data=lambda: to_csv(diff.to_rows()),
-                    on_click="ignore",
-                    file_name=f"fusion-{job_id}-vs-{other}.csv",
-                    mime="text/csv",
-                    key="fusion.dl.diff",
-                )
+                ui.build_diff_panel(layers, _load(wb.jobs.job_dir(other))[0], report.profile, labels[job_id],
+                                    labels[other], f"fusion-{job_id}-vs-{other}.csv")
 
 if tabs[5].open:
     from workbench.reports import fusion_html as fh

@@ -46,6 +46,7 @@ with form:
             st.session_state[ui.SCORE_JOB] = wb.submit_score(
                 ref, QuantizeRequest(**{**req.to_dict(), "reuse_ranges": None, "test_data_path": test_path}))
 
+scores = None  # the calibrator table, shown below both columns: half the page cuts its columns off
 with panel:
     job_id = st.session_state.get(ui.QUANTIZE_JOB)
     if job_id:
@@ -70,6 +71,7 @@ with panel:
                                      key=f"dl.ranges.{job.id}")
                 st.caption("Build it: on the Build page choose INT8/FP8 and reuse these ranges, or "
                            "`trt-workbench build model_qdq.onnx …`.")
+                st.page_link("pages/build.py", label="Build with these ranges", icon=":material/build:")
     score_id = st.session_state.get(ui.SCORE_JOB)
     if score_id:
         with ui.error_boundary("Calibrator scores"):
@@ -80,19 +82,24 @@ with panel:
                 if res.get("synthetic"):
                     st.warning("Calibrated on random data: the numbers say nothing about real accuracy.")
                 test_name = (job.payload.get("request") or {}).get("test_data_path")
+                why = " (highest top-1, then lowest max abs error)" if res.get("labelled") else " (lowest max abs error)"
                 if res.get("held_out", bool(test_name)):
                     st.markdown(f"**Calibrators on held-out data** ({res.get('scored_on', test_name)}) — best: "
-                                f"**{res.get('best')}**")
+                                f"**{res.get('best')}**{why}")
                 else:
-                    st.markdown(f"**Calibrators scored on the calibration data** — best: **{res.get('best')}**")
+                    st.markdown(f"**Calibrators scored on the calibration data** — best: **{res.get('best')}**{why}")
                     st.warning("No held-out test set: each calibrator was scored on the samples it calibrated "
                                "on, which flatters all of them. Give labelled test data for an honest score.")
                 if not res.get("labelled"):
                     st.caption("No 'label' array in the test data: scored by output error only (no top-1).")
                 cols = [c for c in ("calibrator", "output", "accuracy_fp32", "accuracy_qdq", "accuracy_delta_pp",
                                     "max_abs_err", "mean_abs_err", "cosine", "quantize_s") if c in frame]
-                st.dataframe(frame[cols], hide_index=True, width="stretch")
+                scores = frame[cols]
+                st.caption("Scores per calibrator: the table below.")
     if not job_id and not score_id:
         st.info("Choose data and a calibrator, then **Quantize** (a background job: you can leave the page). "
                 "**Score all calibrators** measures each one against FP32 on your data, so choosing is a "
                 "measurement, not a guess.")
+if scores is not None:
+    st.markdown("**Calibrator scores**: each calibrator's Q/DQ model against the FP32 model, both in ONNX Runtime")
+    st.dataframe(scores, hide_index=True, width="stretch", column_config=ui.number_columns(scores, labels=ui.SCORE_COLUMNS))

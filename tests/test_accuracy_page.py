@@ -56,6 +56,11 @@ def test_compare_an_int8_simulation_then_requantize_without_the_culprits(app_ws)
         == f"{sum(t.passed for t in result.tensors)}/{len(result.tensors)}"
     )
     assert metrics["Top-1 (logits)"] == f"{result.task.candidate_accuracy:.2%}"
+    from streamlit.proto.Metric_pb2 import Metric as MetricProto
+
+    top1 = next(m for m in at.metric if m.label == "Top-1 (logits)")
+    unchanged = f"{result.task.delta_pp:+.2f}" in ("+0.00", "-0.00")  # no gain: grey, no up arrow
+    assert (top1.proto.direction == MetricProto.MetricDirection.NONE) == unchanged
     assert [t.label for t in at.tabs] == ["Along the network", "Table", "Tensor", "Culprits", "Export"]
     keep = at.multiselect(key=f"accuracy.keep.{first}")
     assert keep.value == list(result.proposed_exclusions) and keep.value

@@ -119,8 +119,10 @@ def test_two_builds_of_the_model_can_be_compared(session_wb, cnn_build, fp16_bui
     _ok(at)
     diff = diff_builds(*(load_layers(session_wb.jobs.job_dir(j)) for j in (cnn_build, fp16_build)))
     assert any(diff.summary() in m.value for m in at.markdown)
+    assert any(m.value.startswith("**A** (the build picked above)") and "**B**" in m.value for m in at.markdown)
     shown = at.dataframe[0].value
     assert set(shown["node"]) == {c.node for c in diff.changed}
+    assert set(shown["presence"]) <= {"A and B", "A only", "B only"}  # said, not "only_a"
 
 
 def test_the_export_tab_offers_json_csv_and_html(session_wb, cnn_build, fresh_caches):

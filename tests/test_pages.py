@@ -67,6 +67,8 @@ def test_the_build_page_proposes_a_profile_and_queues_a_real_build(app_ws):
     at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
     _no_exception(at)
     suggested = get_sample("cnn_residual").profiles()[0].shapes["input"]  # the sample's documented profile
+    example = "x".join(map(str, suggested.opt))
+    assert any(f"e.g. `{example}`" in m.value for m in at.markdown)  # the model's own shape, not an ImageNet one
     for which in ("min", "opt", "max"):
         assert at.text_input(key=f"build.p0.input.{which}").value == "x".join(map(str, getattr(suggested, which)))
     at.text_input(key="build.p0.input.opt").input("2x3x32x32").run()
@@ -82,6 +84,11 @@ def test_the_build_page_proposes_a_profile_and_queues_a_real_build(app_ws):
     at = _page("build", **{ui.MODEL_DIGEST: ref.digest, ui.BUILD_JOB: job_id})
     _no_exception(at)
     assert any("polygraphy convert" in c.value for c in at.code)
+    assert all(" \\\n    --" in c.value for c in at.code)  # one option a line: none hidden past the edge
+    # Next step: the fusion report of this very build.
+    at.button(key=f"build.to_fusion.{job_id}").click().run()
+    _no_exception(at)
+    assert at.session_state[ui.FUSION_JOB] == job_id
 
 
 def test_the_build_page_keeps_chosen_nodes_in_fp32_in_an_fp16_build(app_ws):

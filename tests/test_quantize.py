@@ -620,6 +620,7 @@ def test_the_quantize_page_shows_the_score_table_and_says_what_it_was_scored_on(
     assert job.status == "succeeded", job.error
     at.run()
     assert any("Calibrators on held-out data" in m.value for m in at.markdown)
+    assert any("(highest top-1, then lowest max abs error)" in m.value for m in at.markdown)  # why it is best
     table = next(d.value for d in at.dataframe if "calibrator" in d.value.columns)  # (others: data previews)
     assert sorted(table["calibrator"].unique()) == sorted(CALIBRATORS)
     assert {"accuracy_fp32", "accuracy_qdq", "accuracy_delta_pp", "max_abs_err"} <= set(table.columns)

@@ -10,6 +10,7 @@ import contextlib
 import html
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -208,6 +209,48 @@ def download_file(label: str, path: Path, mime: str = "application/octet-stream"
                        on_click="ignore")
 
 
+_ZERO_DELTA = re.compile(r"^[+-]?0+(\.0*)?(?![\d.])")
+
+
+def metric_row(items: Sequence[tuple[str, str, str | None, str | None]], notes: Sequence[str] = ()) -> None:
+    """Metrics (label, value, delta, help) side by side, each column as wide as its value needs: ``st.metric``
+    cuts a value wider than its column to "347.…", so a tensor name beside short numbers gets the room it needs.
+    A zero delta ("+0.00 pp") is grey and has no arrow (it is no gain); so are the deltas of the labels in
+    ``notes``, which are remarks ("4 layers"), not changes."""
+    if not items:
+        return
+    for col, (label, value, delta, tip) in zip(st.columns([max(len(str(v)), 7) for _, v, _, _ in items]),
+                                               items, strict=True):
+        plain = delta is None or label in notes or bool(_ZERO_DELTA.match(str(delta).strip()))
+        col.metric(label, value, delta, help=tip, delta_color="off" if plain else "normal",
+                   delta_arrow="off" if plain else "auto")
+
+
+SCORE_COLUMNS = {"accuracy_fp32": "top-1 FP32", "accuracy_qdq": "top-1 Q/DQ", "accuracy_delta_pp": "Δ top-1 (pp)",
+                 "max_abs_err": "max abs err", "mean_abs_err": "mean abs err", "quantize_s": "time (s)"}
+
+
+def number_columns(frame: Any, fmt: str = "%.4g", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """``column_config`` for a table: its float columns in ``fmt`` (0.9997 keeps its digits, 1.2884001 loses the
+    noise), or in scientific notation where the magnitudes call for it (a max relative error of 7.9E14 beside
+    0.0079: a 16-digit number is not read), and ``labels`` as column titles (the data keep their names)."""
+    import numpy as np
+    import pandas as pd
+
+    labels = labels or {}
+    config: dict[str, Any] = {}
+    for name in frame.columns:
+        if pd.api.types.is_float_dtype(frame[name]):
+            mags = np.abs(frame[name].to_numpy(dtype=float))
+            mags = mags[np.isfinite(mags) & (mags > 0)]
+            wide = mags.size > 0 and (mags.max() >= 1e6 or mags.min() < 1e-4)
+            config[name] = st.column_config.NumberColumn(labels.get(name, name),
+                                                         format="scientific" if wide else fmt)
+        elif name in labels:
+            config[name] = st.column_config.Column(labels[name])
+    return config
+
+
 @st.cache_data(show_spinner=False, ttl=600)
 def installed_backends() -> list[Any]:
     from .backends import installed_backends as _installed
@@ -307,8 +350,52 @@ def build_results(job: Any) -> None:
     cmds = commands(spec, job.model_name, res.get("network_model", ""), res.get("backend_version", ""))
     st.markdown("**Redo this build outside the app**" + (
         f" (on `{res['network_model']}` from the bundle)" if res.get("network_model") else ""))
-    st.code(cmds["polygraphy"], language="bash")
-    st.code(cmds["trtexec"], language="bash")
+    for cmd in (cmds["polygraphy"], cmds["trtexec"]):  # one option a line: on one line its end was hidden
+        st.code(re.sub(r" (?=--)", lambda _: " \\\n    ", cmd), language="bash", wrap_lines=True)
+    st.markdown("**Next**")
+    n = st.columns(2)
+    if n[0].button("Fusion report", key=f"build.to_fusion.{job.id}", icon=":material/account_tree:",
+                   help="Which ONNX nodes became which engine layer, for this build."):
+        st.session_state[FUSION_JOB] = job.id
+        st.switch_page("pages/fusion.py")
+    with n[1]:
+        st.page_link("pages/accuracy.py", label="Check accuracy", icon=":material/troubleshoot:",
+                     help="On the Accuracy page, candidate 'a finished build': this build against FP32.")
+
+
+DIFF_COLUMNS = {"presence": "in", "precision_a": "precision A", "precision_b": "precision B",
+                "precision_changed": "precision changed", "fusion_changed": "fusion changed",
+                "fused_with_a": "fused with (A)", "fused_with_b": "fused with (B)", "layers_a": "layers (A)",
+                "layers_b": "layers (B)"}
+
+
+def build_diff_panel(layers: Any, other: Any, profile: int, label_a: str, label_b: str, file_name: str) -> None:
+    """Two builds of one model: which ONNX nodes changed fusion group or precision. A is the build picked on the
+    page, B the other; the table, the figure and the summary all say which is which."""
+    import pandas as pd
+
+    from .fusion import diff_builds
+    from .reports.fusion_figures import diff_precision
+    from .reports.fusion_html import to_csv
+
+    def short(label: str) -> str:  # "model.onnx: tensorrt-rtx · INT8, entropy · 1 profile · 12-01 19:25"
+        return label.split(": ", 1)[-1].rsplit(" · ", 1)[0]
+
+    diff = diff_builds(layers, other, profile=profile)
+    st.markdown(f"**A** (the build picked above): {label_a}  \n**B**: {label_b}")
+    st.write(diff.summary())
+    only = st.toggle("Only nodes that changed", value=True, key="fusion.only_changed")
+    rows = diff.to_rows(changed_only=only)
+    if rows:
+        frame = pd.DataFrame(rows)
+        frame["presence"] = frame["presence"].map({"both": "A and B", "only_a": "A only", "only_b": "B only"})
+        st.dataframe(frame, hide_index=True, width="stretch", column_config=number_columns(frame, labels=DIFF_COLUMNS))
+    else:
+        st.info("No ONNX node changed fusion group or precision between the two builds.")
+    st.plotly_chart(diff_precision(diff, f"A: {short(label_a)}", f"B: {short(label_b)}"), width="stretch",
+                    key="fusion.fig.diff")
+    st.download_button("Comparison (CSV)", data=lambda: to_csv(diff.to_rows()), on_click="ignore",
+                       file_name=file_name, mime="text/csv", key="fusion.dl.diff")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -345,7 +432,7 @@ def calibration_preview(ref: ModelRef, data_path: str) -> None:
     with error_boundary("Calibration data"):
         stats, n, values_read = _calibration_stats(str(ref.path), data_path)
         st.caption(f"{n} samples in {Path(data_path).name}")
-        st.dataframe(stats, width="stretch")
+        st.dataframe(stats, width="stretch", hide_index=True)
         if not values_read:
             st.caption(f"Shapes and types checked. Over {PREVIEW_MAX_BYTES // 2**20} MiB of arrays, so the values "
                        "(NaN/Inf, ranges) are read and checked by the job, in a worker, not by this page.")
@@ -630,18 +717,22 @@ def demo_panel() -> None:
 
         res = job.result
         cmp = res.get("compare") or {}
-        c = st.columns(4)
-        c[0].metric("FP32 plan", f"{res['fp32']['plan_bytes'] / 1024:.0f} KiB", f"{res['fp32']['layers']} layers",
-                    delta_color="off")
-        c[1].metric("INT8 plan", f"{res['int8']['plan_bytes'] / 1024:.0f} KiB",
-                    f"{res['int8']['int8_layers']} of {res['int8']['layers']} layers in INT8", delta_color="off")
         task = cmp.get("task") or {}
-        if task:
-            c[2].metric("Top-1, INT8 simulation", f"{task['candidate_accuracy']:.2%}",
-                        f"{(task['candidate_accuracy'] - task['reference_accuracy']) * 100:+.2f} pp vs FP32")
         top = cmp.get("top_culprit") or {}
+        items: list[tuple[str, str, str | None, str | None]] = [
+            ("FP32 plan", f"{res['fp32']['plan_bytes'] / 1024:.0f} KiB", f"{res['fp32']['layers']} layers", None),
+            ("INT8 plan", f"{res['int8']['plan_bytes'] / 1024:.0f} KiB",
+             f"{res['int8']['int8_layers']} of {res['int8']['layers']} layers in INT8", None),
+        ]
+        if task:
+            items.append(("Top-1, INT8 simulation", f"{task['candidate_accuracy']:.2%}",
+                          f"{(task['candidate_accuracy'] - task['reference_accuracy']) * 100:+.2f} pp vs FP32",
+                          "On the sample's labelled test set; FP32 is ONNX Runtime running the original model."))
         if top:
-            c[3].metric("Adds the most error", top["tensor"], ", ".join(top["nodes"]), delta_color="off")
+            items.append(("Adds the most error", top["tensor"], "node " + ", ".join(top["nodes"]),
+                          "The tensor whose error grows most over its input's: keep its node in higher precision "
+                          "(Accuracy page, Culprits) and compare again."))
+        metric_row(items, notes=("FP32 plan", "INT8 plan", "Adds the most error"))
         st.caption(cmp.get("candidate_label", ""))
         d = st.columns(3)
         with d[0]:

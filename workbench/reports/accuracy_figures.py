@@ -120,8 +120,12 @@ def depth_figure(result: ComparisonResult, metric: str = "rel_rms") -> Any:
             annotation_text=f"first NaN/Inf: {result.first_nonfinite}",
             annotation_position="bottom right",
         )
-    fig.update_yaxes(type="log" if log else "linear", title=label)
+    # A log axis spanning under a decade labels its minor ticks with one digit ("3, 2, 0.01, 9, 8"): full values.
+    fig.update_yaxes(type="log" if log else "linear", title=label, tickformat=".2~g" if log else None)
     fig.update_xaxes(title="position along the network (ONNX node index)")
+    orders = sorted({t.order for t in tensors})
+    if any(o < 0 for o in orders) and len(orders) <= 30:  # graph inputs sit before node 0: say so, not "-1"
+        fig.update_xaxes(tickvals=orders, ticktext=["input" if o < 0 else str(o) for o in orders])
     return _layout(fig, f"{label[0].upper()}{label[1:]} per tensor — candidate: {result.kind_short}")
 
 
