@@ -343,3 +343,4 @@ def test_the_precision_summary_names_layers_without_tensors_as_shape_kernels():
     assert no_tensors and all(ly.type == "shape_call" for ly in no_tensors)
     summary = check_precision("fp32", layers)["summary"]
     assert f"no tensors listed (shape kernel) ×{len(no_tensors)}" in summary and "unknown" not in summary
+    assert {ly.precision_label for ly in no_tensors} == {"no tensors listed (shape kernel)"}  # the table's label

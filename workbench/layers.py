@@ -163,12 +163,18 @@ class EngineLayer:
     def precision_label(self) -> str:
         """``FP32``; ``FP32 · INT8 weights`` for weight-only quantized layers; ``FP16 · writes FP32`` for a layer
         with a fused output conversion."""
+        if self.precision == "unknown" and not (self.inputs or self.outputs or self.constants):
+            return NO_TENSORS_LABEL
         label = self.precision
         if self.weight_precision and self.weight_precision != self.precision:
             label = f"{label} · {self.weight_precision} weights"
         if self.output_precision and self.output_precision != self.precision and self.precision in _FLOATS:
             label = f"{label} · writes {self.output_precision}"
         return label
+
+
+# How a layer the listing gives no tensors for is labelled (TensorRT-RTX's shape_call kernels compute shapes).
+NO_TENSORS_LABEL = "no tensors listed (shape kernel)"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from .layers import NO_TENSORS_LABEL
+
 # What a layer's precision must contain for the request to count as honoured.
 _EXPECT = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8", "fp8": "FP8"}
 
@@ -56,13 +58,8 @@ def check_precision(requested: str, layers: Any) -> dict[str, Any]:
     return out
 
 
-# A layer the listing gives no tensors for (TensorRT-RTX's ``shape_call`` kernels compute shapes, not data).
-_NO_TENSORS = "unknown"
-
-
 def _fmt(mix: Counter[str]) -> str:
-    return ", ".join(f"{'no tensors listed (shape kernel)' if k == _NO_TENSORS else k} ×{v}"
-                     for k, v in mix.most_common()) or "no layers"
+    return ", ".join(f"{NO_TENSORS_LABEL if k == 'unknown' else k} ×{v}" for k, v in mix.most_common()) or "no layers"
 
 
 def _in(layer: Any) -> str:
