@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -465,6 +466,13 @@ def test_demo_runs_in_one_click_and_its_report_opens_offline(fresh_app, browser,
                 expect(frame.locator(".js-plotly-plot:has(.main-svg)")).to_have_count(
                     expected, timeout=DRAW_TIMEOUT_MS
                 )
+                # ... and the frame is as tall as its report: no figure is cut or hidden behind an inner scrollbar
+                content = frame.locator("html").evaluate("e => e.scrollHeight")
+                deadline = time.monotonic() + 10
+                while frames.nth(i).evaluate("f => f.offsetHeight") < content and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    content = frame.locator("html").evaluate("e => e.scrollHeight")
+                assert frames.nth(i).evaluate("f => f.offsetHeight") >= content, (i, content)
         assert offline.attempted == [], offline.attempted
 
 

@@ -202,9 +202,12 @@ def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -
     table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
 
     def frame(doc: str, title: str) -> str:
+        # as tall as its report once drawn (same origin: srcdoc), so figures are never cut inside a scrolling frame
+        fit = ("var f=this;function fit(){f.style.height=(f.contentWindow.document.documentElement.scrollHeight+24)"
+               "+'px'}fit();setTimeout(fit,800)")
         return (
             f"<h2>{e(title)}</h2><iframe title='{e(title)}' srcdoc=\"{html.escape(doc, quote=True)}\" "
-            "style='width:100%;height:1400px;border:1px solid #ddd'></iframe>"
+            f"onload=\"{fit}\" style='width:100%;height:1400px;border:1px solid #ddd'></iframe>"
         )
 
     return (
