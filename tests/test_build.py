@@ -144,29 +144,19 @@ def test_two_profiles_over_two_dynamic_axes(wb):
     assert [list(p.max) for p in image.profiles] == [[4, 3, 64, 64], [8, 3, 128, 128]]
 
 
-def test_fp16_build_converts_the_network_and_the_engine_really_runs_in_fp16(wb):
-    job, log = _build(wb, get_sample("cnn_residual").path, BuildSpec(
-        precision="fp16", profiles=get_sample("cnn_residual").profiles()))
-    assert job.status == "succeeded", (job.error, log[-2000:])
-    assert "Half" in log  # the builder's own layer listing
-    fp16 = [ly for ly in _layers(wb, job.id).layers if "FP16" in ly.precision]
-    assert fp16, "no engine layer runs in FP16"
-    assert job.result["precision_check"]["honoured"]
-    assert wb.jobs.artifact(job.id, "network.onnx").stat().st_size > 0  # the converted model ships too
-
-
-def test_bf16_build_converts_the_network_and_the_engine_really_runs_in_bf16(wb):
+@pytest.mark.parametrize("precision, datatype", [("fp16", "Half"), ("bf16", "BFloat16")])
+def test_a_half_precision_build_converts_the_network_and_the_engine_really_runs_in_it(wb, precision, datatype):
     from workbench.backends import backend_info
 
-    assert backend_info("tensorrt-rtx").precisions["bf16"][0]  # offered because it really builds (below)
+    assert backend_info("tensorrt-rtx").precisions[precision][0]  # offered because it really builds (below)
     job, log = _build(wb, get_sample("cnn_residual").path, BuildSpec(
-        precision="bf16", profiles=get_sample("cnn_residual").profiles()))
+        precision=precision, profiles=get_sample("cnn_residual").profiles()))
     assert job.status == "succeeded", (job.error, log[-2000:])
-    assert "BFloat16" in log  # the builder's own layer listing
-    bf16 = [ly for ly in _layers(wb, job.id).layers if "BF16" in ly.precision]
-    assert bf16, "no engine layer runs in BF16"
+    assert datatype in log  # the builder's own layer listing
+    layers = [ly for ly in _layers(wb, job.id).layers if precision.upper() in ly.precision]
+    assert layers, f"no engine layer runs in {precision.upper()}"
     assert job.result["precision_check"]["honoured"]
-    assert wb.jobs.artifact(job.id, "network.onnx").stat().st_size > 0
+    assert wb.jobs.artifact(job.id, "network.onnx").stat().st_size > 0  # the converted model ships too
 
 
 def test_a_bf16_build_keeps_the_chosen_op_type_in_fp32(wb):
