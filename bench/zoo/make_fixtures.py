@@ -227,8 +227,13 @@ def qdq_cnn(path: Path) -> None:
     """Small CNN, quantized by ONNX Runtime quantize_static: QDQ format, per-channel int8 weights,
     ActivationSymmetric, QuantizeBias=False (biases stay float), calibrated on 16 random images (seed 0)."""
     import torch
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     _seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -431,7 +436,7 @@ def check(path: Path) -> str:
     onnx.checker.check_model(model, full_check=False)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outs = sess.run(None, _feed(model))
-    return ", ".join(f"{o.name}{list(a.shape)}" for o, a in zip(sess.get_outputs(), outs))
+    return ", ".join(f"{o.name}{list(a.shape)}" for o, a in zip(sess.get_outputs(), outs, strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
