@@ -437,8 +437,8 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
         by_tensor: dict[str, list[tuple[int, int]]] = {}
         for name, i, v in found:
             by_tensor.setdefault(name, []).append((i, v))
-        for name, dims in by_tensor.items():
-            listed = ", ".join(f"dimension {i} = {v}" for i, v in dims)
+        for name, found_dims in by_tensor.items():
+            listed = ", ".join(f"dimension {i} = {v}" for i, v in found_dims)
             warnings.append(
                 f"{kind} '{name}' declares {listed}: older exporters (Paddle2ONNX, Caffe2) write a negative size "
                 "for a dynamic dimension. It is treated as dynamic, as ONNX Runtime and TensorRT read it."
@@ -449,10 +449,10 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
         elif t.dynamic_dims:
             dims = ", ".join(f"dim {i} ({t.shape[i] or '?'})" for i in t.dynamic_dims)
             warnings.append(f"Input '{t.name}' is dynamic in {dims}: a build needs an optimization profile for it.")
-    for name, dims in shared_dim_names(inputs).items():
-        if len({n for n, _ in dims}) > 1:
+    for sym, shared in shared_dim_names(inputs).items():
+        if len({n for n, _ in shared}) > 1:
             continue  # batch / sequence shared by several inputs: the usual meaning, checked when profiles are
-        warnings.append(f"{describe_dims(dims)} share the symbolic name '{name}': TensorRT treats dimensions of one "
+        warnings.append(f"{describe_dims(shared)} share the symbolic name '{sym}': TensorRT treats dimensions of one "
                         "name as one size, so an optimization profile must give them equal min/opt/max values.")
     for d in custom:
         ops = sorted(k.split("::", 1)[1] for k in hist if k.startswith(d + "::"))
