@@ -105,3 +105,102 @@ def big_external_model(folder: Path, gib: float = 2.05) -> Path:
     with open(folder / "weights.bin", "wb") as fh:
         fh.truncate(4 * n)
     return path
+
+
+# ---------------------------------------------------------------------------------------------- intake of real models
+
+
+def _conv_relu(shape: list, name: str, out_shape: list) -> onnx.ModelProto:
+    rng = np.random.default_rng(3)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["y"], name="relu")],
+        name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [_f("w", rng.normal(size=(4, 3, 3, 3)) * 0.1), _f("b", np.zeros(4))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    onnx.checker.check_model(m)
+    return m
+
+
+def neg_dim() -> onnx.ModelProto:
+    """Conv→Relu whose batch dim is declared ``dim_value: -1`` (input and output), as older Paddle2ONNX and
+    Caffe2-era exports write a dynamic dim: [-1, 3, 16, 16] → [-1, 4, 16, 16]."""
+    return _conv_relu([-1, 3, 16, 16], "neg_dim", [-1, 4, 16, 16])
+
+
+def shared_sym_dims() -> onnx.ModelProto:
+    """Conv→Relu whose H and W share one symbolic name: [1, 3, '?', '?'] (TensorRT forces them equal)."""
+    return _conv_relu([1, 3, "?", "?"], "shared_sym_dims", [1, 4, "?", "?"])
+
+
+def shared_batch_seq() -> onnx.ModelProto:
+    """Two inputs [batch, seq] (hidden states and a mask, as a BERT-like encoder has) added together: 'batch' and
+    'seq' name a dim of each, so TensorRT makes them one size across the inputs."""
+    g = helper.make_graph([helper.make_node("Add", ["hidden", "mask"], ["y"], name="add")], "shared_batch_seq",
+                          [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "seq"]),
+                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "seq"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq"])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    onnx.checker.check_model(m)
+    return m
+
+
+def constant_weights() -> onnx.ModelProto:
+    """Every weight in a ``Constant`` node (no initializers), one of them inside an ``If`` branch:
+    Conv weight 4x3x3x3 (108) + bias 4 + the If's flag 1, and a 4-element scale in the then-branch = 117."""
+    rng = np.random.default_rng(4)
+
+    def const(name: str, arr: np.ndarray) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], name=f"const_{name}", value=_f(name + "_value", arr))
+
+    then_g = helper.make_graph([const("s", np.full(4, 2.0)), helper.make_node("Mul", ["c", "s"], ["t"], name="mul")],
+                               "then", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    else_g = helper.make_graph([helper.make_node("Identity", ["c"], ["e"], name="ident")], "else", [],
+                               [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    nodes = [const("w", rng.normal(size=(4, 3, 3, 3))), const("b", np.zeros(4)),
+             helper.make_node("Conv", ["x", "w", "b"], ["c0"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Transpose", ["c0"], ["c"], name="nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Constant", [], ["flag"], name="const_flag",
+                              value=helper.make_tensor("flag_value", TensorProto.BOOL, [], [True])),
+             helper.make_node("If", ["flag"], ["y"], name="if", then_branch=then_g, else_branch=else_g)]
+    g = helper.make_graph(nodes, "constant_weights", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    onnx.checker.check_model(m)
+    return m
+
+
+def qdq_cnn(path: Path) -> Path:
+    """``tiny_cnn`` quantized by ONNX Runtime's ``quantize_static`` into an INT8 Q/DQ model at ``path`` (per-channel
+    weights, symmetric activations, biases left in float: the options TensorRT's parser accepts), as a user
+    brings an already quantized model."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    fp32 = path.with_name(path.stem + "_fp32.onnx")
+    onnx.save(tiny_cnn(), str(fp32))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(5)
+            self._it = iter([{"x": rng.normal(size=(1, 3, 16, 16)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize_static(str(fp32), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    extra_options={"ActivationSymmetric": True, "QuantizeBias": False})
+    fp32.unlink()
+    return path
+
+
+def write_intake(folder: Path) -> Path:
+    """The intake models above as files in ``folder``: neg_dim, shared_sym_dims, shared_batch_seq,
+    constant_weights, qdq_cnn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, fn in (("neg_dim", neg_dim), ("shared_sym_dims", shared_sym_dims), ("shared_batch_seq", shared_batch_seq),
+                     ("constant_weights", constant_weights)):
+        onnx.save(fn(), str(folder / f"{name}.onnx"))
+    qdq_cnn(folder / "qdq_cnn.onnx")
+    return folder

@@ -417,3 +417,61 @@ def test_the_model_page_opens_a_model_on_the_server(app_ws, tmp_path, monkeypatc
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state[ui.MODEL_DIGEST] == app_ws.models()[0].digest
     assert at.subheader[0].value == "external.onnx"
+
+
+# ---------------------------------------------------------------------------------------------- models users bring
+
+
+@pytest.fixture(scope="module")
+def intake_dir(tmp_path_factory):
+    return onnx_models.write_intake(tmp_path_factory.mktemp("intake"))
+
+
+def test_a_minus_one_dim_from_an_older_exporter_is_dynamic_with_a_warning(workspace, intake_dir):
+    # Paddle2ONNX / Caffe2-era exports write dim_value -1 for "dynamic"; this used to be refused outright.
+    ref = import_model(workspace, intake_dir / "neg_dim.onnx", "neg_dim.onnx")
+    s = summarize(ref.path)
+    assert s.inputs[0].shape == (None, 3, 16, 16) and s.inputs[0].dynamic_dims == (0,)
+    assert s.outputs[0].shape == (None, 4, 16, 16)
+    assert any("'x' declares dimension 0 = -1" in w and "treated as dynamic" in w for w in s.warnings)
+    assert any("'y' declares dimension 0 = -1" in w for w in s.warnings)
+    from workbench.calibration_data import model_inputs  # what calibration and comparison data are shaped by
+
+    assert model_inputs(ref.path)[0].shape == (None, 3, 16, 16)
+
+
+def test_dims_sharing_one_symbolic_name_are_flagged(intake_dir):
+    s = summarize(intake_dir / "shared_sym_dims.onnx")
+    assert any("Input 'x' dims 2 and 3 share the symbolic name '?'" in w and "equal" in w for w in s.warnings)
+    # batch and sequence shared by several inputs is the usual meaning: no warning (the profile check still holds)
+    assert not any("share" in w for w in summarize(intake_dir / "shared_batch_seq.onnx").warnings)
+
+
+def test_weights_in_constant_nodes_count_as_parameters_subgraphs_included(intake_dir):
+    s = summarize(intake_dir / "constant_weights.onnx")
+    assert s.parameter_count == 108 + 4 + 1 + 4  # conv weight, bias, the If's flag, the then-branch's scale
+    assert s.initializer_bytes == 4 * (108 + 4 + 4) + 1
+
+
+def test_an_explicitly_quantized_model_is_detected_at_intake(intake_dir, models_dir):
+    q = summarize(intake_dir / "qdq_cnn.onnx").quantization
+    model = onnx.load(str(intake_dir / "qdq_cnn.onnx"))
+    n_q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert q is not None and q.quantize_nodes == n_q == q.pairs and q.types == ("INT8",)
+    assert q.weights == 3 and q.precisions == ("int8",)  # conv and fc weights, the BN scale
+    assert q.describe() == f"explicitly quantized (Q/DQ: {n_q} Quantize/Dequantize pairs, 3 quantized weights, INT8)"
+    assert summarize(models_dir / "tiny_cnn.onnx").quantization is None
+
+
+def test_a_summary_kept_by_an_older_version_is_made_again(workspace, intake_dir):
+    from workbench.model import SUMMARY_FILE, stored_summary
+
+    ref = import_model(workspace, intake_dir / "qdq_cnn.onnx", "qdq_cnn.onnx")
+    cache = ref.path.parent / SUMMARY_FILE
+    old = json.loads(cache.read_text())
+    old.pop("quantization")
+    old["parameter_count"] = 0
+    cache.write_text(json.dumps(old))
+    again = stored_summary(ref.path)
+    assert again.quantization is not None and again.parameter_count > 0
+    assert json.loads(cache.read_text())["quantization"]["pairs"] == again.quantization.pairs
