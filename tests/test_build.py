@@ -359,6 +359,10 @@ def test_an_already_quantized_model_builds_int8_as_it_is_and_the_command_does_th
     int8 = [ly for ly in layers.layers if "INT8" in ly.precision]
     assert int8 and any("conv1" in ly.onnx_nodes for ly in int8) and any("fc" in ly.onnx_nodes for ly in int8), [(ly.name, ly.precision) for ly in layers.layers]
     assert job.result["precision_check"]["honoured"]
+    from workbench.errors import JobError
+
+    with pytest.raises(JobError, match="explicitly quantized"):  # the culprit finder's rebuild says what to do
+        wb.rebuild_keeping_float(job.id, ["conv1"])
     line = next(ln for ln in wb.jobs.artifact(job.id, "commands.sh").read_text().splitlines()
                 if "polygraphy convert" in ln)
     assert "convert qdq_cnn.onnx " in line and "--int8" not in line.split()

@@ -368,6 +368,13 @@ class Workbench:
                 ),
             )
             return self.submit_build(self.model(job.model_digest), spec)
+        if spec.precision in ("int8", "fp8") and calib is None:  # the model's own Q/DQ nodes, built as they are
+            raise JobError(
+                f"Build {build_job_id} built the model's own Q/DQ nodes: the model is explicitly quantized, so "
+                "which layers are quantized is decided by the file, not by a calibration the workbench ran.",
+                "Quantize the FP32 model it was made from on the Quantize page, keeping these nodes out, or remove "
+                "their Q/DQ nodes from the model.",
+            )
         if spec.precision not in ("int8", "fp8") or calib is None:
             raise JobError(
                 f"Build {build_job_id} is {spec.precision.upper()}, not a quantized build (nor FP16).",
