@@ -223,3 +223,10 @@ def test_an_already_quantized_model_builds_with_precision_int8_and_no_calibratio
     out = run("build", model, "-o", "h.plan", "--precision", "fp16", *shapes)
     assert out.returncode == 2 and "converting a Q/DQ model to FP16 is not supported" in out.stderr
     assert not (tmp_path / "r.plan").exists() and not (tmp_path / "h.plan").exists()
+
+
+def test_quantizing_an_already_quantized_model_again_is_exit_2_saying_why(run, intake_dir, tmp_path):
+    out = run("quantize", str(intake_dir / "qdq_cnn.onnx"), "-o", "again.onnx", "--random-calibration")
+    assert out.returncode == 2, out.stderr
+    assert "'qdq_cnn.onnx' is already explicitly quantized" in out.stderr and "Build it as it is" in out.stderr
+    assert not (tmp_path / "again.onnx").exists()

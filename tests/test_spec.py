@@ -251,3 +251,14 @@ def test_the_commands_for_a_qdq_model_build_the_file_as_it_is(backend, version, 
     both = poly + " " + trtexec
     assert all(f in both for f in flags), both
     assert not any(a in both for a in absent), both
+
+
+def test_the_workbench_refuses_to_calibrate_a_qdq_model_again(wb, tmp_path):
+    from tests import onnx_models
+    from workbench.quantize_task import QuantizeRequest
+
+    ref = wb.import_path(onnx_models.qdq_cnn(tmp_path / "qdq_cnn.onnx"))
+    for submit in (wb.submit_quantize, wb.submit_score):
+        with pytest.raises(SpecError, match="already explicitly quantized"):
+            submit(ref, QuantizeRequest(synthetic=True))
+    assert wb.jobs.list() == []

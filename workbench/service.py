@@ -187,8 +187,10 @@ class Workbench:
         without reading the arrays), then queue calibration; NaN/Inf in the data fail the job, naming file and
         input."""
         from .quantize_task import check_data
+        from .spec import refuse_requantizing
 
         req.quantize_spec()  # validates calibrator, precision, percentile
+        refuse_requantizing(self.summary(ref))
         if not req.reuse_ranges:
             check_data(_input_specs(self.summary(ref)), req)
         return self.jobs.submit(
@@ -203,7 +205,9 @@ class Workbench:
     def submit_score(self, ref: ModelRef, req: QuantizeRequest) -> str:
         """Like :meth:`submit_quantize` (headers only, here), for calibration and test data; queue the scoring."""
         from .quantize_task import check_data
+        from .spec import refuse_requantizing
 
+        refuse_requantizing(self.summary(ref))
         check_data(_input_specs(self.summary(ref)), req)
         return self.jobs.submit(
             "score",

@@ -378,6 +378,15 @@ def check_explicitly_quantized(spec: BuildSpec, q: Any) -> None:
                         f"Choose {' or '.join(p.upper() for p in q.precisions)}.")
 
 
+def refuse_requantizing(summary: ModelSummary) -> None:
+    """Calibrating an explicitly quantized (Q/DQ) model again would quantize its Q/DQ nodes' inputs twice: refused."""
+    if summary.quantization is not None:
+        raise SpecError(f"'{summary.file}' is already {summary.quantization.describe()}: quantizing it again would "
+                        "stack new Q/DQ nodes on its own.",
+                        "Build it as it is (precision INT8/FP8, no calibration), or quantize the FP32 model it was "
+                        "made from.")
+
+
 # ---------------------------------------------------------------------------------------------- commands
 
 
