@@ -190,6 +190,10 @@ def test_the_model_page_opens_a_minus_one_dim_model_with_a_warning(app_ws, intak
     assert any("declares dimension 0 = -1" in w.value and "treated as dynamic" in w.value for w in at.warning)
     inputs = at.dataframe[0].value
     assert inputs.loc[0, "shape"] == "[?, 3, 16, 16]" and inputs.loc[0, "dynamic dims"] == "0 (?)"
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest})  # the profile form treats it as any dynamic dim
+    _no_exception(at)
+    assert [at.text_input(key=f"build.p0.x.{w}").value for w in ("min", "opt", "max")] == [
+        "1x3x16x16", "1x3x16x16", "8x3x16x16"]
 
 
 def test_the_model_page_says_a_qdq_model_is_explicitly_quantized(app_ws, intake_dir):
