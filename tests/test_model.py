@@ -475,3 +475,24 @@ def test_a_summary_kept_by_an_older_version_is_made_again(workspace, intake_dir)
     again = stored_summary(ref.path)
     assert again.quantization is not None and again.parameter_count > 0
     assert json.loads(cache.read_text())["quantization"]["pairs"] == again.quantization.pairs
+
+
+def test_an_fp8_qdq_model_is_detected_as_fp8_and_builds_as_fp8_only(tmp_path):
+    from workbench.errors import SpecError
+    from workbench.spec import BuildSpec, validate_spec
+
+    zp = helper.make_tensor("zp", TensorProto.FLOAT8E4M3FN, [], [0.0])
+    g = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="q"),
+         helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="dq")],
+        "fp8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(np.array(0.5, np.float32), "s"), zp])
+    path = tmp_path / "fp8.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    s = summarize(path)
+    assert s.quantization is not None and s.quantization.types == ("FP8",) and s.quantization.precisions == ("fp8",)
+    assert "1 Quantize/Dequantize pair, FP8)" in s.quantization.describe()
+    validate_spec(BuildSpec(precision="fp8"), s)
+    with pytest.raises(SpecError, match="Choose FP8"):
+        validate_spec(BuildSpec(precision="int8"), s)
