@@ -110,30 +110,6 @@ def big_external_model(folder: Path, gib: float = 2.05) -> Path:
 # ---------------------------------------------------------------------------------------------- intake of real models
 
 
-def _conv_relu(shape: list, name: str, out_shape: list) -> onnx.ModelProto:
-    rng = np.random.default_rng(3)
-    g = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["c"], ["y"], name="relu")],
-        name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
-        [_f("w", rng.normal(size=(4, 3, 3, 3)) * 0.1), _f("b", np.zeros(4))])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
-    onnx.checker.check_model(m)
-    return m
-
-
-def neg_dim() -> onnx.ModelProto:
-    """Conv→Relu whose batch dim is declared ``dim_value: -1`` (input and output), as older Paddle2ONNX and
-    Caffe2-era exports write a dynamic dim: [-1, 3, 16, 16] → [-1, 4, 16, 16]."""
-    return _conv_relu([-1, 3, 16, 16], "neg_dim", [-1, 4, 16, 16])
-
-
-def shared_sym_dims() -> onnx.ModelProto:
-    """Conv→Relu whose H and W share one symbolic name: [1, 3, '?', '?'] (TensorRT forces them equal)."""
-    return _conv_relu([1, 3, "?", "?"], "shared_sym_dims", [1, 4, "?", "?"])
-
-
 def shared_batch_seq() -> onnx.ModelProto:
     """Two inputs [batch, seq] (hidden states and a mask, as a BERT-like encoder has) added together: 'batch' and
     'seq' name a dim of each, so TensorRT makes them one size across the inputs."""
@@ -171,36 +147,20 @@ def constant_weights() -> onnx.ModelProto:
     return m
 
 
-def qdq_cnn(path: Path) -> Path:
-    """``tiny_cnn`` quantized by ONNX Runtime's ``quantize_static`` into an INT8 Q/DQ model at ``path`` (per-channel
-    weights, symmetric activations, biases left in float: the options TensorRT's parser accepts), as a user
-    brings an already quantized model."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    fp32 = path.with_name(path.stem + "_fp32.onnx")
-    onnx.save(tiny_cnn(), str(fp32))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            rng = np.random.default_rng(5)
-            self._it = iter([{"x": rng.normal(size=(1, 3, 16, 16)).astype(np.float32)} for _ in range(8)])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    quantize_static(str(fp32), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    extra_options={"ActivationSymmetric": True, "QuantizeBias": False})
-    fp32.unlink()
-    return path
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # real exports from the zoo (see its README)
 
 
 def write_intake(folder: Path) -> Path:
-    """The intake models above as files in ``folder``: neg_dim, shared_sym_dims, shared_batch_seq,
-    constant_weights, qdq_cnn."""
+    """The models users bring, in ``folder``: the zoo's real exports ``neg_dim`` (Paddle2ONNX, batch dim -1),
+    ``shared_sym_dims`` (image [N, 3, S, S]), ``qdq_cnn`` (ONNX Runtime INT8 Q/DQ), ``if_conv`` (Constant weights
+    in If branches), and the generated ``shared_batch_seq`` and ``constant_weights`` above."""
+    import shutil
+
     folder.mkdir(parents=True, exist_ok=True)
-    for name, fn in (("neg_dim", neg_dim), ("shared_sym_dims", shared_sym_dims), ("shared_batch_seq", shared_batch_seq),
-                     ("constant_weights", constant_weights)):
+    for name in ("neg_dim", "shared_sym_dims", "qdq_cnn", "if_conv"):
+        path = FIXTURES / f"{name}.onnx"
+        assert path.is_file(), f"fixture {path} is missing (committed with the tests)"
+        shutil.copyfile(path, folder / path.name)
+    for name, fn in (("shared_batch_seq", shared_batch_seq), ("constant_weights", constant_weights)):
         onnx.save(fn(), str(folder / f"{name}.onnx"))
-    qdq_cnn(folder / "qdq_cnn.onnx")
     return folder

@@ -347,8 +347,7 @@ def test_an_already_quantized_model_builds_int8_as_it_is_and_the_command_does_th
     no data asked, no model_qdq.onnx made, the engine's layers are INT8, and the emitted command rebuilds it."""
     from workbench.layers import parse_build_log
 
-    spec = BuildSpec(precision="int8", profiles=profiles_from_args(["x:1x3x16x16"], ["x:2x3x16x16"],
-                                                                   ["x:4x3x16x16"]))
+    spec = BuildSpec(precision="int8")  # the zoo's Q/DQ CNN has a static input
     job, log = _build(wb, intake_dir / "qdq_cnn.onnx", spec)
     assert job.status == "succeeded", (job.error, log[-2000:])
     assert job.payload["spec"]["calibration"] is None
@@ -357,12 +356,12 @@ def test_an_already_quantized_model_builds_int8_as_it_is_and_the_command_does_th
     assert any("own Q/DQ nodes" in n for n in job.result["notes"])
     layers = _layers(wb, job.id)
     int8 = [ly for ly in layers.layers if "INT8" in ly.precision]
-    assert int8 and any("conv1" in ly.onnx_nodes for ly in int8) and any("fc" in ly.onnx_nodes for ly in int8), [(ly.name, ly.precision) for ly in layers.layers]
+    assert int8 and all(any(n in ly.onnx_nodes for ly in int8) for n in ("/0/Conv", "/3/Conv", "/6/Conv", "/11/Gemm")), [(ly.name, ly.precision) for ly in layers.layers]
     assert job.result["precision_check"]["honoured"]
     from workbench.errors import JobError
 
     with pytest.raises(JobError, match="explicitly quantized"):  # the culprit finder's rebuild says what to do
-        wb.rebuild_keeping_float(job.id, ["conv1"])
+        wb.rebuild_keeping_float(job.id, ["/0/Conv"])
     line = next(ln for ln in wb.jobs.artifact(job.id, "commands.sh").read_text().splitlines()
                 if "polygraphy convert" in ln)
     assert "convert qdq_cnn.onnx " in line and "--int8" not in line.split()
@@ -398,11 +397,12 @@ def test_a_model_with_a_minus_one_dim_builds_with_a_profile_and_compares_on_its_
 
 
 def test_a_profile_that_gives_shared_dims_different_sizes_is_refused_before_any_worker(wb, intake_dir):
+    # today's failure: the build ran and failed with "Invalid Engine" (TensorRT: "Dimensions with name S must be equal")
     ref = wb.import_path(intake_dir / "shared_sym_dims.onnx")
-    spec = BuildSpec(profiles=profiles_from_args(["x:1x3x8x8"], ["x:1x3x16x24"], ["x:1x3x32x32"]))
-    with pytest.raises(SpecError, match="dims 2 and 3 share the symbolic name '\\?'"):
+    spec = BuildSpec(profiles=profiles_from_args(["image:1x3x16x16"], ["image:2x3x32x48"], ["image:4x3x64x64"]))
+    with pytest.raises(SpecError, match="Input 'image' dims 2 and 3 share the symbolic name 'S'"):
         wb.submit_build(ref, spec)
     assert wb.builds() == []
-    ok = BuildSpec(profiles=profiles_from_args(["x:1x3x8x8"], ["x:1x3x16x16"], ["x:1x3x32x32"]))
+    ok = BuildSpec(profiles=profiles_from_args(["image:1x3x16x16"], ["image:2x3x32x32"], ["image:4x3x64x64"]))
     job = wb.jobs.wait(wb.submit_build(ref, ok), timeout=300)
     assert job.status == "succeeded", job.error

@@ -183,22 +183,23 @@ def test_inspect_reads_a_minus_one_dim_as_dynamic_and_proposes_a_profile(run, in
 def test_inspect_and_build_propose_equal_sizes_for_dims_sharing_a_name_and_say_why(run, intake_dir):
     model = str(intake_dir / "shared_sym_dims.onnx")
     out = run("inspect", model, "--no-parse")
-    assert "--min-shapes x:1x3x16x16 --opt-shapes x:1x3x64x64 --max-shapes x:1x3x128x128" in out.stdout
-    assert "Input 'x' dims 2 and 3 share the symbolic name '?'" in out.stdout
+    assert "--min-shapes image:1x3x16x16 --opt-shapes image:1x3x64x64 --max-shapes image:8x3x128x128" in out.stdout
+    assert "Input 'image' dims 2 and 3 share the symbolic name 'S'" in out.stdout
     out = run("build", model, "-o", "x.plan")  # no profile: the error proposes one, and why H and W are equal
     assert out.returncode == 2
-    assert "share the symbolic name '?'" in out.stderr and "--opt-shapes x:1x3x64x64" in out.stderr
+    assert "share the symbolic name 'S'" in out.stderr and "--opt-shapes image:1x3x64x64" in out.stderr
     out = run("inspect", str(intake_dir / "shared_batch_seq.onnx"), "--no-parse")
     assert "Dim 1 of 'hidden' and dim 1 of 'mask' share the symbolic name 'seq'" in out.stdout
 
 
 def test_build_with_a_profile_giving_shared_dims_different_sizes_is_exit_2_naming_input_dims_and_name(run, intake_dir,
                                                                                                    tmp_path):
-    out = run("build", str(intake_dir / "shared_sym_dims.onnx"), "-o", "x.plan", "--min-shapes", "x:1x3x8x8",
-              "--opt-shapes", "x:1x3x16x24", "--max-shapes", "x:1x3x32x32")
+    # the zoo's reproduction: today the build ran and failed with only "Invalid Engine … see the build log"
+    out = run("build", str(intake_dir / "shared_sym_dims.onnx"), "-o", "x.plan", "--min-shapes", "image:1x3x16x16",
+              "--opt-shapes", "image:2x3x32x48", "--max-shapes", "image:4x3x64x64")
     assert out.returncode == 2, out.stderr
-    assert ("Input 'x' dims 2 and 3 share the symbolic name '?', so TensorRT treats them as one size and needs "
-            "equal values; the opt shapes give 16 (dim 2 of 'x'), 24 (dim 3 of 'x')") in out.stderr
+    assert ("Input 'image' dims 2 and 3 share the symbolic name 'S', so TensorRT treats them as one size and needs "
+            "equal values; the opt shapes give 32 (dim 2 of 'image'), 48 (dim 3 of 'image')") in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "x.plan").exists()
 
 
@@ -208,14 +209,14 @@ def test_an_already_quantized_model_builds_with_precision_int8_and_no_calibratio
 
     model = str(intake_dir / "qdq_cnn.onnx")
     out = run("inspect", model, "--no-parse")
-    assert "quantization: explicitly quantized (Q/DQ: 7 Quantize/Dequantize pairs, 3 quantized weights, INT8)" \
+    assert "quantization: explicitly quantized (Q/DQ: 10 Quantize/Dequantize pairs, 4 quantized weights, INT8)" \
         in out.stdout
-    shapes = ["--min-shapes", "x:1x3x16x16", "--opt-shapes", "x:2x3x16x16", "--max-shapes", "x:4x3x16x16"]
+    shapes: list[str] = []  # a static input
     out = run("build", model, "-o", "q.plan", "--precision", "int8", *shapes)
     assert out.returncode == 0, out.stderr  # was: "INT8 needs calibration data"
     assert "INT8, the model's own Q/DQ" in out.stderr
     layers = load_layers(tmp_path / "q.layers.json").layers
-    assert any(ly.precision == "INT8" and "conv1" in ly.onnx_nodes for ly in layers)
+    assert any(ly.precision == "INT8" and "/0/Conv" in ly.onnx_nodes for ly in layers)
     listing = run("layers", "q.plan")
     assert listing.returncode == 0 and "INT8" in listing.stdout
     out = run("build", model, "-o", "r.plan", "--precision", "int8", "--random-calibration", *shapes)

@@ -200,7 +200,7 @@ def test_the_model_page_says_a_qdq_model_is_explicitly_quantized(app_ws, intake_
     ref = app_ws.import_path(intake_dir / "qdq_cnn.onnx")
     at = _page("model", **{ui.MODEL_DIGEST: ref.digest})
     _no_exception(at)
-    assert any("Explicitly quantized (Q/DQ: 7 Quantize/Dequantize pairs, 3 quantized weights, INT8)" in i.value
+    assert any("Explicitly quantized (Q/DQ: 10 Quantize/Dequantize pairs, 4 quantized weights, INT8)" in i.value
                and "no calibration data needed" in i.value for i in at.info)
 
 
@@ -209,14 +209,14 @@ def test_the_build_page_proposes_equal_sizes_for_dims_sharing_a_name_and_refuses
     at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
     _no_exception(at)
     for which in ("min", "opt", "max"):
-        h, w = at.text_input(key=f"build.p0.x.{which}").value.split("x")[2:]
+        h, w = at.text_input(key=f"build.p0.image.{which}").value.split("x")[2:]
         assert h == w, (which, h, w)
-    assert any("dims 2 and 3 share the symbolic name '?'" in c.value and "equal" in c.value for c in at.caption)
-    at.text_input(key="build.p0.x.opt").input("1x3x64x32").run()
+    assert any("dims 2 and 3 share the symbolic name 'S'" in c.value and "equal" in c.value for c in at.caption)
+    at.text_input(key="build.p0.image.opt").input("1x3x64x32").run()
     at.button(key="build.submit").click().run()
     _no_exception(at)
-    assert at.error and "dims 2 and 3 share the symbolic name '?'" in at.error[0].value
-    assert "opt shapes give 64 (dim 2 of 'x'), 32 (dim 3 of 'x')" in at.error[0].value
+    assert at.error and "Input 'image' dims 2 and 3 share the symbolic name 'S'" in at.error[0].value
+    assert "opt shapes give 64 (dim 2 of 'image'), 32 (dim 3 of 'image')" in at.error[0].value
     assert ui.BUILD_JOB not in at.session_state and app_ws.builds() == []
 
 

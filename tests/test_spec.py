@@ -182,15 +182,15 @@ def test_a_minus_one_dim_gets_a_profile_like_any_dynamic_dim(intake):
 
 
 def test_dims_sharing_a_name_are_proposed_equal_and_the_hint_says_why(intake):
-    inputs = intake["shared_sym_dims"].inputs  # x [1, 3, ?, ?]
-    rng = default_profile(inputs).shapes["x"]
+    inputs = intake["shared_sym_dims"].inputs  # image [N, 3, S, S]
+    rng = default_profile(inputs).shapes["image"]
     assert rng.min[2] == rng.min[3] and rng.opt[2] == rng.opt[3] and rng.max[2] == rng.max[3]
-    assert shared_dim_notes(inputs) == ["Input 'x' dims 2 and 3 share the symbolic name '?': TensorRT treats them "
-                                        "as one size, so their min/opt/max must be equal (the proposal gives them "
-                                        "equal values)."]
+    assert shared_dim_notes(inputs) == ["Input 'image' dims 2 and 3 share the symbolic name 'S': TensorRT treats "
+                                        "them as one size, so their min/opt/max must be equal (the proposal gives "
+                                        "them equal values)."]
     with pytest.raises(SpecError) as err:  # no profile at all: the hint proposes one, equal, and says why
         validate_profiles([], inputs)
-    assert "--opt-shapes x:1x3x64x64" in err.value.hint and "share the symbolic name '?'" in err.value.hint
+    assert "--opt-shapes image:1x3x64x64" in err.value.hint and "share the symbolic name 'S'" in err.value.hint
     # a name on the batch dim and on H/W: every dim of that name gets the first one's values
     both = [TensorDesc("x", "float32", ("?", 3, "?", "?"))]
     rng = default_profile(both).shapes["x"]
@@ -199,10 +199,11 @@ def test_dims_sharing_a_name_are_proposed_equal_and_the_hint_says_why(intake):
 
 
 @pytest.mark.parametrize(("model", "mins", "opts", "maxs", "expected"), [
-    ("shared_sym_dims", "x:1x3x16x16", "x:1x3x16x24", "x:1x3x32x32",
-     "Profile 0: Input 'x' dims 2 and 3 share the symbolic name '?', so TensorRT treats them as one size and needs "
-     "equal values; the opt shapes give 16 (dim 2 of 'x'), 24 (dim 3 of 'x')."),
-    ("shared_sym_dims", "x:1x3x8x16", "x:1x3x16x16", "x:1x3x32x32", "the min shapes give 8 (dim 2 of 'x')"),
+    ("shared_sym_dims", "image:1x3x16x16", "image:2x3x32x48", "image:4x3x64x64",
+     "Profile 0: Input 'image' dims 2 and 3 share the symbolic name 'S', so TensorRT treats them as one size and "
+     "needs equal values; the opt shapes give 32 (dim 2 of 'image'), 48 (dim 3 of 'image')."),
+    ("shared_sym_dims", "image:1x3x16x32", "image:1x3x32x32", "image:1x3x64x64",
+     "the min shapes give 16 (dim 2 of 'image'), 32 (dim 3 of 'image')"),
     ("shared_batch_seq", "hidden:1x8,mask:1x8", "hidden:2x16,mask:2x16", "hidden:4x32,mask:4x64",
      "Dim 1 of 'hidden' and dim 1 of 'mask' share the symbolic name 'seq'"),
 ])
@@ -216,14 +217,14 @@ def test_a_profile_giving_shared_dims_different_sizes_is_refused_naming_them(int
 
 
 def test_an_explicitly_quantized_model_builds_int8_without_calibration_and_refuses_what_would_change_it(intake):
-    s = intake["qdq_cnn"]
-    prof = (default_profile(s.inputs),)
+    s = intake["qdq_cnn"]  # static input [1, 3, 32, 32]: no profile
+    prof = ()
     validate_spec(BuildSpec(precision="int8", profiles=prof), s)  # no calibration asked: fine
     validate_spec(BuildSpec(precision="fp32", profiles=prof), s)
-    assert BuildSpec(precision="int8", profiles=prof).summary() == "tensorrt-rtx · INT8, the model's own Q/DQ · 1 profile"
+    assert BuildSpec(precision="int8", profiles=prof).summary() == "tensorrt-rtx · INT8, the model's own Q/DQ · 0 profiles"
     for spec, expected in (
         (BuildSpec(precision="int8", profiles=prof, calibration=CalibrationSpec(synthetic=True)),
-         "already explicitly quantized (Q/DQ: 7 Quantize/Dequantize pairs, 3 quantized weights, INT8)"),
+         "already explicitly quantized (Q/DQ: 10 Quantize/Dequantize pairs, 4 quantized weights, INT8)"),
         (BuildSpec(precision="int8", profiles=prof, calibration=CalibrationSpec(data_path="d.npz")),
          "takes no calibration"),
         (BuildSpec(precision="fp16", profiles=prof), "converting a Q/DQ model to FP16 is not supported"),
@@ -234,7 +235,8 @@ def test_an_explicitly_quantized_model_builds_int8_without_calibration_and_refus
             validate_spec(spec, s)
     # a float model still needs calibration data for INT8
     with pytest.raises(SpecError, match="INT8 needs calibration data"):
-        validate_spec(BuildSpec(precision="int8", profiles=prof), intake["neg_dim"])
+        validate_spec(BuildSpec(precision="int8", profiles=(default_profile(intake["neg_dim"].inputs),)),
+                      intake["neg_dim"])
 
 
 @pytest.mark.parametrize(("backend", "version", "flags", "absent"), [
@@ -254,10 +256,10 @@ def test_the_commands_for_a_qdq_model_build_the_file_as_it_is(backend, version, 
 
 
 def test_the_workbench_refuses_to_calibrate_a_qdq_model_again(wb, tmp_path):
-    from tests import onnx_models
+    from tests.onnx_models import FIXTURES
     from workbench.quantize_task import QuantizeRequest
 
-    ref = wb.import_path(onnx_models.qdq_cnn(tmp_path / "qdq_cnn.onnx"))
+    ref = wb.import_path(FIXTURES / "qdq_cnn.onnx")
     for submit in (wb.submit_quantize, wb.submit_score):
         with pytest.raises(SpecError, match="already explicitly quantized"):
             submit(ref, QuantizeRequest(synthetic=True))
