@@ -362,6 +362,12 @@ def test_an_already_quantized_model_builds_int8_as_it_is_and_the_command_does_th
 
     with pytest.raises(JobError, match="explicitly quantized"):  # the culprit finder's rebuild says what to do
         wb.rebuild_keeping_float(job.id, ["/0/Conv"])
+    from workbench.accuracy.candidates import candidate_from_build, engines_runnable
+    from workbench.errors import BackendUnavailable
+
+    if not engines_runnable("tensorrt-rtx")[0]:  # no ONNX Runtime "simulation" that is the reference itself
+        with pytest.raises(BackendUnavailable, match="compared with itself"):
+            candidate_from_build(wb.jobs.job_dir(job.id), intake_dir / "qdq_cnn.onnx")
     line = next(ln for ln in wb.jobs.artifact(job.id, "commands.sh").read_text().splitlines()
                 if "polygraphy convert" in ln)
     assert "convert qdq_cnn.onnx " in line and "--int8" not in line.split()
