@@ -263,4 +263,10 @@ def test_the_workbench_refuses_to_calibrate_a_qdq_model_again(wb, tmp_path):
     for submit in (wb.submit_quantize, wb.submit_score):
         with pytest.raises(SpecError, match="already explicitly quantized"):
             submit(ref, QuantizeRequest(synthetic=True))
+    from workbench.accuracy.job import CompareRequest, submit_compare  # the Accuracy page's made candidates
+
+    with pytest.raises(SpecError, match="already explicitly quantized"):
+        submit_compare(wb.jobs, ref, CompareRequest(source="int8", calib_random=True))
+    with pytest.raises(SpecError, match="FP16 conversion of a Q/DQ model is not supported"):
+        submit_compare(wb.jobs, ref, CompareRequest(source="fp16"))
     assert wb.jobs.list() == []
