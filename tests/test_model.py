@@ -498,3 +498,23 @@ def test_an_fp8_qdq_model_is_detected_as_fp8_and_builds_as_fp8_only(tmp_path):
     validate_spec(BuildSpec(precision="fp8"), s)
     with pytest.raises(SpecError, match="Choose FP8"):
         validate_spec(BuildSpec(precision="int8"), s)
+
+
+def test_a_qdq_model_with_int32_biases_is_warned_about_before_the_parser_refuses_it(tmp_path, models_dir):
+    """ONNX Runtime's quantize_static quantizes biases to INT32 by default; TensorRT's parser refuses INT32
+    DequantizeLinear ("input has type Int32 but must have type FP8, FP4, Int4, Int8, or UInt8")."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"x": np.random.default_rng(i).normal(size=(1, 3, 16, 16)).astype(np.float32)}
+                             for i in range(4)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out = tmp_path / "qdq_int32_bias.onnx"
+    quantize_static(str(models_dir / "tiny_cnn.onnx"), str(out), Reader(), quant_format=QuantFormat.QDQ)
+    s = summarize(out)
+    assert s.quantization is not None and "INT32" in s.quantization.types
+    assert any("dequantizes INT32 tensors" in w and "QuantizeBias=False" in w for w in s.warnings)
