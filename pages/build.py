@@ -12,9 +12,11 @@ from workbench.spec import (
     CalibrationSpec,
     Profile,
     ShapeRange,
+    check_explicitly_quantized,
     default_profile,
     format_shape,
     parse_shape,
+    shared_dim_notes,
 )
 
 st.title("Build")
@@ -43,9 +45,18 @@ with form:
         ok, _ = support.get(p, (False, ""))
         return p.upper() if ok else f"{p.upper()} (unavailable)"
 
-    precision = st.selectbox("Precision", PRECISIONS, format_func=label, key="build.precision")
+    quantized = summary.quantization  # an explicitly quantized (Q/DQ) model: its own precision is the default
+    precision = st.selectbox("Precision", PRECISIONS, format_func=label, key="build.precision",
+                             index=PRECISIONS.index(quantized.precisions[0]) if quantized and quantized.precisions
+                             else 0)
     ok, why = support.get(precision, (False, "Unknown precision."))
     (st.caption if ok else st.warning)(why or "Full FP32.")
+    if quantized is not None:
+        try:
+            check_explicitly_quantized(BuildSpec(backend=backend_name, precision=precision), quantized)
+        except SpecError as err:
+            st.warning(f"{err.message} {err.hint}")
+            ok = False
 
     # ---- optimization profiles
     dynamic = [t for t in summary.inputs if t.is_dynamic]
@@ -55,6 +66,8 @@ with form:
         proposal = suggested[0] if suggested else default_profile(summary.inputs)
         example = next((format_shape(r.opt) for r in proposal.shapes.values()), "1x3x224x224")
         st.markdown(f"**Optimization profiles** — min / opt / max shape for each dynamic input (e.g. `{example}`)")
+        for note in shared_dim_notes(summary.inputs):
+            st.caption(f"ℹ️ {note}")
         n_prof = st.number_input("Profiles", 1, 8, 1, key="build.n_profiles")
         for p in range(int(n_prof)):
             with st.container(border=True):
@@ -75,7 +88,10 @@ with form:
 
     # ---- calibration
     calibration = None
-    if precision in ("int8", "fp8"):
+    if precision in ("int8", "fp8") and quantized is not None:
+        st.markdown("**Calibration**")
+        st.info(f"None needed: the model is {quantized.describe()}. It is built as it is, with its own scales.")
+    elif precision in ("int8", "fp8"):
         st.markdown("**Calibration**")
         data_path, synthetic = ui.calibration_source(ref, "build.calib")
         reuse = ui.ranges_choice(ref, "build.reuse_ranges")

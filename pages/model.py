@@ -70,6 +70,11 @@ with ui.error_boundary(ref.name):
     c[3].metric("Weights", f"{s.initializer_bytes / 2**20:.2f} MiB")
     c[4].metric("File", f"{s.file_bytes / 2**20:.2f} MiB",
                 help=f"+{s.external_data_bytes / 2**20:.1f} MiB external data" if s.external_data_bytes else None)
+    if s.quantization is not None:
+        q = s.quantization
+        st.info(f"**{q.describe()[0].upper() + q.describe()[1:]}.** Build it as it is with precision "
+                f"{' or '.join(p.upper() for p in q.precisions) or 'INT8'}: no calibration data needed, TensorRT "
+                "uses the model's own scales.", icon=":material/stacked_bar_chart:")
     for w in s.warnings:
         st.warning(w)
 

@@ -105,3 +105,62 @@ def big_external_model(folder: Path, gib: float = 2.05) -> Path:
     with open(folder / "weights.bin", "wb") as fh:
         fh.truncate(4 * n)
     return path
+
+
+# ---------------------------------------------------------------------------------------------- intake of real models
+
+
+def shared_batch_seq() -> onnx.ModelProto:
+    """Two inputs [batch, seq] (hidden states and a mask, as a BERT-like encoder has) added together: 'batch' and
+    'seq' name a dim of each, so TensorRT makes them one size across the inputs."""
+    g = helper.make_graph([helper.make_node("Add", ["hidden", "mask"], ["y"], name="add")], "shared_batch_seq",
+                          [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "seq"]),
+                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "seq"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq"])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    onnx.checker.check_model(m)
+    return m
+
+
+def constant_weights() -> onnx.ModelProto:
+    """Every weight in a ``Constant`` node (no initializers), one of them inside an ``If`` branch:
+    Conv weight 4x3x3x3 (108) + bias 4 + the If's flag 1, and a 4-element scale in the then-branch = 117."""
+    rng = np.random.default_rng(4)
+
+    def const(name: str, arr: np.ndarray) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], name=f"const_{name}", value=_f(name + "_value", arr))
+
+    then_g = helper.make_graph([const("s", np.full(4, 2.0)), helper.make_node("Mul", ["c", "s"], ["t"], name="mul")],
+                               "then", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    else_g = helper.make_graph([helper.make_node("Identity", ["c"], ["e"], name="ident")], "else", [],
+                               [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    nodes = [const("w", rng.normal(size=(4, 3, 3, 3))), const("b", np.zeros(4)),
+             helper.make_node("Conv", ["x", "w", "b"], ["c0"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Transpose", ["c0"], ["c"], name="nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Constant", [], ["flag"], name="const_flag",
+                              value=helper.make_tensor("flag_value", TensorProto.BOOL, [], [True])),
+             helper.make_node("If", ["flag"], ["y"], name="if", then_branch=then_g, else_branch=else_g)]
+    g = helper.make_graph(nodes, "constant_weights", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    onnx.checker.check_model(m)
+    return m
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # real exports from the zoo (see its README)
+
+
+def write_intake(folder: Path) -> Path:
+    """The models users bring, in ``folder``: the zoo's real exports ``neg_dim`` (Paddle2ONNX, batch dim -1),
+    ``shared_sym_dims`` (image [N, 3, S, S]), ``qdq_cnn`` (ONNX Runtime INT8 Q/DQ), ``if_conv`` (Constant weights
+    in If branches), and the generated ``shared_batch_seq`` and ``constant_weights`` above."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("neg_dim", "shared_sym_dims", "qdq_cnn", "if_conv"):
+        path = FIXTURES / f"{name}.onnx"
+        assert path.is_file(), f"fixture {path} is missing (committed with the tests)"
+        shutil.copyfile(path, folder / path.name)
+    for name, fn in (("shared_batch_seq", shared_batch_seq), ("constant_weights", constant_weights)):
+        onnx.save(fn(), str(folder / f"{name}.onnx"))
+    return folder

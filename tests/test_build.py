@@ -330,3 +330,85 @@ def test_one_builder_config_carries_every_setting_of_the_spec(precision):
     assert got["opt_level"] == 2 and got["workspace"] == 64 << 20 and got["profiles"] == 2
     assert got["tf32"] == (precision == "tf32")  # strict FP32 clears TensorRT-RTX's default TF32
     assert got["verbosity"].endswith("DETAILED")
+
+
+# ---------------------------------------------------------------------------------------------- models users bring
+
+
+@pytest.fixture(scope="module")
+def intake_dir(tmp_path_factory):
+    from tests import onnx_models
+
+    return onnx_models.write_intake(tmp_path_factory.mktemp("intake"))
+
+
+def test_an_already_quantized_model_builds_int8_as_it_is_and_the_command_does_the_same(wb, intake_dir, tmp_path):
+    """A Q/DQ model with --precision int8 used to be refused ("INT8 needs calibration data"): it builds as it is,
+    no data asked, no model_qdq.onnx made, the engine's layers are INT8, and the emitted command rebuilds it."""
+    from workbench.layers import parse_build_log
+
+    spec = BuildSpec(precision="int8")  # the zoo's Q/DQ CNN has a static input
+    job, log = _build(wb, intake_dir / "qdq_cnn.onnx", spec)
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    assert job.payload["spec"]["calibration"] is None
+    assert job.result["network_model"] == ""  # the user's file itself was parsed
+    assert not (wb.jobs.job_dir(job.id) / "model_qdq.onnx").exists()
+    assert any("own Q/DQ nodes" in n for n in job.result["notes"])
+    layers = _layers(wb, job.id)
+    int8 = [ly for ly in layers.layers if "INT8" in ly.precision]
+    assert int8 and all(any(n in ly.onnx_nodes for ly in int8) for n in ("/0/Conv", "/3/Conv", "/6/Conv", "/11/Gemm")), [(ly.name, ly.precision) for ly in layers.layers]
+    assert job.result["precision_check"]["honoured"]
+    from workbench.errors import JobError
+
+    with pytest.raises(JobError, match="explicitly quantized"):  # the culprit finder's rebuild says what to do
+        wb.rebuild_keeping_float(job.id, ["/0/Conv"])
+    from workbench.accuracy.candidates import candidate_from_build, engines_runnable
+    from workbench.errors import BackendUnavailable
+
+    if not engines_runnable("tensorrt-rtx")[0]:  # no ONNX Runtime "simulation" that is the reference itself
+        with pytest.raises(BackendUnavailable, match="compared with itself"):
+            candidate_from_build(wb.jobs.job_dir(job.id), intake_dir / "qdq_cnn.onnx")
+    line = next(ln for ln in wb.jobs.artifact(job.id, "commands.sh").read_text().splitlines()
+                if "polygraphy convert" in ln)
+    assert "convert qdq_cnn.onnx " in line and "--int8" not in line.split()
+    shutil.copyfile(intake_dir / "qdq_cnn.onnx", tmp_path / "qdq_cnn.onnx")
+    proc = _run_command(line, tmp_path, "--verbosity", "extra_verbose")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    again = parse_build_log(proc.stdout + proc.stderr)
+    assert [(ly.type, ly.precision) for ly in again.layers] == [(ly.type, ly.precision) for ly in layers.layers]
+
+
+def test_a_model_with_a_minus_one_dim_builds_with_a_profile_and_compares_on_its_shapes(wb, intake_dir, tmp_path):
+    from workbench.accuracy import options
+
+    spec = BuildSpec(profiles=profiles_from_args(["x:1x3x16x16"], ["x:2x3x16x16"], ["x:4x3x16x16"]))
+    job, log = _build(wb, intake_dir / "neg_dim.onnx", spec)
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    assert wb.plan_path(job.id).stat().st_size > 10_000
+    io = _layers(wb, job.id)
+    assert [ly.precision for ly in io.layers if ly.onnx_nodes] and all(
+        ly.precision == "FP32" for ly in io.layers if ly.onnx_nodes)
+    # comparison data: per-sample shapes from the build's profile, and the -1 dim is the batch axis
+    ref = wb.import_path(intake_dir / "neg_dim.onnx")
+    assert options.random_shapes(ref.path, ref.name, options.build_profile_shapes(wb.jobs, job.id)) == {"x": [3, 16, 16]}
+    assert options.random_shapes(ref.path, ref.name) == {"x": [3, 16, 16]}  # its other dims are static
+    # and a real comparison (ONNX Runtime FP32 against the FP16 simulation) runs on data of those shapes
+    from workbench.accuracy import CompareSpec, compare, load_data
+    from workbench.accuracy.candidates import simulate_fp16
+
+    data = load_data(ref.path, None, n_random=4)
+    assert data.arrays["x"].shape == (4, 3, 16, 16)
+    result = compare(ref.path, simulate_fp16(ref.path, tmp_path), data, CompareSpec(), out_dir=tmp_path)
+    assert result.n_samples == 4 and result.tensors
+
+
+def test_a_profile_that_gives_shared_dims_different_sizes_is_refused_before_any_worker(wb, intake_dir):
+    # today's failure: the build ran and failed with "Invalid Engine" (TensorRT: "Dimensions with name S must be equal")
+    ref = wb.import_path(intake_dir / "shared_sym_dims.onnx")
+    spec = BuildSpec(profiles=profiles_from_args(["image:1x3x16x16"], ["image:2x3x32x48"], ["image:4x3x64x64"]))
+    with pytest.raises(SpecError, match="Input 'image' dims 2 and 3 share the symbolic name 'S'"):
+        wb.submit_build(ref, spec)
+    assert wb.builds() == []
+    ok = BuildSpec(profiles=profiles_from_args(["image:1x3x16x16"], ["image:2x3x32x32"], ["image:4x3x64x64"]))
+    job = wb.jobs.wait(wb.submit_build(ref, ok), timeout=300)
+    assert job.status == "succeeded", job.error

@@ -159,3 +159,75 @@ def test_build_fp16_keeps_named_nodes_and_op_types_in_fp32(run, tmp_path):
     typo = run("build", model, "-o", str(tmp_path / "t.plan"), "--precision", "fp16", "--keep-fp32", "stem/cnov",
                *shapes)
     assert typo.returncode == 2 and "stem/cnov" in typo.stderr and "stem/conv" in typo.stderr
+
+
+# ---------------------------------------------------------------------------------------------- models users bring
+
+
+@pytest.fixture(scope="module")
+def intake_dir(tmp_path_factory):
+    from tests import onnx_models
+
+    return onnx_models.write_intake(tmp_path_factory.mktemp("intake"))
+
+
+def test_inspect_reads_a_minus_one_dim_as_dynamic_and_proposes_a_profile(run, intake_dir):
+    out = run("inspect", str(intake_dir / "neg_dim.onnx"), "--no-parse")
+    assert out.returncode == 0, out.stderr
+    assert "input  x: float32 [?, 3, 16, 16]  (dynamic)" in out.stdout
+    assert "warning: Input 'x' declares dimension 0 = -1" in out.stdout and "treated as dynamic" in out.stdout
+    assert ("profile (a proposal to edit): --min-shapes x:1x3x16x16 --opt-shapes x:1x3x16x16 "
+            "--max-shapes x:8x3x16x16") in out.stdout
+
+
+def test_inspect_and_build_propose_equal_sizes_for_dims_sharing_a_name_and_say_why(run, intake_dir):
+    model = str(intake_dir / "shared_sym_dims.onnx")
+    out = run("inspect", model, "--no-parse")
+    assert "--min-shapes image:1x3x16x16 --opt-shapes image:1x3x64x64 --max-shapes image:8x3x128x128" in out.stdout
+    assert "Input 'image' dims 2 and 3 share the symbolic name 'S'" in out.stdout
+    out = run("build", model, "-o", "x.plan")  # no profile: the error proposes one, and why H and W are equal
+    assert out.returncode == 2
+    assert "share the symbolic name 'S'" in out.stderr and "--opt-shapes image:1x3x64x64" in out.stderr
+    out = run("inspect", str(intake_dir / "shared_batch_seq.onnx"), "--no-parse")
+    assert "Dim 1 of 'hidden' and dim 1 of 'mask' share the symbolic name 'seq'" in out.stdout
+
+
+def test_build_with_a_profile_giving_shared_dims_different_sizes_is_exit_2_naming_input_dims_and_name(run, intake_dir,
+                                                                                                   tmp_path):
+    # the zoo's reproduction: today the build ran and failed with only "Invalid Engine … see the build log"
+    out = run("build", str(intake_dir / "shared_sym_dims.onnx"), "-o", "x.plan", "--min-shapes", "image:1x3x16x16",
+              "--opt-shapes", "image:2x3x32x48", "--max-shapes", "image:4x3x64x64")
+    assert out.returncode == 2, out.stderr
+    assert ("Input 'image' dims 2 and 3 share the symbolic name 'S', so TensorRT treats them as one size and needs "
+            "equal values; the opt shapes give 32 (dim 2 of 'image'), 48 (dim 3 of 'image')") in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "x.plan").exists()
+
+
+@pytest.mark.slow
+def test_an_already_quantized_model_builds_with_precision_int8_and_no_calibration_data(run, intake_dir, tmp_path):
+    from workbench.layers import load_layers
+
+    model = str(intake_dir / "qdq_cnn.onnx")
+    out = run("inspect", model, "--no-parse")
+    assert "quantization: explicitly quantized (Q/DQ: 10 Quantize/Dequantize pairs, 4 quantized weights, INT8)" \
+        in out.stdout
+    shapes: list[str] = []  # a static input
+    out = run("build", model, "-o", "q.plan", "--precision", "int8", *shapes)
+    assert out.returncode == 0, out.stderr  # was: "INT8 needs calibration data"
+    assert "INT8, the model's own Q/DQ" in out.stderr
+    layers = load_layers(tmp_path / "q.layers.json").layers
+    assert any(ly.precision == "INT8" and "/0/Conv" in ly.onnx_nodes for ly in layers)
+    listing = run("layers", "q.plan")
+    assert listing.returncode == 0 and "INT8" in listing.stdout
+    out = run("build", model, "-o", "r.plan", "--precision", "int8", "--random-calibration", *shapes)
+    assert out.returncode == 2 and "already explicitly quantized" in out.stderr and "takes no calibration" in out.stderr
+    out = run("build", model, "-o", "h.plan", "--precision", "fp16", *shapes)
+    assert out.returncode == 2 and "converting a Q/DQ model to FP16 is not supported" in out.stderr
+    assert not (tmp_path / "r.plan").exists() and not (tmp_path / "h.plan").exists()
+
+
+def test_quantizing_an_already_quantized_model_again_is_exit_2_saying_why(run, intake_dir, tmp_path):
+    out = run("quantize", str(intake_dir / "qdq_cnn.onnx"), "-o", "again.onnx", "--random-calibration")
+    assert out.returncode == 2, out.stderr
+    assert "'qdq_cnn.onnx' is already explicitly quantized" in out.stderr and "Build it as it is" in out.stderr
+    assert not (tmp_path / "again.onnx").exists()

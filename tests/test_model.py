@@ -417,3 +417,104 @@ def test_the_model_page_opens_a_model_on_the_server(app_ws, tmp_path, monkeypatc
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state[ui.MODEL_DIGEST] == app_ws.models()[0].digest
     assert at.subheader[0].value == "external.onnx"
+
+
+# ---------------------------------------------------------------------------------------------- models users bring
+
+
+@pytest.fixture(scope="module")
+def intake_dir(tmp_path_factory):
+    return onnx_models.write_intake(tmp_path_factory.mktemp("intake"))
+
+
+def test_a_minus_one_dim_from_an_older_exporter_is_dynamic_with_a_warning(workspace, intake_dir):
+    # Paddle2ONNX / Caffe2-era exports write dim_value -1 for "dynamic"; this used to be refused outright.
+    ref = import_model(workspace, intake_dir / "neg_dim.onnx", "neg_dim.onnx")
+    s = summarize(ref.path)
+    assert s.inputs[0].shape == (None, 3, 16, 16) and s.inputs[0].dynamic_dims == (0,)
+    assert s.outputs[0].shape == (None, 5) and s.producer == "PaddlePaddle 2.4"
+    assert any("'x' declares dimension 0 = -1" in w and "treated as dynamic" in w for w in s.warnings)
+    assert any("'softmax_0.tmp_0' declares dimension 0 = -1" in w for w in s.warnings)
+    from workbench.calibration_data import model_inputs  # what calibration and comparison data are shaped by
+
+    assert model_inputs(ref.path)[0].shape == (None, 3, 16, 16)
+
+
+def test_dims_sharing_one_symbolic_name_are_flagged(intake_dir):
+    s = summarize(intake_dir / "shared_sym_dims.onnx")
+    assert any("Input 'image' dims 2 and 3 share the symbolic name 'S'" in w and "equal" in w for w in s.warnings)
+    # batch and sequence shared by several inputs is the usual meaning: no warning (the profile check still holds)
+    assert not any("share" in w for w in summarize(intake_dir / "shared_batch_seq.onnx").warnings)
+
+
+def test_weights_in_constant_nodes_count_as_parameters_subgraphs_included(intake_dir):
+    s = summarize(intake_dir / "constant_weights.onnx")
+    assert s.parameter_count == 108 + 4 + 1 + 4  # conv weight, bias, the If's flag, the then-branch's scale
+    assert s.initializer_bytes == 4 * (108 + 4 + 4) + 1
+    # a real export: conv weights and biases as Constant nodes inside both If branches (2 x (216 + 8 + 288))
+    assert summarize(intake_dir / "if_conv.onnx").parameter_count == 2 * (216 + 8 + 288) + 1  # + initializer 'zero'
+
+
+def test_an_explicitly_quantized_model_is_detected_at_intake(intake_dir, models_dir):
+    q = summarize(intake_dir / "qdq_cnn.onnx").quantization
+    model = onnx.load(str(intake_dir / "qdq_cnn.onnx"))
+    n_q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert q is not None and q.quantize_nodes == n_q == q.pairs and q.types == ("INT8",)
+    assert q.weights == 4 and q.precisions == ("int8",)  # three convolutions and the Gemm
+    assert q.describe() == f"explicitly quantized (Q/DQ: {n_q} Quantize/Dequantize pairs, 4 quantized weights, INT8)"
+    assert summarize(models_dir / "tiny_cnn.onnx").quantization is None
+
+
+def test_a_summary_kept_by_an_older_version_is_made_again(workspace, intake_dir):
+    from workbench.model import SUMMARY_FILE, stored_summary
+
+    ref = import_model(workspace, intake_dir / "qdq_cnn.onnx", "qdq_cnn.onnx")
+    cache = ref.path.parent / SUMMARY_FILE
+    old = json.loads(cache.read_text())
+    old.pop("quantization")
+    old["parameter_count"] = 0
+    cache.write_text(json.dumps(old))
+    again = stored_summary(ref.path)
+    assert again.quantization is not None and again.parameter_count > 0
+    assert json.loads(cache.read_text())["quantization"]["pairs"] == again.quantization.pairs
+
+
+def test_an_fp8_qdq_model_is_detected_as_fp8_and_builds_as_fp8_only(tmp_path):
+    from workbench.errors import SpecError
+    from workbench.spec import BuildSpec, validate_spec
+
+    zp = helper.make_tensor("zp", TensorProto.FLOAT8E4M3FN, [], [0.0])
+    g = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="q"),
+         helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="dq")],
+        "fp8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(np.array(0.5, np.float32), "s"), zp])
+    path = tmp_path / "fp8.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    s = summarize(path)
+    assert s.quantization is not None and s.quantization.types == ("FP8",) and s.quantization.precisions == ("fp8",)
+    assert "1 Quantize/Dequantize pair, FP8)" in s.quantization.describe()
+    validate_spec(BuildSpec(precision="fp8"), s)
+    with pytest.raises(SpecError, match="Choose FP8"):
+        validate_spec(BuildSpec(precision="int8"), s)
+
+
+def test_a_qdq_model_with_int32_biases_is_warned_about_before_the_parser_refuses_it(tmp_path, models_dir):
+    """ONNX Runtime's quantize_static quantizes biases to INT32 by default; TensorRT's parser refuses INT32
+    DequantizeLinear ("input has type Int32 but must have type FP8, FP4, Int4, Int8, or UInt8")."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"x": np.random.default_rng(i).normal(size=(1, 3, 16, 16)).astype(np.float32)}
+                             for i in range(4)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out = tmp_path / "qdq_int32_bias.onnx"
+    quantize_static(str(models_dir / "tiny_cnn.onnx"), str(out), Reader(), quant_format=QuantFormat.QDQ)
+    s = summarize(out)
+    assert s.quantization is not None and "INT32" in s.quantization.types
+    assert any("dequantizes INT32 tensors" in w and "QuantizeBias=False" in w for w in s.warnings)

@@ -170,3 +170,74 @@ def test_quantize_page_refuses_random_data_silently_never(app_ws):
     at.radio(key="quantize.calib.source").set_value("random").run()
     _no_exception(at)
     assert any("accuracy is meaningless" in w.value for w in at.warning)
+
+
+# ---------------------------------------------------------------------------------------------- models users bring
+
+
+@pytest.fixture(scope="module")
+def intake_dir(tmp_path_factory):
+    from tests import onnx_models
+
+    return onnx_models.write_intake(tmp_path_factory.mktemp("intake"))
+
+
+def test_the_model_page_opens_a_minus_one_dim_model_with_a_warning(app_ws, intake_dir):
+    ref = app_ws.import_path(intake_dir / "neg_dim.onnx")
+    at = _page("model", **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("declares dimension 0 = -1" in w.value and "treated as dynamic" in w.value for w in at.warning)
+    inputs = at.dataframe[0].value
+    assert inputs.loc[0, "shape"] == "[?, 3, 16, 16]" and inputs.loc[0, "dynamic dims"] == "0 (?)"
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest})  # the profile form treats it as any dynamic dim
+    _no_exception(at)
+    assert [at.text_input(key=f"build.p0.x.{w}").value for w in ("min", "opt", "max")] == [
+        "1x3x16x16", "1x3x16x16", "8x3x16x16"]
+
+
+def test_the_model_page_says_a_qdq_model_is_explicitly_quantized(app_ws, intake_dir):
+    ref = app_ws.import_path(intake_dir / "qdq_cnn.onnx")
+    at = _page("model", **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    assert any("Explicitly quantized (Q/DQ: 10 Quantize/Dequantize pairs, 4 quantized weights, INT8)" in i.value
+               and "no calibration data needed" in i.value for i in at.info)
+
+
+def test_the_build_page_proposes_equal_sizes_for_dims_sharing_a_name_and_refuses_unequal_ones(app_ws, intake_dir):
+    ref = app_ws.import_path(intake_dir / "shared_sym_dims.onnx")
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    for which in ("min", "opt", "max"):
+        h, w = at.text_input(key=f"build.p0.image.{which}").value.split("x")[2:]
+        assert h == w, (which, h, w)
+    assert any("dims 2 and 3 share the symbolic name 'S'" in c.value and "equal" in c.value for c in at.caption)
+    at.text_input(key="build.p0.image.opt").input("1x3x64x32").run()
+    at.button(key="build.submit").click().run()
+    _no_exception(at)
+    assert at.error and "Input 'image' dims 2 and 3 share the symbolic name 'S'" in at.error[0].value
+    assert "opt shapes give 64 (dim 2 of 'image'), 32 (dim 3 of 'image')" in at.error[0].value
+    assert ui.BUILD_JOB not in at.session_state and app_ws.builds() == []
+
+
+def test_the_build_page_builds_a_qdq_model_as_int8_without_asking_for_calibration_data(app_ws, intake_dir):
+    from workbench.layers import load_layers
+
+    ref = app_ws.import_path(intake_dir / "qdq_cnn.onnx")
+    at = _page("build", **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    assert at.selectbox(key="build.precision").value == "int8"  # the model's own precision
+    assert not [r for r in at.radio if r.key == "build.calib.source"]  # no calibration data asked
+    assert any("None needed: the model is explicitly quantized" in i.value for i in at.info)
+    at.selectbox(key="build.precision").select("fp16").run()  # would rewrite its Q/DQ nodes: refused up front
+    assert any("converting a Q/DQ model to FP16 is not supported" in w.value for w in at.warning)
+    assert at.button(key="build.submit").disabled
+    at.selectbox(key="build.precision").select("int8").run()
+    at.button(key="build.submit").click().run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    job = app_ws.jobs.wait(at.session_state[ui.BUILD_JOB], timeout=300)
+    assert job.status == "succeeded", job.error
+    assert job.payload["spec"]["precision"] == "int8" and job.payload["spec"]["calibration"] is None
+    layers = load_layers(app_ws.jobs.artifact(job.id, "layers.json")).layers
+    assert any(ly.precision == "INT8" for ly in layers)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from workbench.errors import SpecError
-from workbench.model import summarize
+from workbench.model import TensorDesc, summarize
 from workbench.samples import get_sample
 from workbench.spec import (
     BuildSpec,
     CalibrationSpec,
+    Profile,
     default_profile,
     parse_shapes_arg,
     polygraphy_command,
     profiles_from_args,
+    shared_dim_notes,
     trtexec_command,
     validate_profiles,
     validate_spec,
@@ -155,3 +159,114 @@ def test_keeping_layers_in_fp32_is_for_fp16_and_bf16_builds():
         validate_spec(BuildSpec(precision="int8", keep_fp32_nodes=("fc",),
                                 calibration=CalibrationSpec(synthetic=True)))
     validate_spec(BuildSpec(precision="bf16", keep_fp32_op_types=("Softmax",)))
+
+
+# ---------------------------------------------------------------------------------------------- models users bring
+
+
+@pytest.fixture(scope="module")
+def intake(tmp_path_factory):
+    from tests import onnx_models
+
+    folder = onnx_models.write_intake(tmp_path_factory.mktemp("intake"))
+    return {p.stem: summarize(p) for p in folder.glob("*.onnx")}
+
+
+def test_a_minus_one_dim_gets_a_profile_like_any_dynamic_dim(intake):
+    inputs = intake["neg_dim"].inputs
+    prof = default_profile(inputs)
+    assert prof.shapes["x"].min == (1, 3, 16, 16) and prof.shapes["x"].max[1:] == (3, 16, 16)
+    validate_profiles([prof], inputs)
+    with pytest.raises(SpecError, match="dynamic input 'x' \\[\\?, 3, 16, 16\\] has no shapes"):
+        validate_profiles([Profile({})], inputs)
+
+
+def test_dims_sharing_a_name_are_proposed_equal_and_the_hint_says_why(intake):
+    inputs = intake["shared_sym_dims"].inputs  # image [N, 3, S, S]
+    rng = default_profile(inputs).shapes["image"]
+    assert rng.min[2] == rng.min[3] and rng.opt[2] == rng.opt[3] and rng.max[2] == rng.max[3]
+    assert shared_dim_notes(inputs) == ["Input 'image' dims 2 and 3 share the symbolic name 'S': TensorRT treats "
+                                        "them as one size, so their min/opt/max must be equal (the proposal gives "
+                                        "them equal values)."]
+    with pytest.raises(SpecError) as err:  # no profile at all: the hint proposes one, equal, and says why
+        validate_profiles([], inputs)
+    assert "--opt-shapes image:1x3x64x64" in err.value.hint and "share the symbolic name 'S'" in err.value.hint
+    # a name on the batch dim and on H/W: every dim of that name gets the first one's values
+    both = [TensorDesc("x", "float32", ("?", 3, "?", "?"))]
+    rng = default_profile(both).shapes["x"]
+    assert rng.min[0] == rng.min[2] == rng.min[3] and rng.max[0] == rng.max[2] == rng.max[3]
+    validate_profiles([default_profile(both)], both)
+
+
+@pytest.mark.parametrize(("model", "mins", "opts", "maxs", "expected"), [
+    ("shared_sym_dims", "image:1x3x16x16", "image:2x3x32x48", "image:4x3x64x64",
+     "Profile 0: Input 'image' dims 2 and 3 share the symbolic name 'S', so TensorRT treats them as one size and "
+     "needs equal values; the opt shapes give 32 (dim 2 of 'image'), 48 (dim 3 of 'image')."),
+    ("shared_sym_dims", "image:1x3x16x32", "image:1x3x32x32", "image:1x3x64x64",
+     "the min shapes give 16 (dim 2 of 'image'), 32 (dim 3 of 'image')"),
+    ("shared_batch_seq", "hidden:1x8,mask:1x8", "hidden:2x16,mask:2x16", "hidden:4x32,mask:4x64",
+     "Dim 1 of 'hidden' and dim 1 of 'mask' share the symbolic name 'seq'"),
+])
+def test_a_profile_giving_shared_dims_different_sizes_is_refused_naming_them(intake, model, mins, opts, maxs,
+                                                                             expected):
+    # TensorRT-RTX would fail the build ("Dimensions with name ? must be equal") or narrow the range silently.
+    with pytest.raises(SpecError) as err:
+        validate_profiles(profiles_from_args([mins], [opts], [maxs]), intake[model].inputs)
+    assert expected in err.value.message
+    assert "same min/opt/max" in err.value.hint
+
+
+def test_an_explicitly_quantized_model_builds_int8_without_calibration_and_refuses_what_would_change_it(intake):
+    s = intake["qdq_cnn"]  # static input [1, 3, 32, 32]: no profile
+    prof = ()
+    validate_spec(BuildSpec(precision="int8", profiles=prof), s)  # no calibration asked: fine
+    validate_spec(BuildSpec(precision="fp32", profiles=prof), s)
+    assert BuildSpec(precision="int8", profiles=prof).summary() == "tensorrt-rtx · INT8, the model's own Q/DQ · 0 profiles"
+    for spec, expected in (
+        (BuildSpec(precision="int8", profiles=prof, calibration=CalibrationSpec(synthetic=True)),
+         "already explicitly quantized (Q/DQ: 10 Quantize/Dequantize pairs, 4 quantized weights, INT8)"),
+        (BuildSpec(precision="int8", profiles=prof, calibration=CalibrationSpec(data_path="d.npz")),
+         "takes no calibration"),
+        (BuildSpec(precision="fp16", profiles=prof), "converting a Q/DQ model to FP16 is not supported"),
+        (BuildSpec(precision="bf16", profiles=prof), "converting a Q/DQ model to BF16"),
+        (BuildSpec(precision="fp8", profiles=prof), "but FP8 was asked for"),
+    ):
+        with pytest.raises(SpecError, match=re.escape(expected)):
+            validate_spec(spec, s)
+    # a float model still needs calibration data for INT8
+    with pytest.raises(SpecError, match="INT8 needs calibration data"):
+        validate_spec(BuildSpec(precision="int8", profiles=(default_profile(intake["neg_dim"].inputs),)),
+                      intake["neg_dim"])
+
+
+@pytest.mark.parametrize(("backend", "version", "flags", "absent"), [
+    ("tensorrt-rtx", "1.7.1", [], ["--int8", "--calib", "--strongly-typed", "no_tf32"]),
+    ("tensorrt", "10.13.0", ["--int8"], ["--calibration-cache", "--calib=", "--strongly-typed"]),
+    ("tensorrt", "11.0.0", ["--strongly-typed", "--stronglyTyped"], ["--int8", "--calib"]),
+])
+def test_the_commands_for_a_qdq_model_build_the_file_as_it_is(backend, version, flags, absent):
+    spec = BuildSpec(backend=backend, precision="int8",
+                     profiles=profiles_from_args(["x:1x3x16x16"], ["x:2x3x16x16"], ["x:4x3x16x16"]))
+    poly = polygraphy_command(spec, "qdq_cnn.onnx", "engine.plan", version)
+    trtexec = trtexec_command(spec, "qdq_cnn.onnx", "engine.plan", version)
+    assert " qdq_cnn.onnx " in poly and "--onnx=qdq_cnn.onnx" in trtexec  # the user's own file, no model_qdq.onnx
+    both = poly + " " + trtexec
+    assert all(f in both for f in flags), both
+    assert not any(a in both for a in absent), both
+
+
+def test_the_workbench_refuses_to_calibrate_a_qdq_model_again(wb, tmp_path):
+    from tests.onnx_models import FIXTURES
+    from workbench.quantize_task import QuantizeRequest
+
+    ref = wb.import_path(FIXTURES / "qdq_cnn.onnx")
+    for submit in (wb.submit_quantize, wb.submit_score):
+        with pytest.raises(SpecError, match="already explicitly quantized"):
+            submit(ref, QuantizeRequest(synthetic=True))
+    from workbench.accuracy.job import CompareRequest, submit_compare  # the Accuracy page's made candidates
+
+    with pytest.raises(SpecError, match="already explicitly quantized"):
+        submit_compare(wb.jobs, ref, CompareRequest(source="int8", calib_random=True))
+    with pytest.raises(SpecError, match="FP16 conversion of a Q/DQ model is not supported"):
+        submit_compare(wb.jobs, ref, CompareRequest(source="fp16"))
+    assert wb.jobs.list() == []

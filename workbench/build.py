@@ -249,6 +249,11 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
         notes.append(f"{kind} by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
         return out, notes
     if spec.precision in ("int8", "fp8"):
+        if spec.calibration is None:  # validate_spec allows it for an explicitly quantized (Q/DQ) model only
+            notes.append(f"{spec.precision.upper()} from the model's own Q/DQ nodes: an explicitly quantized model "
+                         "is built as it is, with its own scales (no calibration).")
+            reporter.log("The model is explicitly quantized (Q/DQ): building it as it is, no calibration.")
+            return model_path, notes
         if spec.calibration is not None and spec.calibration.implicit and not strongly_typed:
             notes.append(f"INT8 with TensorRT's implicit {spec.calibration.calibrator} calibrator "
                          f"(calibration cache: {CALIB_CACHE}).")
@@ -412,6 +417,11 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     if spec.precision in ("fp16", "bf16", "int8", "fp8"):
         _parse_before_preparing(model_path, spec, reporter)
     network_path, notes = prepare_network(model_path, spec, out_dir, reporter, strongly)
+    if summary.quantization is not None and spec.precision not in ("int8", "fp8"):
+        notes.append(f"The model is {summary.quantization.describe()}: TensorRT runs its Q/DQ layers quantized "
+                     f"whatever the precision chosen; build it as "
+                     f"{'/'.join(q.upper() for q in summary.quantization.precisions) or 'INT8'}"
+                     " to have the report check that precision.")
     check_cancel(reporter)
 
     from polygraphy.backend.trt import EngineBytesFromNetwork, NetworkFromOnnxPath

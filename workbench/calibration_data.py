@@ -198,7 +198,7 @@ def model_inputs(model_path: str | Path) -> list[InputSpec]:
         dims: list[Dim] = []
         for d in tt.shape.dim:
             if d.HasField("dim_value"):
-                dims.append(int(d.dim_value))
+                dims.append(int(d.dim_value) if d.dim_value >= 0 else None)  # -1: an older exporter's "dynamic"
             elif d.HasField("dim_param"):
                 dims.append(d.dim_param)
             else:

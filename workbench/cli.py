@@ -87,6 +87,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             dyn = "  (dynamic)" if t.is_dynamic else ""
             lines.append(f"  {kind:6} {t.name}: {t.dtype} {t.shape_text()}{dyn}")
     lines.append("  ops: " + ", ".join(f"{k}×{v}" for k, v in s.op_histogram.items()))
+    if s.quantization is not None:
+        q = s.quantization
+        lines.append(f"  quantization: {q.describe()}; build it as it is with --precision "
+                     f"{'/'.join(q.precisions) or 'int8'} (no --calib-data)")
+    if any(t.is_dynamic for t in s.inputs):
+        from .spec import default_profile, profile_args, shared_dim_notes
+
+        proposal = default_profile(s.inputs)
+        if len(proposal.shapes) == sum(t.is_dynamic for t in s.inputs):  # every dynamic input has a known rank
+            lines.append(f"  profile (a proposal to edit): {profile_args(proposal)}")
+        lines += [f"    {note}" for note in shared_dim_notes(s.inputs)  # unless a warning below says it
+                  if not any(w.startswith(note.split(" share ")[0] + " share ") for w in s.warnings)]
     for w in s.warnings:
         lines.append(f"  warning: {w}")
     if parsed is None:
@@ -105,13 +117,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- build
 
 
-def _spec_from_args(args: argparse.Namespace, op_types: set[str]) -> Any:
-    """The build spec the flags ask for; ``op_types`` (the model's) tell op types from node names in name lists."""
+def _spec_from_args(args: argparse.Namespace, op_types: set[str], quantized: bool = False) -> Any:
+    """The build spec the flags ask for; ``op_types`` (the model's) tell op types from node names in name lists.
+    An explicitly quantized (Q/DQ) model gets no calibration unless a calibration flag asks for one (which the
+    spec's validation then refuses, saying why)."""
     from .spec import BuildSpec, CalibrationSpec, profiles_from_args
 
     profiles = profiles_from_args(args.min_shapes or [], args.opt_shapes or [], args.max_shapes or [])
     calibration = None
-    if args.precision in ("int8", "fp8"):
+    asks_calibration = bool(args.calib_data or args.random_calibration or args.reuse_ranges or args.exclude
+                            or args.calibrator != "entropy" or args.percentile != 99.999)
+    if args.precision in ("int8", "fp8") and (asks_calibration or not quantized):
         data_path = None
         if args.calib_data:
             from .calibration_images import calibration_npz
@@ -141,7 +157,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     wb = Workbench.open(args.workspace)
     ref = wb.import_path(Path(args.model))
-    spec = _spec_from_args(args, set(wb.summary(ref).op_histogram))
+    summary = wb.summary(ref)
+    spec = _spec_from_args(args, set(summary.op_histogram), quantized=summary.quantization is not None)
     job_id = wb.submit_build(ref, spec)
     _err(f"Building {ref.name} ({spec.summary()}) as job {job_id} …")
     echo = _stderr_echo if args.verbose else None

@@ -40,6 +40,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
     if out.resolve() == model.resolve():
         raise SpecError("The output would overwrite the input model.", "Choose another -o path.")
+    from .model import summarize
+    from .spec import refuse_requantizing
+
+    refuse_requantizing(summarize(model))
     if not (args.calib_data or args.random_calibration or args.reuse_ranges):
         raise SpecError("quantize needs --calib-data DATA.npz (one array per model input, first axis = samples).",
                         "Or --reuse-ranges calibration.json from an earlier run, or --random-calibration "

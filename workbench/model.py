@@ -19,7 +19,7 @@ import stat
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -65,6 +65,40 @@ class TensorDesc:
         return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
 
 
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """An explicitly quantized (Q/DQ) model: what its QuantizeLinear / DequantizeLinear nodes say.
+
+    ``pairs``: QuantizeLinear nodes whose output feeds a DequantizeLinear (quantized activations);
+    ``weights``: DequantizeLinear nodes reading a stored tensor (quantized weights); ``types``: the quantized
+    types, as TensorRT names them (INT8, UINT8, FP8, INT4, ...)."""
+
+    quantize_nodes: int
+    dequantize_nodes: int
+    pairs: int
+    weights: int
+    types: tuple[str, ...]
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The build precisions these Q/DQ nodes are (``int8`` for INT8/UINT8, ``fp8`` for FP8)."""
+        out = []
+        if any(t in ("INT8", "UINT8") for t in self.types):
+            out.append("int8")
+        if "FP8" in self.types:
+            out.append("fp8")
+        return tuple(out)
+
+    def describe(self) -> str:
+        parts = [f"{self.pairs} Quantize/Dequantize pair{'s' if self.pairs != 1 else ''}"]
+        if self.weights:
+            parts.append(f"{self.weights} quantized weight{'s' if self.weights != 1 else ''}")
+        return f"explicitly quantized (Q/DQ: {', '.join(parts)}, {'/'.join(self.types) or 'type unknown'})"
+
+
 @dataclass(frozen=True)
 class ModelSummary:
     file: str
@@ -84,9 +118,14 @@ class ModelSummary:
     external_files: tuple[str, ...]
     custom_domains: tuple[str, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    quantization: Quantization | None = None  # Q/DQ nodes found: the model is explicitly quantized
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def explicitly_quantized(self) -> bool:
+        return self.quantization is not None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSummary:
@@ -98,6 +137,8 @@ class ModelSummary:
         data["outputs"] = tuple(td(t) for t in data["outputs"])
         for key in ("external_files", "custom_domains", "warnings"):
             data[key] = tuple(data[key])
+        q = data["quantization"]  # KeyError for a summary an older version kept: summarized again then
+        data["quantization"] = None if q is None else Quantization(**{**q, "types": tuple(q["types"])})
         return cls(**data)
 
 
@@ -184,7 +225,10 @@ def _looks_like_text(head: bytes) -> bool:
     return all(c.isprintable() or c in "\r\n\t" for c in text) and len(text.strip()) > 0
 
 
-def _tensor_desc(vi: Any) -> TensorDesc:
+def _tensor_desc(vi: Any, negative: list[tuple[str, int, int]] | None = None) -> TensorDesc:
+    """The tensor's name, dtype and shape. A negative ``dim_value`` (older Paddle2ONNX and Caffe2-era exports
+    write -1 for "dynamic"; ONNX Runtime and TensorRT read it so) becomes an unknown dim, and is recorded in
+    ``negative`` as (tensor, dim, value) for the summary's warning."""
     from onnx import helper
 
     tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
@@ -200,11 +244,16 @@ def _tensor_desc(vi: Any) -> TensorDesc:
     dims: list[int | str | None] = []
     for i, d in enumerate(tt.shape.dim):
         if d.HasField("dim_value"):
-            if d.dim_value < 0 or d.dim_value > MAX_DIM:
+            if d.dim_value > MAX_DIM:
                 raise ModelError(
                     f"Tensor '{vi.name}' declares dimension {i} = {d.dim_value}, outside 0..{MAX_DIM}.",
                     "Fix the model's declared shape (or make that dimension symbolic).",
                 )
+            if d.dim_value < 0:
+                if negative is not None:
+                    negative.append((vi.name, i, int(d.dim_value)))
+                dims.append(None)
+                continue
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param"):
             dims.append(d.dim_param)
@@ -356,27 +405,55 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
     graph = model.graph
 
     init_names = {t.name for t in graph.initializer}
-    inputs = tuple(_tensor_desc(vi) for vi in graph.input if vi.name not in init_names)
-    outputs = tuple(_tensor_desc(vi) for vi in graph.output)
+    negative_in: list[tuple[str, int, int]] = []
+    negative_out: list[tuple[str, int, int]] = []
+    inputs = tuple(_tensor_desc(vi, negative_in) for vi in graph.input if vi.name not in init_names)
+    outputs = tuple(_tensor_desc(vi, negative_out) for vi in graph.output)
 
     params = 0
     init_bytes = 0
-    for t in graph.initializer:
+    for t in _weight_tensors(graph):
         n = _numel(t.dims, t.name)
         params += n
         init_bytes += int(_itemsize(t.data_type) * n) if t.data_location == TensorProto.EXTERNAL or not t.raw_data else len(t.raw_data)
+    for g in _iter_graphs(graph):  # Constant nodes holding lists of numbers (value_floats, value_ints)
+        for node in g.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                for a in node.attribute:
+                    if a.name in ("value_floats", "value_ints"):
+                        n = len(a.floats) or len(a.ints)
+                        params += n
+                        init_bytes += n * (4 if a.name == "value_floats" else 8)
+                    elif a.name in ("value_float", "value_int"):
+                        params += 1
+                        init_bytes += 4 if a.name == "value_float" else 8
     hist = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}" for n in graph.node)
     sub_nodes = sum(len(g.node) for g in _iter_graphs(graph)) - len(graph.node)
     opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
     custom = tuple(sorted({n.domain for g in _iter_graphs(graph) for n in g.node} - {"", "ai.onnx"}))
 
     warnings: list[str] = []
+    for kind, found in (("Input", negative_in), ("Output", negative_out)):
+        by_tensor: dict[str, list[tuple[int, int]]] = {}
+        for name, i, v in found:
+            by_tensor.setdefault(name, []).append((i, v))
+        for name, found_dims in by_tensor.items():
+            listed = ", ".join(f"dimension {i} = {v}" for i, v in found_dims)
+            warnings.append(
+                f"{kind} '{name}' declares {listed}: older exporters (Paddle2ONNX, Caffe2) write a negative size "
+                "for a dynamic dimension. It is treated as dynamic, as ONNX Runtime and TensorRT read it."
+            )
     for t in inputs:
         if t.shape is None:
             warnings.append(f"Input '{t.name}' has no declared shape; every build needs explicit shapes for it.")
         elif t.dynamic_dims:
             dims = ", ".join(f"dim {i} ({t.shape[i] or '?'})" for i in t.dynamic_dims)
             warnings.append(f"Input '{t.name}' is dynamic in {dims}: a build needs an optimization profile for it.")
+    for sym, shared in shared_dim_names(inputs).items():
+        if len({n for n, _ in shared}) > 1:
+            continue  # batch / sequence shared by several inputs: the usual meaning, checked when profiles are
+        warnings.append(f"{describe_dims(shared)} share the symbolic name '{sym}': TensorRT treats dimensions of one "
+                        "name as one size, so an optimization profile must give them equal min/opt/max values.")
     for d in custom:
         ops = sorted(k.split("::", 1)[1] for k in hist if k.startswith(d + "::"))
         warnings.append(
@@ -389,6 +466,14 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
             warnings.append(f"Name {name!r} contains invisible characters; it is shown escaped.")
             break
 
+    quantization = _quantization(model)
+    if quantization is not None and "INT32" in quantization.types:
+        warnings.append(
+            "The model dequantizes INT32 tensors (quantized biases: ONNX Runtime's default). TensorRT's parser "
+            "accepts only 8-bit and narrower inputs for DequantizeLinear, so the build will fail on them: quantize "
+            "the FP32 model again without quantizing biases (extra_options QuantizeBias=False, as the Quantize page "
+            "does).",
+        )
     return ModelSummary(
         file=path.name,
         file_bytes=path.stat().st_size,
@@ -407,7 +492,92 @@ def summarize(path: str | os.PathLike[str]) -> ModelSummary:
         external_files=ext_files,
         custom_domains=custom,
         warnings=tuple(warnings),
+        quantization=quantization,
     )
+
+
+def shared_dim_names(inputs: Iterable[TensorDesc]) -> dict[str, list[tuple[str, int]]]:
+    """Symbolic dimension names that more than one input dimension carries: name -> [(input, dim index)].
+
+    TensorRT's ONNX parser names network input dimensions after them and assumes dimensions of one name are
+    equal at run time: a profile whose min/opt/max differ between them fails the build (checked 2026-12-03,
+    TensorRT-RTX 1.7: "Dimensions with name ? must be equal")."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for t in inputs:
+        for i, d in enumerate(t.shape or ()):
+            if isinstance(d, str) and d:
+                found.setdefault(d, []).append((t.name, i))
+    return {name: dims for name, dims in found.items() if len(dims) > 1}
+
+
+def describe_dims(dims: Sequence[tuple[str, int]]) -> str:
+    """``[('x', 2), ('x', 3)]`` as "Input 'x' dims 2 and 3"; across inputs "Dim 1 of 'ids' and dim 1 of 'mask'"."""
+    names = list(dict.fromkeys(n for n, _ in dims))
+    if len(names) == 1:
+        idx = [str(i) for _, i in dims]
+        return f"Input '{names[0]}' dims {', '.join(idx[:-1])} and {idx[-1]}"
+    parts = [f"dim {i} of '{n}'" for n, i in dims]
+    text = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+    return text[0].upper() + text[1:]
+
+
+def _weight_tensors(graph: Any) -> Iterable[Any]:
+    """The stored tensors of the model: initializers and ``Constant`` nodes' tensors (some exporters keep every
+    weight in Constant nodes), in the main graph and in subgraph bodies (If / Loop / Scan)."""
+    for g in _iter_graphs(graph):
+        yield from g.initializer
+        for node in g.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                yield from (a.t for a in node.attribute if a.name == "value" and a.HasField("t"))
+
+
+_QUANT_TYPES = {"INT8": "INT8", "UINT8": "UINT8", "INT4": "INT4", "UINT4": "UINT4", "INT16": "INT16",
+                "UINT16": "UINT16", "FLOAT8E4M3FN": "FP8", "FLOAT8E4M3FNUZ": "FP8", "FLOAT8E5M2": "FP8",
+                "FLOAT8E5M2FNUZ": "FP8", "FLOAT4E2M1": "FP4"}
+
+
+def _quantization(model: Any) -> Quantization | None:
+    """The model's standard-domain QuantizeLinear / DequantizeLinear nodes (subgraphs included), or None."""
+    from onnx import TensorProto
+
+    def type_name(elem: int) -> str:
+        name = TensorProto.DataType.Name(elem) if elem in TensorProto.DataType.values() else str(elem)
+        return _QUANT_TYPES.get(name, name)
+
+    n_q = n_dq = pairs = weights = 0
+    types: set[str] = set()
+    for g in _iter_graphs(model.graph):
+        stored = {t.name: t.data_type for t in g.initializer}
+        for node in g.node:
+            if node.op_type == "Constant":
+                for a in node.attribute:
+                    if a.name == "value" and a.HasField("t"):
+                        stored.update({o: a.t.data_type for o in node.output})
+        dq_inputs = {n.input[0] for n in g.node
+                     if n.op_type == "DequantizeLinear" and n.domain in ("", "ai.onnx") and n.input}
+        for node in g.node:
+            if node.op_type not in QDQ_OPS or node.domain not in ("", "ai.onnx"):
+                continue
+            if node.op_type == "QuantizeLinear":
+                n_q += 1
+                pairs += any(o in dq_inputs for o in node.output)
+                attrs = {a.name: a.i for a in node.attribute}
+                if attrs.get("output_dtype"):
+                    types.add(type_name(attrs["output_dtype"]))
+                elif len(node.input) > 2 and node.input[2] in stored:
+                    types.add(type_name(stored[node.input[2]]))
+                else:
+                    types.add("UINT8")  # ONNX's default without a zero point
+            else:
+                n_dq += 1
+                if node.input and node.input[0] in stored:
+                    weights += 1
+                    types.add(type_name(stored[node.input[0]]))
+                elif len(node.input) > 2 and node.input[2] in stored:
+                    types.add(type_name(stored[node.input[2]]))
+    if not (n_q or n_dq):
+        return None
+    return Quantization(n_q, n_dq, pairs, weights, tuple(sorted(types)))
 
 
 # ---------------------------------------------------------------------------------------------- workspace

@@ -187,8 +187,10 @@ class Workbench:
         without reading the arrays), then queue calibration; NaN/Inf in the data fail the job, naming file and
         input."""
         from .quantize_task import check_data
+        from .spec import refuse_requantizing
 
         req.quantize_spec()  # validates calibrator, precision, percentile
+        refuse_requantizing(self.summary(ref))
         if not req.reuse_ranges:
             check_data(_input_specs(self.summary(ref)), req)
         return self.jobs.submit(
@@ -203,7 +205,9 @@ class Workbench:
     def submit_score(self, ref: ModelRef, req: QuantizeRequest) -> str:
         """Like :meth:`submit_quantize` (headers only, here), for calibration and test data; queue the scoring."""
         from .quantize_task import check_data
+        from .spec import refuse_requantizing
 
+        refuse_requantizing(self.summary(ref))
         check_data(_input_specs(self.summary(ref)), req)
         return self.jobs.submit(
             "score",
@@ -368,6 +372,13 @@ class Workbench:
                 ),
             )
             return self.submit_build(self.model(job.model_digest), spec)
+        if spec.precision in ("int8", "fp8") and calib is None:  # the model's own Q/DQ nodes, built as they are
+            raise JobError(
+                f"Build {build_job_id} built the model's own Q/DQ nodes: the model is explicitly quantized, so "
+                "which layers are quantized is decided by the file, not by a calibration the workbench ran.",
+                "Quantize the FP32 model it was made from on the Quantize page, keeping these nodes out, or remove "
+                "their Q/DQ nodes from the model.",
+            )
         if spec.precision not in ("int8", "fp8") or calib is None:
             raise JobError(
                 f"Build {build_job_id} is {spec.precision.upper()}, not a quantized build (nor FP16).",

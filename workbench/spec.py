@@ -12,7 +12,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from .errors import SpecError
-from .model import MAX_DIM, ModelSummary, TensorDesc
+from .model import MAX_DIM, ModelSummary, TensorDesc, describe_dims, shared_dim_names
 
 BACKENDS = ("tensorrt-rtx", "tensorrt")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
@@ -144,6 +144,8 @@ class BuildSpec:
         if self.calibration and self.precision in ("int8", "fp8"):
             calib = f", {self.calibration.calibrator}" + (" on RANDOM data (accuracy meaningless)"
                                                          if self.calibration.random else "")
+        elif self.precision in ("int8", "fp8"):
+            calib = ", the model's own Q/DQ"
         kept = len(self.keep_fp32_nodes) + len(self.keep_fp32_op_types)
         if kept and self.precision == "fp16":
             calib = f", {kept} kept in FP32"
@@ -202,8 +204,11 @@ def profiles_from_args(mins: Sequence[str], opts: Sequence[str], maxs: Sequence[
 
 
 def default_profile(inputs: Sequence[TensorDesc], batch: tuple[int, int, int] = (1, 1, 8)) -> Profile:
-    """A proposal: static dims fixed; symbolic batch-like dims (dim 0) get ``batch``; others 16/64/128 — editable."""
+    """A proposal: static dims fixed; symbolic batch-like dims (dim 0) get ``batch``; others 16/64/128 — editable.
+
+    Dims sharing one symbolic name get the values of the first of them (TensorRT forces them equal)."""
     shapes: dict[str, ShapeRange] = {}
+    named: dict[str, tuple[int, int, int]] = {}
     for t in inputs:
         if t.shape is None or not t.dynamic_dims:
             continue
@@ -211,15 +216,33 @@ def default_profile(inputs: Sequence[TensorDesc], batch: tuple[int, int, int] = 
         for i, d in enumerate(t.shape):
             if isinstance(d, int):
                 dims = (d, d, d)
+            elif isinstance(d, str) and d in named:
+                dims = named[d]
             elif i == 0:
                 dims = batch
             else:
                 dims = (16, 64, 128)
+            if isinstance(d, str) and d:
+                named.setdefault(d, dims)
             lo.append(dims[0])
             mid.append(dims[1])
             hi.append(dims[2])
         shapes[t.name] = ShapeRange(tuple(lo), tuple(mid), tuple(hi))
     return Profile(shapes)
+
+
+def shared_dim_notes(inputs: Sequence[TensorDesc]) -> list[str]:
+    """Why a profile proposal gives some dims equal values: one line per symbolic name several dims share."""
+    return [f"{describe_dims(dims)} share the symbolic name '{name}': TensorRT treats them as one size, so their "
+            "min/opt/max must be equal (the proposal gives them equal values)."
+            for name, dims in shared_dim_names(inputs).items()]
+
+
+def profile_args(profile: Profile) -> str:
+    """A profile as the CLI's (trtexec-style) ``--min-shapes/--opt-shapes/--max-shapes`` flags."""
+    return " ".join(f"--{which}-shapes " + ",".join(f"{n}:{format_shape(getattr(r, which))}"
+                                                    for n, r in profile.shapes.items())
+                    for which in ("min", "opt", "max"))
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -231,8 +254,11 @@ def validate_profiles(profiles: Sequence[Profile], inputs: Sequence[TensorDesc])
     dynamic = [t for t in inputs if t.is_dynamic]
     if dynamic and not profiles:
         names = ", ".join(f"'{t.name}' {t.shape_text()}" for t in dynamic)
+        proposal = default_profile(inputs)
+        example = f" For example: {profile_args(proposal)}" if len(proposal.shapes) == len(dynamic) else ""
         raise SpecError(f"The model has dynamic inputs ({names}) but no optimization profile was given.",
-                        "Add a profile with min/opt/max shapes for each dynamic input.")
+                        "Add a profile with min/opt/max shapes for each dynamic input."
+                        + "".join(f" {n}" for n in shared_dim_notes(inputs)) + example)
     for pi, prof in enumerate(profiles):
         where = f"Profile {pi}"
         for name in prof.shapes:
@@ -259,6 +285,23 @@ def validate_profiles(profiles: Sequence[Profile], inputs: Sequence[TensorDesc])
             for d, (a, b, c) in enumerate(zip(rng.min, rng.opt, rng.max, strict=False)):
                 if not (a <= b <= c):
                     raise SpecError(f"{where}, input '{name}', dim {d}: need min <= opt <= max, got {a}, {b}, {c}.")
+        _check_shared_dims(where, prof, inputs)
+
+
+def _check_shared_dims(where: str, prof: Profile, inputs: Sequence[TensorDesc]) -> None:
+    """Dims of one symbolic name must get equal min/opt/max: TensorRT assumes them equal and fails the build
+    otherwise ("Dimensions with name ? must be equal"), or silently narrows the range to their overlap."""
+    for sym, dims in shared_dim_names(inputs).items():
+        present = [(n, i) for n, i in dims if n in prof.shapes and i < len(prof.shapes[n].min)]
+        for which in ("min", "opt", "max"):
+            values = [getattr(prof.shapes[n], which)[i] for n, i in present]
+            if len(set(values)) > 1:
+                got = ", ".join(f"{v} (dim {i} of '{n}')" for (n, i), v in zip(present, values, strict=True))
+                raise SpecError(
+                    f"{where}: {describe_dims(present)} share the symbolic name '{sym}', so TensorRT treats them "
+                    f"as one size and needs equal values; the {which} shapes give {got}.",
+                    "Give them the same min/opt/max values, or re-export the model with distinct names for "
+                    "dimensions that really vary independently.")
 
 
 def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
@@ -292,7 +335,10 @@ def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
                                               ("version", spec.version_compatible)) if on)
         raise SpecError(f"{which.capitalize()} compatibility is a full-TensorRT setting; {spec.backend} has none.",
                         "A TensorRT-RTX plan runs on every compute capability it was built for: choose those.")
-    if spec.precision in ("int8", "fp8"):
+    quantized = summary.quantization if summary is not None else None
+    if quantized is not None:
+        check_explicitly_quantized(spec, quantized)
+    elif spec.precision in ("int8", "fp8"):
         c = spec.calibration
         if c is None or (not c.data_path and not c.synthetic and not c.ranges_path):
             raise SpecError(f"{spec.precision.upper()} needs calibration data.",
@@ -308,6 +354,37 @@ def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
                             "Use explicit (Q/DQ) quantization for percentile or FP8.")
     if summary is not None:
         validate_profiles(spec.profiles, summary.inputs)
+
+
+def check_explicitly_quantized(spec: BuildSpec, q: Any) -> None:
+    """A Q/DQ model carries its own scales: INT8/FP8 builds take it as it is (no calibration), FP32 and TF32 builds
+    too (TensorRT still runs its Q/DQ layers quantized); calibrating it again or converting it to FP16/BF16 is
+    refused, with what to do instead."""
+    what = q.describe()
+    if spec.calibration is not None:
+        raise SpecError(f"The model is already {what}: it carries its own scales, so it is built as it is and "
+                        "takes no calibration (calibration data, calibrator, ranges or exclusions).",
+                        "Build it with INT8/FP8 and no calibration; to calibrate differently, quantize the FP32 "
+                        "model it was made from.")
+    if spec.precision in ("fp16", "bf16"):
+        raise SpecError(f"The model is {what}; converting a Q/DQ model to {spec.precision.upper()} is not "
+                        "supported (its scales would become an invalid ONNX model and its quantized layers change).",
+                        f"Build it with {'/'.join(p.upper() for p in q.precisions) or 'INT8'}: the layers "
+                        "outside the Q/DQ pairs stay in the model's float precision. For FP16 start from the FP32 "
+                        "model.")
+    if spec.precision in ("int8", "fp8") and q.precisions and spec.precision not in q.precisions:
+        raise SpecError(f"The model is {what}, but {spec.precision.upper()} was asked for: a quantized model "
+                        "builds in the precision of its own Q/DQ nodes.",
+                        f"Choose {' or '.join(p.upper() for p in q.precisions)}.")
+
+
+def refuse_requantizing(summary: ModelSummary) -> None:
+    """Calibrating an explicitly quantized (Q/DQ) model again would quantize its Q/DQ nodes' inputs twice: refused."""
+    if summary.quantization is not None:
+        raise SpecError(f"'{summary.file}' is already {summary.quantization.describe()}: quantizing it again would "
+                        "stack new Q/DQ nodes on its own.",
+                        "Build it as it is (precision INT8/FP8, no calibration), or quantize the FP32 model it was "
+                        "made from.")
 
 
 # ---------------------------------------------------------------------------------------------- commands

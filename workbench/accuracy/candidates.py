@@ -162,6 +162,14 @@ def candidate_from_build(
         kind, path = SIM_QDQ, job_dir / QDQ
     elif precision in ("fp16", "bf16") and (job_dir / NETWORK).is_file():
         kind, path = SIM_FP16, job_dir / NETWORK
+    elif precision in ("int8", "fp8") and not cal:  # an explicitly quantized model, built as it is
+        raise BackendUnavailable(
+            f"Build job {job_dir.name} built an explicitly quantized (Q/DQ) model as it is, and its engine cannot "
+            f"run here: {reason or 'engines are not preferred'}. Its ONNX Runtime simulation is the model itself, "
+            "which is also the reference here, so it would be compared with itself.",
+            "Compare the FP32 model it was made from against it (trt-workbench compare fp32.onnx --candidate "
+            "model_qdq.onnx), or run this comparison on a machine with a supported GPU (engine against ONNX Runtime).",
+        )
     else:
         why = reason or "engines are not preferred"
         raise BackendUnavailable(

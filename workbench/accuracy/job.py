@@ -242,6 +242,17 @@ def submit_compare(jobs: Any, model_ref: Any, request: CompareRequest) -> str:
             raise DataError(f"{what} '{Path(p).name}' does not exist.", "Upload it again.")
     if request.source in QUANTIZED_SOURCES:
         request.quantize_spec()  # calibrator, precision, percentile, exclusions
+    if request.source in (*QUANTIZED_SOURCES, "fp16", "reconvert"):  # they make a candidate from the model
+        from ..model import stored_summary
+        from ..spec import refuse_requantizing
+
+        summary = stored_summary(Path(model_ref.path))
+        if request.source in QUANTIZED_SOURCES:
+            refuse_requantizing(summary)
+        elif summary.quantization is not None:
+            raise SpecError(f"'{model_ref.name}' is {summary.quantization.describe()}: an FP16 conversion of a "
+                            "Q/DQ model is not supported (its scales would become an invalid model).",
+                            "Compare the FP32 model it was made from against it (candidate: this Q/DQ model).")
     if request.calib_path and request.source in QUANTIZED_SOURCES:
         check_npz_headers(  # headers only: names, shapes, dtypes and the sample count, no values read
             Path(request.calib_path),
