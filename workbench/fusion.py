@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError, WorkbenchError
-from .fusion_rules import SCOPE, explain, scalar_constants
+from .fusion_rules import SCOPE, explain, scalar_constants, tensor_types
 from .layers import EngineLayer, EngineLayers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -276,6 +276,7 @@ class _Node:
     outputs: tuple[str, ...]
     attrs: bytes = b""
     parent: str = ""  # key of the If/Loop/Scan node whose body holds this node ("" in the main graph)
+    cast_to: int | None = None  # a Cast's target element type
 
 
 def onnx_node_name(node: Any) -> str:
@@ -319,7 +320,8 @@ def _nodes(model: onnx.ModelProto) -> tuple[list[_Node], set[str], set[str]]:
             attrs = b"".join(a.SerializeToString() for a in sorted(n.attribute, key=lambda a: a.name))
             ins = tuple(rename.get(i, i) for i in n.input)
             outs = tuple(rename.get(o, o) for o in n.output)
-            out.append(_Node(key, n.op_type, ins, outs, attrs, parent))
+            to = next((a.i for a in n.attribute if a.name == "to"), None) if n.op_type == "Cast" else None
+            out.append(_Node(key, n.op_type, ins, outs, attrs, parent, to))
             for a in n.attribute:
                 for body in ([a.g] if a.HasField("g") else []) + list(a.graphs):
                     scope = f"{key}/{a.name}{SCOPE}"
@@ -419,6 +421,10 @@ def _name_tokens(name: str) -> list[str]:
 
 
 def _match_name(token: str, keys: dict[str, int]) -> str | None:
+    if token in keys:
+        return token
+    # A node of an If body is named "<node> | <body> (<attribute>) | <parent> (<op>)" in the metadata.
+    token = token.split(" | ", 1)[0]
     if token in keys:
         return token
     stripped = re.sub(r"(_\d+)+$", "", token)  # TensorRT appends _N to layers it derives from one node
@@ -579,15 +585,17 @@ def account_fusion(
         fates.append(NodeFate(n.key, n.op_type, fate, lys, precs, reason, ev, n.parent))
 
     # What metadata and the rules above leave unexplained: the graph rules of fusion_rules, each with evidence.
+    left = [f for f in fates if f.fate == "unaccounted"]
     explained = explain(
         nodes,
         where,
         [ly for ly, _f, _e in per_layer],
-        [f.node for f in fates if f.fate == "unaccounted"],
+        [f.node for f in left],
         const_n | shape_n,
         const_t,
         graph_outputs,
         scalar_constants(proto),
+        tensor_types(proto) if any(f.op_type == "Cast" for f in left) else {},
     )
     for i, f in enumerate(fates):
         e = explained.get(f.node)

@@ -85,6 +85,8 @@ class GraphNode(Protocol):
     def outputs(self) -> tuple[str, ...]: ...
     @property
     def parent(self) -> str: ...
+    @property
+    def cast_to(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class Explanation:
     fate: str  # "fused", "split" or "eliminated"
     layers: tuple[int, ...]
     reason: str
-    evidence: str  # "inside", "buffer", "tensors" or "body"
+    evidence: str  # "inside", "buffer", "tensors", "body" or "types"
 
 
 @dataclass
@@ -121,6 +123,22 @@ def scalar_constants(model: Any) -> set[str]:
                 a.name == "value" and a.HasField("t") and all(d == 1 for d in a.t.dims)
             ):
                 out.add(node.output[0])
+    return out
+
+
+def tensor_types(model: Any) -> dict[str, int]:
+    """ONNX element type of every tensor of the main graph whose type is declared or can be inferred."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - inference is best effort: an odd model just gets no types
+        inferred = model
+    g = inferred.graph
+    out = {t.name: t.data_type for t in g.initializer}
+    for v in (*g.input, *g.value_info, *g.output):
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type:
+            out[v.name] = v.type.tensor_type.elem_type
     return out
 
 
@@ -156,7 +174,9 @@ class _Graph:
         constants: set[str],
         graph_outputs: set[str],
         scalars: set[str],
+        types: dict[str, int],
     ) -> None:
+        self.types = types
         self.nodes = {n.key: n for n in nodes}
         self.where = where
         self.skip = skip  # constant and shape nodes: not data
@@ -379,9 +399,25 @@ def _moved_scalar(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Exp
     return Explanation("split" if len(found) > 1 else "fused", tuple(sorted(found)), why, "inside")
 
 
+def _noop_cast(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation | None:
+    """A ``Cast`` to the type its input already has computes nothing (exporters write ``Cast(to=FLOAT)`` of a
+    float softmax)."""
+    if n.op_type != "Cast" or n.cast_to is None or not n.inputs:
+        return None
+    have = g.types.get(n.inputs[0])
+    if have is None or have != n.cast_to:
+        return None
+    import onnx
+
+    name = onnx.TensorProto.DataType.Name(have)
+    return Explanation(
+        "eliminated", (), f"Cast to {name} of {n.inputs[0]}, which already is {name}: nothing to convert", "types"
+    )
+
+
 _LINEAR = frozenset({"MatMul", "Gemm", "Einsum"}) | DATA_MOVEMENT
 
-RULES = (_elided_concat, _control_flow, _inside, _view, _moved_scalar)
+RULES = (_noop_cast, _elided_concat, _control_flow, _inside, _view, _moved_scalar)
 
 
 def explain(
@@ -392,7 +428,8 @@ def explain(
     skip: set[str],
     constants: set[str],
     graph_outputs: set[str],
-    scalars: set[str] = frozenset(),  # type: ignore[assignment]
+    scalars: set[str] | None = None,
+    types: dict[str, int] | None = None,
 ) -> dict[str, Explanation]:
     """Explanations for the nodes in ``todo`` (keys of nodes in no layer that nothing else explained).
 
@@ -400,7 +437,7 @@ def explain(
     shape-computing nodes. A node no rule explains is absent from the result (it stays unaccounted).
     """
     placed = {k: list(v) for k, v in where.items()}
-    g = _Graph(nodes, placed, skip, constants, graph_outputs, set(scalars))
+    g = _Graph(nodes, placed, skip, constants, graph_outputs, scalars or set(), types or {})
     left = [k for k in todo if k in g.nodes]
     out: dict[str, Explanation] = {}
     changed = True

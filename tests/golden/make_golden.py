@@ -301,6 +301,15 @@ GOLDEN = {
 }
 
 
+def all_golden() -> dict:
+    """:data:`GOLDEN` and the builds of ``fusion_models.py`` (nodes TensorRT computes without listing them)."""
+    if str(HERE.parent.parent) not in sys.path:  # run as a script: make ``tests`` and ``workbench`` importable
+        sys.path.insert(0, str(HERE.parent.parent))
+    from tests.golden import fusion_models
+
+    return {**GOLDEN, **fusion_models.GOLDEN}
+
+
 def _shape(dims: list[int]) -> str:
     return "[" + ",".join(str(d) for d in dims) + "]"
 
@@ -343,7 +352,7 @@ def _versions() -> str:
 def generate(out: Path, only: list[str] | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (factory, profiles, verbosity) in GOLDEN.items():
+    for name, (factory, profiles, verbosity) in all_golden().items():
         if only and name not in only:
             continue
         model_name = factory.__name__ + ".onnx"
@@ -378,7 +387,7 @@ def generate(out: Path, only: list[str] | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
-    parser.add_argument("--only", nargs="+", choices=sorted(GOLDEN), help="regenerate only these builds")
+    parser.add_argument("--only", nargs="+", choices=sorted(all_golden()), help="regenerate only these builds")
     args = parser.parse_args(argv)
     for path in generate(args.out, args.only):
         sys.stdout.write(f"{path} ({path.stat().st_size} bytes)\n")
