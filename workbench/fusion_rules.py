@@ -344,10 +344,19 @@ def _control_flow(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Exp
     return Explanation("split" if len(placed) > 1 else "fused", tuple(placed), why, "body")
 
 
+_QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def _scalar_op(n: GraphNode, g: _Graph) -> bool:
+    return n.op_type in ("Mul", "Div") and any(i in g.scalars for i in n.inputs)
+
+
 def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation | None:
-    """A data-movement node between two layers joined by a tensor: the layer that reads the tensor does the
-    movement (a strided read, an offset into it), so the node became a view."""
-    if n.op_type not in DATA_MOVEMENT or n.op_type == "Concat":
+    """A node that only moves data, or only rescales a quantized tensor (Q, DQ, a constant scalar factor between
+    them), between two layers joined by a tensor: the layer that reads the tensor does the movement (a strided read,
+    an offset into it), and a change of quantization scale is folded into the tensor's scale."""
+    moves = n.op_type in DATA_MOVEMENT and n.op_type != "Concat"
+    if not (moves or n.op_type in _QDQ or _scalar_op(n, g)):
         return None
     up, down = g.upstream(n.inputs), g.downstream(n.outputs)
     if not up.nodes or not down.nodes or up.tensors:
@@ -366,9 +375,13 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
             return None
         links.append(link)
     t, reader = links[0]
+    how = (
+        f"{n.op_type} only moves data: became a view in the engine"
+        if moves
+        else f"{n.op_type} only rescales a quantized tensor: folded into the scale of the tensor the engine keeps"
+    )
     why = (
-        f"{n.op_type} only moves data: became a view in the engine: {layers[written[t]].name} writes tensor {t} "
-        f"and {layers[reader].name} reads it"
+        f"{how}: {layers[written[t]].name} writes tensor {t} and {layers[reader].name} reads it"
         + (f" (and {len(links) - 1} more reader(s) likewise)" if len(links) > 1 else "")
         + f", between {_names(up.nodes)} and {_names(down.nodes)}"
     )
