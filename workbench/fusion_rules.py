@@ -6,13 +6,19 @@ outputs; a ``Concat`` disappears because its producers write straight into one b
 its own because its body was unrolled. :func:`explain` decides such cases from the graph and the listing, and
 leaves a node unaccounted unless the evidence is there:
 
+``types``    a ``Cast`` to the type its input already has (nothing to convert);
+``buffer``   a ``Concat`` whose producers' layers all write one tensor (directly, or through a copy TensorRT
+             inserted) that the layers reading the concatenation read: it was elided into its consumers' buffer;
+``body``     an ``If`` / ``Loop`` / ``Scan`` whose body nodes are in engine layers (TensorRT compiled or unrolled
+             the control flow into them);
 ``inside``   every tensor the node reads comes from nodes in layer L (or a graph input L reads), everything that
              reads its outputs is in L too (or is an engine output L writes), and where L is a Myelin kernel whose
              name lists its operations, the node's operation is among them;
-``buffer``   a ``Concat`` whose producers' layers all write one tensor that the layers reading the concatenation
-             read (the concatenation was elided: its inputs were written into its output buffer);
-``body``     an ``If`` / ``Loop`` / ``Scan`` whose body nodes are in engine layers (TensorRT compiled or unrolled
-             the control flow into them).
+``tensors``  a node that only moves data (Reshape, Transpose, Slice, Split, Squeeze, …) or only changes a quantized
+             tensor's scale (Q, DQ, a constant factor between a DQ and a Q), between a layer that writes a tensor
+             and a layer that reads that very tensor: it became a view, or part of the tensor's scale;
+``moved``    a multiplication by a constant scalar before a linear op (MatMul, views) whose layers include a
+             Myelin kernel that lists a multiplication: Myelin moved the scaling into that kernel.
 
 Nodes in no layer (eliminated views, cancelled Q/DQ pairs, other unexplained nodes) are looked through when the
 producers and consumers of a node are sought; constants and shape computations are not data and are skipped.
@@ -96,7 +102,7 @@ class Explanation:
     fate: str  # "fused", "split" or "eliminated"
     layers: tuple[int, ...]
     reason: str
-    evidence: str  # "inside", "buffer", "tensors", "body" or "types"
+    evidence: str  # "inside", "moved", "buffer", "tensors", "body" or "types"
 
 
 @dataclass
@@ -275,7 +281,7 @@ def _inside(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanati
     listed = [layers[i].name for i in sorted(found) if kernel_ops(layers[i].name)]
     why = (
         f"computed inside {where} without being named in its metadata: what it reads comes from {src}, "
-        f"and what reads it ({dst}) is in that layer too"
+        f"and what reads it ({dst}) is in {'that layer' if len(names) == 1 else 'those layers'} too"
     )
     if listed and n.op_type not in DATA_MOVEMENT and n.op_type in KERNEL_TOKENS:
         why += f"; the kernel name lists the operation ({'/'.join(sorted(KERNEL_TOKENS[n.op_type]))})"
@@ -347,8 +353,17 @@ def _control_flow(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Exp
 _QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 
-def _scalar_op(n: GraphNode, g: _Graph) -> bool:
-    return n.op_type in ("Mul", "Div") and any(i in g.scalars for i in n.inputs)
+def _requantizing_scalar(n: GraphNode, g: _Graph) -> bool:
+    """``DequantizeLinear → Mul/Div by a constant scalar → QuantizeLinear``: a change of quantization scale."""
+    if n.op_type not in ("Mul", "Div") or not any(i in g.scalars for i in n.inputs):
+        return False
+    src = [g.producer.get(i) for i in n.inputs if i and i not in g.constants]
+    dst = [c for o in n.outputs for c in g.consumers.get(o, [])]
+    return (
+        bool(src and dst)
+        and all(p is not None and p.op_type == "DequantizeLinear" for p in src)
+        and all(c.op_type == "QuantizeLinear" for c in dst)
+    )
 
 
 def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation | None:
@@ -356,7 +371,7 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
     them), between two layers joined by a tensor: the layer that reads the tensor does the movement (a strided read,
     an offset into it), and a change of quantization scale is folded into the tensor's scale."""
     moves = n.op_type in DATA_MOVEMENT and n.op_type != "Concat"
-    if not (moves or n.op_type in _QDQ or _scalar_op(n, g)):
+    if not (moves or n.op_type in _QDQ or _requantizing_scalar(n, g)):
         return None
     up, down = g.upstream(n.inputs), g.downstream(n.outputs)
     if not up.nodes or not down.nodes or up.tensors:
@@ -409,7 +424,7 @@ def _moved_scalar(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Exp
         f"scaling by a constant scalar moved through the linear {_names({g.nodes[c].op_type for c in down.nodes})} "
         f"({_names(down.nodes)}) into {_names(names)}, whose kernel name lists the multiplication"
     )
-    return Explanation("split" if len(found) > 1 else "fused", tuple(sorted(found)), why, "inside")
+    return Explanation("split" if len(found) > 1 else "fused", tuple(sorted(found)), why, "moved")
 
 
 def _noop_cast(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation | None:

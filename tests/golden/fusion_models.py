@@ -13,6 +13,12 @@ fate and its evidence:
 * ``attention_qdq`` / ``mask_attention_qdq``: the attention above and a BERT-style masked attention, quantized the
   same way (Q/DQ nodes and the mask ``Mul`` absorbed);
 * ``scan_rnn`` and ``if_loop``: control flow whose bodies need their own accounting.
+
+Real exports (``tests/fixtures/``, made by the zoo's ``bench/zoo/make_fixtures.py`` with torch, see its README) are
+built as they are: ``yolo_neck`` (CSP ``Concat`` elided), ``gpt2_2layer`` (QKV ``Split`` inside kernels, no-op
+``Cast``), ``bert_tiny_mask`` (the mask's ``Cast``), ``scan_loop`` (a ``Scan``), and ``ppocrv4_rec_svtr_neck`` (see
+:func:`svtr_neck_from_wheel`: a Paddle2ONNX export, attention views, unnamed ``Constant`` nodes); ``bert_tiny_mask``
+and ``yolo_neck`` also quantized by the workbench (the Q/DQ nodes of issue 11 item 8).
 """
 
 from __future__ import annotations
@@ -190,8 +196,57 @@ def if_loop() -> onnx.ModelProto:
     return g.model("golden_if_loop", [_vi("x", ["N", 4, 8, 8])], [_vi("y", ["N", 4, 8, 8])])
 
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def svtr_neck_from_wheel(rec_model: Path, out: Path) -> Path:
+    """How ``tests/fixtures/ppocrv4_rec_svtr_neck.onnx`` was cut (not run by the tests): the SVTR neck of
+    ``ch_PP-OCRv4_rec_infer.onnx`` from the PyPI wheel ``rapidocr-onnxruntime==1.4.4`` (Paddle2ONNX, Apache-2.0),
+    from the backbone's AveragePool output to the input of the CTC head, with ``onnx.utils.Extractor``."""
+    from onnx import shape_inference, utils
+
+    sub = utils.Extractor(shape_inference.infer_shapes(onnx.load(str(rec_model)))).extract_model(
+        ["p2o.AveragePool.1"], ["swish_17.tmp_0"]
+    )
+    del sub.graph.value_info[:]
+    sub.graph.input[0].CopyFrom(_vi("p2o.AveragePool.1", ["N", 480, 1, "W"]))
+    sub.graph.output[0].CopyFrom(_vi("swish_17.tmp_0", ["N", None, 1, "W"]))
+    sub.graph.name = "ppocrv4_rec_svtr_neck"
+    onnx.checker.check_model(sub, full_check=True)
+    onnx.save(sub, str(out))
+    return out
+
+
+def _fixture_qdq(name: str, data: dict[str, np.ndarray]) -> onnx.ModelProto:
+    return _qdq(onnx.load(str(FIXTURES / f"{name}.onnx")), data)
+
+
+def bert_tiny_mask_qdq() -> onnx.ModelProto:
+    """The BERT-like encoder quantized by the workbench (minmax; random ids, every other row masked from 10)."""
+    rng = np.random.default_rng(0)
+    mask = np.ones((8, 16), np.int64)
+    mask[1::2, 10:] = 0
+    ids = rng.integers(0, 1000, size=(8, 16)).astype(np.int64)
+    return _fixture_qdq(
+        "bert_tiny_mask", {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    )
+
+
+def yolo_neck_qdq() -> onnx.ModelProto:
+    x = np.random.default_rng(0).random((8, 3, 64, 64)).astype(np.float32)
+    return _fixture_qdq("yolo_neck", {"images": x})
+
+
 ATTENTION_PROFILE = [{"x": ([1, 4, 32], [2, 16, 32], [4, 32, 32])}]
 MASK_PROFILE = [{"x": ([1, 4, 16], [2, 8, 16], [4, 16, 16]), "mask": ([1, 4], [2, 8], [4, 16])}]
+YOLO_PROFILE = [{"images": ([1, 3, 64, 64], [2, 3, 64, 64], [4, 3, 64, 64])}]
+
+
+def _text_profile(*names: str) -> list[dict]:
+    return [{n: ([1, 1], [2, 16], [4, 64]) for n in names}]
+
+
+BERT_PROFILE = _text_profile("input_ids", "attention_mask", "token_type_ids")
 SWISH_PROFILE = [{"x": ([1, 3, 16, 16], [2, 3, 16, 16], [4, 3, 16, 16])}]
 
 # name -> (model factory, profiles, profiling verbosity), merged into make_golden.GOLDEN
@@ -203,4 +258,16 @@ GOLDEN = {
     "mask_attention_qdq_int8": (mask_attention_qdq, MASK_PROFILE, "detailed"),
     "scan_rnn_fp32": (scan_rnn, [{"x": ([1, 5, 4], [2, 5, 4], [4, 5, 4]), "s0": ([1, 4], [2, 4], [4, 4])}], "detailed"),
     "if_loop_fp32": (if_loop, [{"x": ([1, 4, 8, 8], [2, 4, 8, 8], [4, 4, 8, 8])}], "detailed"),
+    # real exports
+    "yolo_neck_fp32": (FIXTURES / "yolo_neck.onnx", YOLO_PROFILE, "detailed"),
+    "yolo_neck_qdq_int8": (yolo_neck_qdq, YOLO_PROFILE, "detailed"),
+    "gpt2_2layer_fp32": (FIXTURES / "gpt2_2layer.onnx", _text_profile("input_ids", "attention_mask"), "detailed"),
+    "bert_tiny_mask_fp32": (FIXTURES / "bert_tiny_mask.onnx", BERT_PROFILE, "detailed"),
+    "bert_tiny_mask_qdq_int8": (bert_tiny_mask_qdq, BERT_PROFILE, "detailed"),
+    "scan_loop_fp32": (FIXTURES / "scan_loop.onnx", [], "detailed"),
+    "ppocrv4_rec_svtr_neck_fp32": (
+        FIXTURES / "ppocrv4_rec_svtr_neck.onnx",
+        [{"p2o.AveragePool.1": ([1, 480, 1, 20], [1, 480, 1, 40], [2, 480, 1, 80])}],
+        "detailed",
+    ),
 }
