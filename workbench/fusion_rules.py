@@ -329,7 +329,8 @@ def _elided_concat(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Ex
     by = [layers[i].name for i in readers if t in _tensors(layers[i], "in")]
     why = (
         f"concatenation elided into its consumers' buffer: {_names(sorted({w[t] for w in writes}), 4)} write "
-        f"their outputs into one tensor {t}, which " + (f"{_names(by)} read" if by else "is the engine output")
+        f"their outputs into one tensor {t}, which "
+        + (f"{_names(by)} read" if by else "is the engine output")
     )
     return Explanation("eliminated", (), why, "buffer")
 
@@ -439,7 +440,10 @@ def _noop_cast(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explan
 
     name = onnx.TensorProto.DataType.Name(have)
     return Explanation(
-        "eliminated", (), f"Cast to {name} of {n.inputs[0]}, which already is {name}: nothing to convert", "types"
+        "eliminated",
+        (),
+        f"Cast to {name} of {n.inputs[0]}, which already is {name}: nothing to convert",
+        "types",
     )
 
 

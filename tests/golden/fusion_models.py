@@ -44,7 +44,11 @@ def _i64(g: _G, name: str, values: list[int]) -> str:
 def concat_neck() -> onnx.ModelProto:
     """x[N,3,32,32] → two strided convs → upsample + Concat → 1×1 conv → CSP split into d1 | d2 → d3 → Concat."""
     g = _G(seed=2)
-    a = g.node("Relu", [g.node("Conv", ["x", g.rand("a.w", (8, 3, 3, 3))], "a", pads=[1] * 4, strides=[2, 2])], "a_relu")
+    a = g.node(
+        "Relu",
+        [g.node("Conv", ["x", g.rand("a.w", (8, 3, 3, 3))], "a", pads=[1] * 4, strides=[2, 2])],
+        "a_relu",
+    )
     b = g.node("Conv", [a, g.rand("b.w", (16, 8, 3, 3))], "b", pads=[1] * 4, strides=[2, 2])
     b = g.node("Sigmoid", [b], "b_sig")
     up = g.node("Resize", [b, "", g.const("scales", np.array([1, 1, 2, 2]))], "up", mode="nearest")
@@ -60,9 +64,15 @@ def concat_neck() -> onnx.ModelProto:
 def attention_split(d: int = 32, heads: int = 4) -> onnx.ModelProto:
     """x[B,S,d] → fused QKV MatMul + bias → Split → per head Reshape/Transpose → softmax(QKᵀ/√dₕ)V → out → last."""
     g = _G(seed=3)
-    qkv = g.node("Add", [g.node("MatMul", ["x", g.rand("qkv.w", (d, 3 * d))], "qkv"), g.rand("qkv.b", (3 * d,))], "qkv_b")
+    qkv = g.node(
+        "Add",
+        [g.node("MatMul", ["x", g.rand("qkv.w", (d, 3 * d))], "qkv"), g.rand("qkv.b", (3 * d,))],
+        "qkv_b",
+    )
     q, k, v = (f"split:{i}" for i in range(3))
-    g.nodes.append(helper.make_node("Split", [qkv, _i64(g, "splits", [d, d, d])], [q, k, v], name="split", axis=2))
+    g.nodes.append(
+        helper.make_node("Split", [qkv, _i64(g, "splits", [d, d, d])], [q, k, v], name="split", axis=2)
+    )
     shape = _i64(g, "hshape", [0, 0, heads, d // heads])
     heads_ = [
         g.node("Transpose", [g.node("Reshape", [t, shape], f"{n}_resh")], f"{n}_tr", perm=perm)
@@ -70,7 +80,11 @@ def attention_split(d: int = 32, heads: int = 4) -> onnx.ModelProto:
     ]
     s = g.node("Div", [g.node("MatMul", heads_[:2], "qk"), g.const("sc", np.sqrt(d // heads))], "scale")
     o = g.node("MatMul", [g.node("Softmax", [s], "softmax", axis=-1), heads_[2]], "av")
-    o = g.node("Reshape", [g.node("Transpose", [o], "o_tr", perm=[0, 2, 1, 3]), _i64(g, "oshape", [0, 0, d])], "o_resh")
+    o = g.node(
+        "Reshape",
+        [g.node("Transpose", [o], "o_tr", perm=[0, 2, 1, 3]), _i64(g, "oshape", [0, 0, d])],
+        "o_resh",
+    )
     o = g.node("MatMul", [o, g.rand("out.w", (d, d))], "out")
     g.node("Slice", [o, _i64(g, "st", [-1]), _i64(g, "en", [2**62]), _i64(g, "ax", [1])], "last")
     g.nodes[-1].output[0] = "y"
@@ -81,7 +95,10 @@ def swish_cnn() -> onnx.ModelProto:
     """Conv → BatchNormalization → x·sigmoid(x) → Mul(0.5) → Sigmoid → 1×1 Conv (float; see :func:`swish_qdq`)."""
     g = _G(seed=1)
     y = g.node("Conv", ["x", g.rand("c1.w", (8, 3, 3, 3))], "c1", pads=[1] * 4)
-    bn = [g.const(f"bn.{k}", v) for k, v in (("s", np.ones(8)), ("b", np.zeros(8)), ("m", np.zeros(8)), ("v", np.ones(8)))]
+    bn = [
+        g.const(f"bn.{k}", v)
+        for k, v in (("s", np.ones(8)), ("b", np.zeros(8)), ("m", np.zeros(8)), ("v", np.ones(8)))
+    ]
     y = g.node("BatchNormalization", [y, *bn], "bn")
     y = g.node("Mul", [y, g.node("Sigmoid", [y], "sig")], "mul")
     y = g.node("Sigmoid", [g.node("Mul", [y, g.const("k", 0.5)], "mulk")], "sig2")
@@ -93,9 +110,23 @@ def swish_cnn() -> onnx.ModelProto:
 def mask_attention(d: int = 16) -> onnx.ModelProto:
     """BERT-style self-attention with an int64 attention mask: Unsqueeze → Cast → (1 - m) · -3.4e38 → + scores."""
     g = _G(seed=4)
-    m = g.node("Cast", [g.node("Unsqueeze", ["mask", _i64(g, "ax12", [1, 2])], "mask_unsq")], "mask_cast", to=TensorProto.FLOAT)
-    m = g.node("Mul", [g.node("Sub", [g.const("one", 1.0), m], "mask_sub"), g.const("neg", -3.4e38)], "mask_mul")
-    s = g.node("MatMul", [g.node("MatMul", ["x", g.rand("q.w", (d, d))], "q"), g.node("Transpose", ["x"], "kt", perm=[0, 2, 1])], "qk")
+    m = g.node(
+        "Cast",
+        [g.node("Unsqueeze", ["mask", _i64(g, "ax12", [1, 2])], "mask_unsq")],
+        "mask_cast",
+        to=TensorProto.FLOAT,
+    )
+    m = g.node(
+        "Mul", [g.node("Sub", [g.const("one", 1.0), m], "mask_sub"), g.const("neg", -3.4e38)], "mask_mul"
+    )
+    s = g.node(
+        "MatMul",
+        [
+            g.node("MatMul", ["x", g.rand("q.w", (d, d))], "q"),
+            g.node("Transpose", ["x"], "kt", perm=[0, 2, 1]),
+        ],
+        "qk",
+    )
     s = g.node("Add", [g.node("Unsqueeze", [s, _i64(g, "ax1", [1])], "s_unsq"), m], "mask_add")
     s = g.node("Squeeze", [g.node("Softmax", [s], "softmax", axis=-1), "ax1"], "s_sq")
     g.node("MatMul", [s, "x"], "av")
@@ -153,7 +184,9 @@ def scan_rnn() -> onnx.ModelProto:
     )
     g = _G(seed=5)
     g.nodes.append(helper.make_node("Transpose", ["x"], ["xt"], name="to_time_major", perm=[1, 0, 2]))
-    g.nodes.append(helper.make_node("Scan", ["s0", "xt"], ["s_last", "ys"], name="scan", num_scan_inputs=1, body=body))
+    g.nodes.append(
+        helper.make_node("Scan", ["s0", "xt"], ["s_last", "ys"], name="scan", num_scan_inputs=1, body=body)
+    )
     g.nodes.append(helper.make_node("Relu", ["s_last"], ["y"], name="relu"))
     return g.model("golden_scan_rnn", [_vi("x", ["B", 5, 4]), _vi("s0", ["B", 4])], [_vi("y", ["B", 4])])
 
@@ -183,13 +216,19 @@ def if_loop() -> onnx.ModelProto:
             helper.make_node("Add", ["acc_m", "acc_in"], ["acc_out"], name="loop/add"),
         ],
         "loop_body",
-        [_vi("iter", [], TensorProto.INT64), _vi("cond_in", [], TensorProto.BOOL), _vi("acc_in", ["N", 4, 8, 8])],
+        [
+            _vi("iter", [], TensorProto.INT64),
+            _vi("cond_in", [], TensorProto.BOOL),
+            _vi("acc_in", ["N", 4, 8, 8]),
+        ],
         [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", ["N", 4, 8, 8])],
         [numpy_helper.from_array(np.array(0.5, np.float32), "half")],
     )
     g = _G(seed=6)
     c = g.node("Greater", [g.node("ReduceSum", ["x"], "sum", keepdims=0), g.const("zero", 0.0)], "cond")
-    g.nodes.append(helper.make_node("If", [c], ["y_if"], name="branch", then_branch=then_g, else_branch=else_g))
+    g.nodes.append(
+        helper.make_node("If", [c], ["y_if"], name="branch", then_branch=then_g, else_branch=else_g)
+    )
     g.const("trip", np.array(3), np.int64)
     g.const("true", np.array(True), bool)
     g.nodes.append(helper.make_node("Loop", ["trip", "true", "y_if"], ["y"], name="loop", body=loop_body))
@@ -256,12 +295,20 @@ GOLDEN = {
     "swish_qdq_int8": (swish_qdq, SWISH_PROFILE, "detailed"),
     "attention_qdq_int8": (attention_qdq, ATTENTION_PROFILE, "detailed"),
     "mask_attention_qdq_int8": (mask_attention_qdq, MASK_PROFILE, "detailed"),
-    "scan_rnn_fp32": (scan_rnn, [{"x": ([1, 5, 4], [2, 5, 4], [4, 5, 4]), "s0": ([1, 4], [2, 4], [4, 4])}], "detailed"),
+    "scan_rnn_fp32": (
+        scan_rnn,
+        [{"x": ([1, 5, 4], [2, 5, 4], [4, 5, 4]), "s0": ([1, 4], [2, 4], [4, 4])}],
+        "detailed",
+    ),
     "if_loop_fp32": (if_loop, [{"x": ([1, 4, 8, 8], [2, 4, 8, 8], [4, 4, 8, 8])}], "detailed"),
     # real exports
     "yolo_neck_fp32": (FIXTURES / "yolo_neck.onnx", YOLO_PROFILE, "detailed"),
     "yolo_neck_qdq_int8": (yolo_neck_qdq, YOLO_PROFILE, "detailed"),
-    "gpt2_2layer_fp32": (FIXTURES / "gpt2_2layer.onnx", _text_profile("input_ids", "attention_mask"), "detailed"),
+    "gpt2_2layer_fp32": (
+        FIXTURES / "gpt2_2layer.onnx",
+        _text_profile("input_ids", "attention_mask"),
+        "detailed",
+    ),
     "bert_tiny_mask_fp32": (FIXTURES / "bert_tiny_mask.onnx", BERT_PROFILE, "detailed"),
     "bert_tiny_mask_qdq_int8": (bert_tiny_mask_qdq, BERT_PROFILE, "detailed"),
     "scan_loop_fp32": (FIXTURES / "scan_loop.onnx", [], "detailed"),
