@@ -319,3 +319,56 @@ def test_the_cli_reports_zero_unaccounted_for_a_fresh_yolo_neck_build(tmp_path):
     assert fusion["fate_counts"]["unaccounted"] == 0
     concat = next(n for n in fusion["nodes"] if n["node"] == "/Concat")
     assert concat["evidence"] == "buffer" and "elided" in concat["reason"]
+
+
+# ---------------------------------------------------------------------------------------------- shown to the user
+def test_a_layer_lists_the_nodes_a_rule_found_in_it_with_the_evidence():
+    model, layers, _ = _golden("yolo_neck_qdq_int8")
+    report = account_fusion(model, layers)
+    mul = next(n for n in report.nodes if n.node == "/csp_fuse/Mul")
+    layer = next(ly for ly in layers.for_profile(0) if ly.name == mul.layers[0])
+    rows = report.layer_node_rows(layer)
+    assert [r["node"] for r in rows[: len(layer.onnx_nodes)]] == list(layer.onnx_nodes)
+    row = next(r for r in rows if r["node"] == "/csp_fuse/Mul")
+    assert row["fate"] == "fused" and "producers and consumers are in the layer" in row["evidence"]
+    assert mul.reason in row["evidence"]
+    evidence = {r["node"]: r for r in report.evidence_rows()}
+    assert evidence["/csp_fuse/Mul"]["layers"] == layer.name
+    assert all(r["evidence"] and r["why"] for r in evidence.values())
+
+
+def test_the_html_report_has_the_evidence_table(tmp_path):
+    from workbench.reports.fusion_html import render_html
+
+    model, layers, _ = _golden("yolo_neck_fp32")
+    report = account_fusion(model, layers)
+    html = render_html(report, layers, plotly_js="")
+    section = html.split("ONNX nodes no layer's metadata names, and the evidence")[1].split("<h2>")[0]
+    assert "/Concat" in section and "producers write one buffer its readers read" in section
+
+
+def test_the_fusion_page_shows_each_fate_with_its_evidence(session_wb, fresh_caches):
+    """The YOLO neck built in the workbench: the page's evidence table shows the elided Concat and why."""
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.spec import BuildSpec, profiles_from_args
+
+    ref = session_wb.import_path(FIXTURES / "yolo_neck.onnx")
+    spec = BuildSpec(
+        profiles=profiles_from_args(["images:1x3x64x64"], ["images:2x3x64x64"], ["images:4x3x64x64"])
+    )
+    job_id = session_wb.submit_build(ref, spec)
+    assert session_wb.jobs.wait(job_id, timeout=300).status == "succeeded"
+    at = open_page(
+        "fusion",
+        60,
+        **{ui.MODEL_DIGEST: ref.digest, ui.FUSION_JOB: job_id, "fusion.tab": "Reading the names"},
+    )
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert {m.label: m.value for m in at.metric}["Unaccounted"] == "0"
+    table = next(d.value for d in at.dataframe if "evidence" in d.value.columns and "why" in d.value.columns)
+    concat = table[table["node"] == "/Concat"].iloc[0]
+    assert (
+        concat["fate"] == "eliminated" and concat["evidence"] == "producers write one buffer its readers read"
+    )
+    assert "elided into its consumers' buffer" in concat["why"]

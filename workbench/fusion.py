@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError, WorkbenchError
-from .fusion_rules import SCOPE, explain, scalar_constants, tensor_types
+from .fusion_rules import EVIDENCE_LABELS, RULE_EVIDENCE, SCOPE, explain, scalar_constants, tensor_types
 from .layers import EngineLayer, EngineLayers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -221,8 +221,26 @@ class FusionReport:
                 "precisions": "; ".join(n.precisions),
                 "reason": n.reason,
                 "evidence": n.evidence,
+                "body of": n.parent,
             }
             for n in self.nodes
+        ]
+
+    def evidence_rows(self) -> list[dict[str, Any]]:
+        """Every ONNX node no layer's metadata names (eliminated, constant-folded, placed by a rule of
+        :mod:`fusion_rules`, unaccounted): its fate, the layers it was found in, and the evidence for it."""
+        return [
+            {
+                "node": n.node,
+                "op_type": n.op_type,
+                "fate": n.fate,
+                "layers": "; ".join(n.layers),
+                "evidence": EVIDENCE_LABELS.get(n.evidence, n.evidence),
+                "why": n.reason,
+                "body of": n.parent,
+            }
+            for n in self.nodes
+            if n.evidence not in ("metadata", "layer name", "region")
         ]
 
     def layer_node_rows(self, layer: EngineLayer) -> list[dict[str, Any]]:
@@ -230,15 +248,27 @@ class FusionReport:
         fate = {n.node: n for n in self.nodes}
         rows = []
         for name in layer.onnx_nodes:
-            f = fate.get(name)
+            f = fate.get(name) or fate.get(name.split(" | ", 1)[0])
             rows.append(
                 {
                     "node": name,
                     "op_type": f.op_type if f else "?",
                     "fate": f.fate if f else "not in this model",
                     "also in": "; ".join(x for x in f.layers if x != layer.name) if f else "",
+                    "evidence": EVIDENCE_LABELS["metadata"] if f else "",
                 }
             )
+        for f in self.nodes:  # nodes a rule found in this layer, though its metadata does not name them
+            if f.evidence in RULE_EVIDENCE and layer.name in f.layers:
+                rows.append(
+                    {
+                        "node": f.node,
+                        "op_type": f.op_type,
+                        "fate": f.fate,
+                        "also in": "; ".join(x for x in f.layers if x != layer.name),
+                        "evidence": f"{EVIDENCE_LABELS[f.evidence]}: {f.reason}",
+                    }
+                )
         return rows
 
     def opaque_rows(self) -> list[dict[str, Any]]:
@@ -256,14 +286,6 @@ class FusionReport:
         return [
             {"layer": i.layer, "type": i.type, "kind": i.kind, "explanation": i.explanation}
             for i in self.inserted
-        ]
-
-    def without_layer_rows(self) -> list[dict[str, Any]]:
-        """ONNX nodes that have no layer of their own (eliminated, constant-folded, unaccounted) and why."""
-        return [
-            {"node": n.node, "op_type": n.op_type, "fate": n.fate, "why": n.reason}
-            for n in self.nodes
-            if not n.layers
         ]
 
 

@@ -34,6 +34,21 @@ from typing import Any, Protocol
 
 from .layers import EngineLayer
 
+# How each kind of evidence reads in tables (``NodeFate.evidence``).
+EVIDENCE_LABELS = {
+    "metadata": "named in the layer's metadata",
+    "layer name": "named in the layer's name",
+    "region": "inside a ForeignNode range",
+    "graph": "from the ONNX graph",
+    "inside": "its producers and consumers are in the layer",
+    "moved": "scalar moved into a kernel that multiplies",
+    "buffer": "producers write one buffer its readers read",
+    "tensors": "one layer writes the tensor another reads",
+    "body": "its body's nodes are in the layers",
+    "types": "input already has the target type",
+}
+# Evidence kinds of the rules of this module (nodes no layer's metadata names).
+RULE_EVIDENCE = ("inside", "moved", "buffer", "tensors", "body", "types")
 CONTROL_FLOW_TYPES = frozenset({"If", "Loop", "Scan"})
 # Scope separator of tensor names inside subgraph bodies (``scan/body::x_t``); see ``fusion._nodes``.
 SCOPE = "::"
