@@ -21,6 +21,7 @@ from onnx import helper
 
 from tests.golden import fusion_models, make_golden
 from workbench.fusion import account_fusion, onnx_node_name
+from workbench.fusion_rules import RULE_EVIDENCE
 from workbench.layers import EngineLayers, parse_build_log
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -372,3 +373,17 @@ def test_the_fusion_page_shows_each_fate_with_its_evidence(session_wb, fresh_cac
         concat["fate"] == "eliminated" and concat["evidence"] == "producers write one buffer its readers read"
     )
     assert "elided into its consumers' buffer" in concat["why"]
+
+
+def test_the_cli_text_says_how_many_nodes_were_placed_by_evidence():
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "layers", str(GOLDEN / "bert_tiny_mask_qdq_int8.build.log"),
+         "--model", str(GOLDEN / "bert_tiny_mask_qdq.onnx")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    model, layers, _ = _golden("bert_tiny_mask_qdq_int8")
+    ruled = [n for n in account_fusion(model, layers).nodes if n.evidence in RULE_EVIDENCE]
+    assert f"{len(ruled)} nodes no layer's metadata names were placed by evidence" in out.stdout
+    assert "UNACCOUNTED" not in out.stdout and "0 unaccounted" in out.stdout
