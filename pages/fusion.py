@@ -152,7 +152,7 @@ if tabs[3].open:
         for title, table in (
             ("**Opaque regions**: compiler-made kernels and the ONNX nodes inside", report.opaque_rows()),
             ("**Layers TensorRT added** (no ONNX node of their own)", report.inserted_rows()),
-            ("**ONNX nodes without a layer of their own, and why**", report.without_layer_rows()),
+            ("**ONNX nodes no layer's metadata names: their fate and the evidence**", report.evidence_rows()),
         ):
             st.markdown(title)
             if table:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,15 @@ def _text(layers: Any, report: Any, label: str, profile: int) -> str:
     ]
     if report is not None:
         lines.append(report.summary())
+        from .fusion_rules import EVIDENCE_LABELS, RULE_EVIDENCE
+
+        ruled = Counter(n.evidence for n in report.nodes if n.evidence in RULE_EVIDENCE)
+        if ruled:
+            lines.append(
+                f"{sum(ruled.values())} nodes no layer's metadata names were placed by evidence ("
+                + "; ".join(f"{v}: {EVIDENCE_LABELS[k]}" for k, v in ruled.most_common())
+                + "); --html or --json shows each with its reason."
+            )
         for n in report.unaccounted:
             lines.append(f"  UNACCOUNTED: {n.node} ({n.op_type}): {n.reason}")
     else:

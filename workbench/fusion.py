@@ -24,11 +24,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError, WorkbenchError
+from .fusion_rules import EVIDENCE_LABELS, RULE_EVIDENCE, SCOPE, explain, scalar_constants, tensor_types
 from .layers import EngineLayer, EngineLayers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,7 +117,10 @@ class NodeFate:
     layers: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
     reason: str = ""
-    evidence: str = "metadata"  # "metadata", "layer name", "region" (inside a ForeignNode range) or "graph"
+    # "metadata", "layer name", "region" (inside a ForeignNode range), "graph" (no layer: the reason says why), or
+    # a rule of fusion_rules for nodes no metadata names: "inside", "buffer", "body"
+    evidence: str = "metadata"
+    parent: str = ""  # the If/Loop/Scan node whose body holds this node
 
 
 @dataclass(frozen=True)
@@ -217,8 +221,26 @@ class FusionReport:
                 "precisions": "; ".join(n.precisions),
                 "reason": n.reason,
                 "evidence": n.evidence,
+                "body of": n.parent,
             }
             for n in self.nodes
+        ]
+
+    def evidence_rows(self) -> list[dict[str, Any]]:
+        """Every ONNX node no layer's metadata names (eliminated, constant-folded, placed by a rule of
+        :mod:`fusion_rules`, unaccounted): its fate, the layers it was found in, and the evidence for it."""
+        return [
+            {
+                "node": n.node,
+                "op_type": n.op_type,
+                "fate": n.fate,
+                "layers": "; ".join(n.layers),
+                "evidence": EVIDENCE_LABELS.get(n.evidence, n.evidence),
+                "why": n.reason,
+                "body of": n.parent,
+            }
+            for n in self.nodes
+            if n.evidence not in ("metadata", "layer name", "region")
         ]
 
     def layer_node_rows(self, layer: EngineLayer) -> list[dict[str, Any]]:
@@ -226,15 +248,27 @@ class FusionReport:
         fate = {n.node: n for n in self.nodes}
         rows = []
         for name in layer.onnx_nodes:
-            f = fate.get(name)
+            f = fate.get(name) or fate.get(name.split(" | ", 1)[0])
             rows.append(
                 {
                     "node": name,
                     "op_type": f.op_type if f else "?",
                     "fate": f.fate if f else "not in this model",
                     "also in": "; ".join(x for x in f.layers if x != layer.name) if f else "",
+                    "evidence": EVIDENCE_LABELS["metadata"] if f else "",
                 }
             )
+        for f in self.nodes:  # nodes a rule found in this layer, though its metadata does not name them
+            if f.evidence in RULE_EVIDENCE and layer.name in f.layers:
+                rows.append(
+                    {
+                        "node": f.node,
+                        "op_type": f.op_type,
+                        "fate": f.fate,
+                        "also in": "; ".join(x for x in f.layers if x != layer.name),
+                        "evidence": f"{EVIDENCE_LABELS[f.evidence]}: {f.reason}",
+                    }
+                )
         return rows
 
     def opaque_rows(self) -> list[dict[str, Any]]:
@@ -254,14 +288,6 @@ class FusionReport:
             for i in self.inserted
         ]
 
-    def without_layer_rows(self) -> list[dict[str, Any]]:
-        """ONNX nodes that have no layer of their own (eliminated, constant-folded, unaccounted) and why."""
-        return [
-            {"node": n.node, "op_type": n.op_type, "fate": n.fate, "why": n.reason}
-            for n in self.nodes
-            if not n.layers
-        ]
-
 
 # ---------------------------------------------------------------------------------------------- ONNX side
 @dataclass(frozen=True)
@@ -271,6 +297,8 @@ class _Node:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     attrs: bytes = b""
+    parent: str = ""  # key of the If/Loop/Scan node whose body holds this node ("" in the main graph)
+    cast_to: int | None = None  # a Cast's target element type
 
 
 def onnx_node_name(node: Any) -> str:
@@ -296,16 +324,37 @@ def _load_model(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
 
 
 def _nodes(model: onnx.ModelProto) -> tuple[list[_Node], set[str], set[str]]:
+    """Every node of the model, subgraph bodies (If/Loop/Scan) included, each right after its parent node.
+
+    Tensors local to a body are renamed ``<parent>/<attribute>::<name>`` (so they cannot clash with the outer
+    scope); a body's outputs count as graph outputs. Names a body takes from the outer scope are left as they are.
+    """
     g = model.graph
     constants = {i.name for i in g.initializer} | {i.name for i in g.sparse_initializer}
     out, seen = [], Counter[str]()
-    for n in g.node:
-        name = onnx_node_name(n)
-        seen[name] += 1
-        key = name if seen[name] == 1 else f"{name}#{seen[name]}"
-        attrs = b"".join(a.SerializeToString() for a in sorted(n.attribute, key=lambda a: a.name))
-        out.append(_Node(key, n.op_type, tuple(n.input), tuple(n.output), attrs))
     graph_outputs = {o.name for o in g.output}
+
+    def add(graph: Any, parent: str, rename: dict[str, str]) -> None:
+        for n in graph.node:
+            name = onnx_node_name(n)
+            seen[name] += 1
+            key = name if seen[name] == 1 else f"{name}#{seen[name]}"
+            attrs = b"".join(a.SerializeToString() for a in sorted(n.attribute, key=lambda a: a.name))
+            ins = tuple(rename.get(i, i) for i in n.input)
+            outs = tuple(rename.get(o, o) for o in n.output)
+            to = next((a.i for a in n.attribute if a.name == "to"), None) if n.op_type == "Cast" else None
+            out.append(_Node(key, n.op_type, ins, outs, attrs, parent, to))
+            for a in n.attribute:
+                for body in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    scope = f"{key}/{a.name}{SCOPE}"
+                    local = {i.name for i in body.input} | {i.name for i in body.initializer}
+                    local |= {o for bn in body.node for o in bn.output if o}
+                    inner = {**rename, **{t: scope + t for t in local}}
+                    constants.update(scope + i.name for i in body.initializer)
+                    graph_outputs.update(inner.get(o.name, o.name) for o in body.output)
+                    add(body, key, inner)
+
+    add(g, "", {})
     return out, constants, graph_outputs
 
 
@@ -394,6 +443,10 @@ def _name_tokens(name: str) -> list[str]:
 
 
 def _match_name(token: str, keys: dict[str, int]) -> str | None:
+    if token in keys:
+        return token
+    # A node of an If body is named "<node> | <body> (<attribute>) | <parent> (<op>)" in the metadata.
+    token = token.split(" | ", 1)[0]
     if token in keys:
         return token
     stripped = re.sub(r"(_\d+)+$", "", token)  # TensorRT appends _N to layers it derives from one node
@@ -491,7 +544,7 @@ def account_fusion(
             where[k].append(li)
             evidence_of.setdefault(k, ev)
 
-    const_n, shape_n, _ = _derived(nodes, constants)
+    const_n, shape_n, const_t = _derived(nodes, constants)
     live = _live(nodes, graph_outputs)
     unplaced = {k for k, v in where.items() if not v}
     cancelled = _cancelled_qdq(nodes, proto, unplaced)
@@ -551,7 +604,38 @@ def account_fusion(
                 "unaccounted",
                 "appears in no engine layer, and is not a no-op, constant or shape op",
             )
-        fates.append(NodeFate(n.key, n.op_type, fate, lys, precs, reason, ev))
+        fates.append(NodeFate(n.key, n.op_type, fate, lys, precs, reason, ev, n.parent))
+
+    # What metadata and the rules above leave unexplained: the graph rules of fusion_rules, each with evidence.
+    left = [f for f in fates if f.fate == "unaccounted"]
+    explained = explain(
+        nodes,
+        where,
+        [ly for ly, _f, _e in per_layer],
+        [f.node for f in left],
+        const_n | shape_n,
+        const_t,
+        graph_outputs,
+        scalar_constants(proto),
+        tensor_types(proto) if any(f.op_type == "Cast" for f in left) else {},
+    )
+    for i, f in enumerate(fates):
+        e = explained.get(f.node)
+        if e is not None:
+            fates[i] = replace(
+                f,
+                fate=e.fate,
+                layers=tuple(per_layer[j][0].name for j in e.layers),
+                precisions=tuple(dict.fromkeys(per_layer[j][0].precision for j in e.layers)),
+                reason=e.reason,
+                evidence=e.evidence,
+            )
+    in_bodies = sum(bool(n.parent) for n in nodes)
+    if in_bodies:
+        notes.append(
+            f"{in_bodies} of the {len(nodes)} ONNX nodes are inside If/Loop/Scan bodies; they are accounted like "
+            "the others (column 'body of')."
+        )
 
     groups, inserted, opaque = [], [], []
     node_by_key = {n.key: n for n in nodes}

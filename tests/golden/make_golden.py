@@ -301,6 +301,15 @@ GOLDEN = {
 }
 
 
+def all_golden() -> dict:
+    """:data:`GOLDEN` and the builds of ``fusion_models.py`` (nodes TensorRT computes without listing them)."""
+    if str(HERE.parent.parent) not in sys.path:  # run as a script: make ``tests`` and ``workbench`` importable
+        sys.path.insert(0, str(HERE.parent.parent))
+    from tests.golden import fusion_models
+
+    return {**GOLDEN, **fusion_models.GOLDEN}
+
+
 def _shape(dims: list[int]) -> str:
     return "[" + ",".join(str(d) for d in dims) + "]"
 
@@ -343,12 +352,16 @@ def _versions() -> str:
 def generate(out: Path, only: list[str] | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (factory, profiles, verbosity) in GOLDEN.items():
+    for name, (factory, profiles, verbosity) in all_golden().items():
         if only and name not in only:
             continue
-        model_name = factory.__name__ + ".onnx"
-        model_path = out / model_name
-        onnx.save(factory(), str(model_path))
+        if isinstance(factory, Path):  # a committed fixture (tests/fixtures/), referred to by its relative path
+            model_path = factory
+            model_name = os.path.relpath(factory, out)
+        else:
+            model_name = factory.__name__ + ".onnx"
+            model_path = out / model_name
+            onnx.save(factory(), str(model_path))
         plan = out / f"{name}.plan"
         text = build_log(model_path, plan, profiles, verbosity)
         plan.unlink(missing_ok=True)
@@ -358,6 +371,7 @@ def generate(out: Path, only: list[str] | None = None) -> list[Path]:
             cut = text.rfind("\n", 0, cut) + 1
             text = text[cut:]
             note = "tail only: from the last 'Engine generation completed' line to the end"
+        text = text.replace(str(model_path), model_name)
         text = text.replace(str(out) + os.sep, "")  # no machine paths in the golden files
         text = text.replace(sys.prefix, "<venv>")
         log_path = out / f"{name}.build.log"
@@ -378,7 +392,7 @@ def generate(out: Path, only: list[str] | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
-    parser.add_argument("--only", nargs="+", choices=sorted(GOLDEN), help="regenerate only these builds")
+    parser.add_argument("--only", nargs="+", choices=sorted(all_golden()), help="regenerate only these builds")
     args = parser.parse_args(argv)
     for path in generate(args.out, args.only):
         sys.stdout.write(f"{path} ({path.stat().st_size} bytes)\n")

@@ -126,6 +126,10 @@ def render_html(
             "model the engine was built from?).</p><p>" + _e(", ".join(report.unknown_metadata)) + "</p>"
         )
     sections.append("<h2>Engine layers</h2>" + _table(layers_rows(layers, report.profile), scroll=True))
+    sections.append(
+        "<h2>ONNX nodes no layer's metadata names, and the evidence</h2>"
+        + _table(report.evidence_rows(), scroll=True)
+    )
     sections.append("<h2>ONNX nodes</h2>" + _table(report.node_rows(), scroll=True))
     if diff is not None:
         sections.append(
