@@ -16,8 +16,9 @@ workbench's own type walk and one ONNX Runtime session before any TensorRT build
 from __future__ import annotations
 
 import logging
+import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,15 @@ from .errors import ModelError
 log = logging.getLogger(__name__)
 
 # Kept in FP32 on top of ONNX Runtime's own list (ML ops, TopK, Range, CumSum, NonMaxSuppression, RoiAlign, ...):
-# ops whose float inputs TensorRT's ONNX parser only takes in FP32 in a strongly typed network.
-TRT_FP32_OPS: tuple[str, ...] = ()
+# ops TensorRT-RTX 1.7 does not take in that precision in a strongly typed network, found by converting and building
+# a one-op model of each of ~80 ONNX ops on this machine. FP16: none. BF16: the parser asserts FP32/FP16 only for
+# Mish, HardSwish and LpNormalization; its GRU importer mixes an FP32 constant into BF16 math ("ElementWiseOperation
+# SUB must have same input types"); ConvTranspose parses but the builder cannot type it (Myelin "Could not infer
+# output types").
+TRT_FP32_OPS: dict[str, tuple[str, ...]] = {
+    "fp16": (),
+    "bf16": ("Mish", "HardSwish", "LpNormalization", "GRU", "ConvTranspose"),
+}
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,11 @@ class Conversion:
     moved_into_subgraphs: int
 
 
-def default_fp32_ops() -> list[str]:
+def default_fp32_ops(precision: str) -> list[str]:
+    """Op types a conversion to ``precision`` keeps in FP32 unless asked otherwise."""
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
 
-    return [*DEFAULT_OP_BLOCK_LIST, *TRT_FP32_OPS]
+    return [*DEFAULT_OP_BLOCK_LIST, *TRT_FP32_OPS.get(precision, ())]
 
 
 def convert_network(model: Any, precision: str, keep_nodes: Sequence[str] = (),
@@ -62,7 +71,7 @@ def convert_network(model: Any, precision: str, keep_nodes: Sequence[str] = (),
                          "Build it as FP16, or export the model in FP32 and choose BF16.")
     target = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.BFLOAT16
     originals = bfloat16.collect_originals(model) if precision == "bf16" else {}
-    ops = list(dict.fromkeys([*default_fp32_ops(), *keep_ops]))
+    ops = list(dict.fromkeys([*default_fp32_ops(precision), *keep_ops]))
     _add_element_types(model)
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -75,6 +84,7 @@ def convert_network(model: Any, precision: str, keep_nodes: Sequence[str] = (),
         bfloat16.retype_as_bfloat16(converted, originals)
     network_types.toposort(converted.graph)
     fixes = network_types.repair_types(converted, target, keep_nodes, ops)
+    network_types.drop_float_round_trips(converted.graph)
     network_types.toposort(converted.graph)
     return Conversion(converted, precision, tuple(o for o in ops if _uses_op(converted.graph, o)),
                       tuple(keep_nodes), tuple(fixes), moved)
@@ -126,7 +136,7 @@ class NetworkCheck:
     lines: tuple[str, ...]  # what was checked and how it went, for the job log
 
 
-def check_network(path: Path, precision: str, input_shapes: dict[str, Sequence[int]]) -> NetworkCheck:
+def check_network(path: Path, precision: str, input_shapes: Mapping[str, Sequence[int]]) -> NetworkCheck:
     """Check a converted network before a build: ONNX checker, the type walk (no node with half and FP32 inputs
     that must agree), and an ONNX Runtime session, run once on ``input_shapes`` (FP16; ONNX Runtime's CPU provider
     has next to no BF16 kernels, so for BF16 the session only has to load past type checking).
@@ -165,7 +175,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _ort_check(path: Path, precision: str, model: Any, shapes: dict[str, Sequence[int]]) -> list[str]:
+def _ort_check(path: Path, precision: str, model: Any, shapes: Mapping[str, Sequence[int]]) -> list[str]:
     import numpy as np
     import onnxruntime as ort
 
@@ -184,8 +194,9 @@ def _ort_check(path: Path, precision: str, model: Any, shapes: dict[str, Sequenc
         if precision == "bf16" and "tensor(bfloat16)" in text and "is invalid" in text:
             # the model's opset predates BF16 for an op (Conv gained it in opset 22): ONNX Runtime refuses the type,
             # TensorRT does not; the type walk above is the check that matters
+            m = re.search(r"Type 'tensor\(bfloat16\)'.*?is invalid", text)
             return ["ONNX Runtime: no BF16 check possible: the model's opset does not allow BF16 for some ops "
-                    f"({_first_line(err)[-160:]}); TensorRT's parser accepts them."]
+                    f"({m.group(0) if m else _first_line(err)[-160:]}); TensorRT's parser accepts them."]
         raise ModelError(f"ONNX Runtime refuses the {kind} network the conversion wrote: {_first_line(err)[:500]}",
                          "Keep the node it names in FP32 and build again, or build in FP32.") from err
     feeds: dict[str, Any] = {}
@@ -205,7 +216,7 @@ def _ort_check(path: Path, precision: str, model: Any, shapes: dict[str, Sequenc
     except Exception as err:
         raise ModelError(f"The {kind} network fails in ONNX Runtime: {_first_line(err)[:500]}",
                          "Keep the node it names in FP32 and build again, or build in FP32.") from err
-    bad = [o.name for o, v in zip(session.get_outputs(), outs)
+    bad = [o.name for o, v in zip(session.get_outputs(), outs, strict=True)
            if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(np.asarray(v)).all()]
     shown = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
     return [f"ONNX Runtime: the {kind} network ran once on random inputs ({shown})"

@@ -19,7 +19,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 
 FLOAT, FLOAT16, BFLOAT16 = TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16
 _FLOATS = {FLOAT, FLOAT16, BFLOAT16}
-TYPE_NAMES = {FLOAT: "float32", FLOAT16: "float16", BFLOAT16: "bfloat16", TensorProto.DOUBLE: "float64"}
+TYPE_NAMES: dict[int, str] = {FLOAT: "float32", FLOAT16: "float16", BFLOAT16: "bfloat16", TensorProto.DOUBLE: "float64"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def toposort(graph: GraphProto, outer: Iterable[str] = ()) -> None:
         pending = rest
     ordered += pending
     copies = [NodeProto() for _ in ordered]
-    for c, n in zip(copies, ordered):
+    for c, n in zip(copies, ordered, strict=True):
         c.CopyFrom(n)
     del graph.node[:]
     graph.node.extend(copies)
@@ -126,6 +126,39 @@ def relocate_misplaced(model: ModelProto) -> int:
             del model.graph.node[:]
             model.graph.node.extend(copies)
     return moved
+
+
+def drop_float_round_trips(graph: GraphProto, types: dict[str, int] | None = None) -> int:
+    """Rewire ``Cast(to=FLOAT)`` of ``Cast(to=half)`` of an FP32 tensor to read the FP32 tensor itself (a node kept in
+    FP32 right after a converted graph input gets the input, not its rounded copy). Unused Casts are left for the
+    builder to drop. Returns how many were rewired. ``graph``'s subgraphs too."""
+    types = dict(types or {})
+    for v in [*graph.input, *graph.value_info]:
+        if v.type.HasField("tensor_type"):
+            types[v.name] = v.type.tensor_type.elem_type
+    for init in graph.initializer:
+        types[init.name] = init.data_type
+    casts = {n.output[0]: n for n in graph.node if n.op_type == "Cast" and n.output}
+    count = 0
+    for node in graph.node:
+        if node.op_type == "Cast":
+            to = next((a.i for a in node.attribute if a.name == "to"), 0)
+            if to == FLOAT:
+                inner = casts.get(node.input[0])
+                inner_to = next((a.i for a in inner.attribute if a.name == "to"), 0) if inner is not None else 0
+                src_type = types.get(inner.input[0], 0) if inner is not None else 0
+                if inner is not None and inner_to in (FLOAT16, BFLOAT16) and src_type == FLOAT:
+                    node.input[0] = inner.input[0]
+                    count += 1
+            types[node.output[0]] = to
+        for sub in _subgraphs(node):
+            count += drop_float_round_trips(sub, types)
+    if count:  # the inner Casts nobody reads any more go (a node in no engine layer would count as unaccounted)
+        read = {o.name for o in graph.output} | {i for n in graph.node for i in [*n.input, *_implicit_inputs(n)]}
+        dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in read for o in n.output)]
+        for n in dead:
+            graph.node.remove(n)
+    return count
 
 
 def all_nodes(graph: GraphProto) -> Iterator[NodeProto]:
@@ -254,9 +287,9 @@ class _Walker:
                 continue
             ts = formal.type_str
             if ts.startswith("tensor(") and ts.endswith(")"):
-                elem = _TYPE_BY_NAME.get(ts[7:-1])
-                if elem is not None:
-                    fixed[k] = elem
+                fixed_type = _TYPE_BY_NAME.get(ts[7:-1])
+                if fixed_type is not None:
+                    fixed[k] = fixed_type
             else:
                 groups.setdefault(ts, []).append(k)
         var_type: dict[str, int] = {}
@@ -295,7 +328,7 @@ class _Walker:
                 if branch in attrs:
                     self.graph(attrs[branch].g, types, f"{here}/{branch}")
                     outs = outs or [o.type.tensor_type.elem_type for o in attrs[branch].g.output]
-            for name, elem in zip(node.output, outs):
+            for name, elem in zip(node.output, outs, strict=False):
                 types[name] = elem
             return
         body = attrs["body"].g if "body" in attrs else None
@@ -311,7 +344,7 @@ class _Walker:
             feed = {body.input[k].name: types.get(v, 0) for k, v in enumerate(node.input) if k < len(body.input)}
             self.graph(body, types, f"{here}/body", feed)
             outs = [o.type.tensor_type.elem_type for o in body.output]
-        for name, elem in zip(node.output, outs):
+        for name, elem in zip(node.output, outs, strict=False):
             types[name] = elem
 
     def _output_types(self, node: NodeProto, schema: Any, var_type: dict[str, int], types: dict[str, int],
@@ -372,7 +405,7 @@ class _Walker:
         return [helper.make_node("Cast", [src], [new], to=want, name=f"{new}_node")]
 
 
-_TYPE_BY_NAME = {
+_TYPE_BY_NAME: dict[str, int] = {
     "float": FLOAT, "float16": FLOAT16, "bfloat16": BFLOAT16, "double": TensorProto.DOUBLE,
     "int64": TensorProto.INT64, "int32": TensorProto.INT32, "int8": TensorProto.INT8, "uint8": TensorProto.UINT8,
     "bool": TensorProto.BOOL, "string": TensorProto.STRING, "int16": TensorProto.INT16,
