@@ -164,3 +164,69 @@ def write_intake(folder: Path) -> Path:
     for name, fn in (("shared_batch_seq", shared_batch_seq), ("constant_weights", constant_weights)):
         onnx.save(fn(), str(folder / f"{name}.onnx"))
     return folder
+# ------------------------------------------------------------------ the half-precision failure patterns of real models
+
+
+def attention_scale_block() -> onnx.ModelProto:
+    """Self-attention scaled as transformers exports it: scores / Sqrt(Cast(Shape(q)[2], to=FLOAT)), a shape-derived
+    FP32 scalar meeting the FP16 scores (onnxconverter-common leaves it FP32: 'DIV must have same input types').
+    Input x [N, 8, 16]."""
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["q"], name="attn/q"),
+        helper.make_node("MatMul", ["x", "wk"], ["k"], name="attn/k"),
+        helper.make_node("Transpose", ["k"], ["kt"], name="attn/kt", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"], name="attn/scores"),
+        helper.make_node("Shape", ["q"], ["qs"], name="attn/shape"),
+        helper.make_node("Gather", ["qs", "two"], ["d"], name="attn/dim", axis=0),
+        helper.make_node("Cast", ["d"], ["df"], name="attn/cast_dim", to=TensorProto.FLOAT),
+        helper.make_node("Sqrt", ["df"], ["sq"], name="attn/sqrt"),
+        helper.make_node("Div", ["s", "sq"], ["ss"], name="attn/scale"),
+        helper.make_node("Softmax", ["ss"], ["p"], name="attn/softmax", axis=-1),
+        helper.make_node("MatMul", ["p", "x"], ["o"], name="attn/context"),
+        helper.make_node("Add", ["o", "x"], ["y"], name="attn/residual"),
+    ]
+    inits = [_f("wq", rng.normal(size=(16, 16)) * 0.1), _f("wk", rng.normal(size=(16, 16)) * 0.1),
+             numpy_helper.from_array(np.array(2, np.int64), "two")]
+    g = helper.make_graph(nodes, "attention_scale", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 16])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def conv_in_if() -> onnx.ModelProto:
+    """Convolutions inside the branches of an If (condition: mean(x) > 0), weights in the outer graph.
+    Input x [1, 3, 8, 8]."""
+    rng = np.random.default_rng(4)
+
+    def branch(name: str, w: str) -> onnx.GraphProto:
+        return helper.make_graph(
+            [helper.make_node("Conv", ["x", w], [f"{name}_y"], name=f"{name}/conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", [f"{name}_y"], [f"{name}_r"], name=f"{name}/relu")],
+            name, [], [helper.make_tensor_value_info(f"{name}_r", TensorProto.FLOAT, [1, 4, 8, 8])])
+
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="mean", keepdims=0),
+             helper.make_node("Greater", ["m", "zero"], ["c"], name="positive"),
+             helper.make_node("If", ["c"], ["y"], name="branch", then_branch=branch("then", "w1"),
+                              else_branch=branch("else", "w2"))]
+    inits = [_f("w1", rng.normal(size=(4, 3, 3, 3))), _f("w2", rng.normal(size=(4, 3, 3, 3))), _f("zero", np.array(0.0))]
+    g = helper.make_graph(nodes, "conv_in_if", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def int32_ids_classifier() -> onnx.ModelProto:
+    """Byte-level classifier: int32 token ids [N, 12] → Gather(embedding) → mean → MatMul. The ids must stay int32."""
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"], name="embed", axis=0),
+             helper.make_node("ReduceMean", ["e"], ["p"], name="pool", axes=[1], keepdims=0),
+             helper.make_node("MatMul", ["p", "w"], ["y"], name="head")]
+    g = helper.make_graph(nodes, "int32_ids", [helper.make_tensor_value_info("ids", TensorProto.INT32, ["N", 12])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+                          [_f("emb", rng.normal(size=(256, 16))), _f("w", rng.normal(size=(16, 4)))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m

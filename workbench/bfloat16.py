@@ -1,15 +1,14 @@
-"""Convert an FP32 ONNX model's float tensors to BF16 for a strongly typed build (TensorRT-RTX, TensorRT >= 11).
+"""BF16 for a strongly typed build (TensorRT-RTX, TensorRT >= 11): the FP16 placement, retyped as BF16.
 
-There is no maintained BF16 converter short of NVIDIA ModelOpt (which needs PyTorch), so this reuses the FP16
-converter of ``onnxconverter-common`` for the hard part (which ops to convert, where to insert Casts, I/O kept FP32,
-subgraphs) and then retypes every FP16 tensor it produced as BF16. Weights and constants are rounded to BF16 from the
-*original* FP32 values (the FP16 converter clamps them to the FP16 range; BF16 has FP32's range), so nothing is
-clamped. Whether the engine then runs its layers in BF16 is for the layer listing to say (``Datatype: BFloat16``).
+There is no maintained BF16 converter short of NVIDIA ModelOpt (which needs PyTorch), so the placement (which ops
+convert, where Casts go, I/O kept FP32, subgraphs) is the FP16 conversion's (:mod:`workbench.half_precision`), and
+every FP16 tensor it produced is then retyped as BF16. Weights and constants are rounded to BF16 from the *original*
+FP32 values (the FP16 converter clamps them to the FP16 range; BF16 has FP32's range), so nothing is clamped.
+Whether the engine then runs its layers in BF16 is for the layer listing to say (``Datatype: BFloat16``).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from .errors import ModelError
@@ -19,30 +18,34 @@ def convert_float_to_bfloat16(model: Any, node_block_list: list[str] | None = No
                               op_block_list: list[str] | None = None) -> Any:
     """A BF16 copy of ``model`` (an ``onnx.ModelProto`` with FP32 float tensors); graph inputs and outputs stay FP32.
 
-    ``node_block_list`` / ``op_block_list`` stay in FP32, as in the FP16 converter (whose lists they are)."""
+    ``node_block_list`` / ``op_block_list`` stay in FP32 (on top of the default FP32 op types)."""
+    from .half_precision import convert_network
+
+    return convert_network(model, "bf16", keep_nodes=node_block_list or (), keep_ops=op_block_list or ()).model
+
+
+def collect_originals(model: Any) -> dict[str, Any]:
+    """FP32 values by initializer name / Constant output name (all graphs), before a converter clamps them."""
+    from onnx import TensorProto, numpy_helper
+
+    originals: dict[str, Any] = {}
+    _collect_originals(model.graph, originals, numpy_helper, TensorProto)
+    return originals
+
+
+def retype_as_bfloat16(converted: Any, originals: dict[str, Any]) -> None:
+    """Retype every FP16 tensor, Cast target and constant of ``converted`` (in place, subgraphs included) as BF16."""
     import ml_dtypes
     import numpy as np
     import onnx
     from onnx import TensorProto, numpy_helper
-    from onnxconverter_common import float16
-
-    if _has_fp16(model.graph):
-        raise ModelError("The model already has FP16 tensors; the BF16 conversion needs an FP32 model.",
-                         "Build it as FP16, or export the model in FP32 and choose BF16.")
-    originals: dict[str, Any] = {}  # FP32 values by initializer name / Constant output name, before any clamping
-    _collect_originals(model.graph, originals, numpy_helper, TensorProto)
-    with warnings.catch_warnings():  # its "will be truncated" warnings are about FP16 values this module discards
-        warnings.filterwarnings("ignore", "the float32 number", UserWarning)
-        converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
-                                                     node_block_list=node_block_list, op_block_list=op_block_list)
 
     def to_bf16(tensor: Any, key: str) -> Any:
         value = originals.get(key)
         current = numpy_helper.to_array(tensor)
         if value is None or value.shape != current.shape:
             value = current.astype(np.float32)
-        out = numpy_helper.from_array(np.asarray(value, np.float32).astype(ml_dtypes.bfloat16), tensor.name)
-        return out
+        return numpy_helper.from_array(np.asarray(value, np.float32).astype(ml_dtypes.bfloat16), tensor.name)
 
     def retype(graph: Any) -> None:
         for i, init in enumerate(graph.initializer):
@@ -64,10 +67,9 @@ def convert_float_to_bfloat16(model: Any, node_block_list: list[str] | None = No
                         retype(g)
 
     retype(converted.graph)
-    if _has_fp16(converted.graph):
+    if has_fp16(converted.graph):
         raise ModelError("The BF16 conversion left FP16 tensors in the model (an op the converter does not know).",
                          "Build it as FP16 or FP32 instead.")
-    return converted
 
 
 def _collect_originals(graph: Any, out: dict[str, Any], numpy_helper: Any, tp: Any) -> None:
@@ -92,7 +94,7 @@ def _retype_value(type_proto: Any, tp: Any) -> None:
         _retype_value(type_proto.optional_type.elem_type, tp)
 
 
-def _has_fp16(graph: Any) -> bool:
+def has_fp16(graph: Any) -> bool:
     from onnx import AttributeProto, TensorProto
 
     def typed(t: Any) -> bool:
@@ -108,6 +110,6 @@ def _has_fp16(graph: Any) -> bool:
                 return True
             if attr.type == AttributeProto.INT and attr.name in ("to", "dtype") and attr.i == TensorProto.FLOAT16:
                 return True
-            if any(_has_fp16(g) for g in ([attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs))):
+            if any(has_fp16(g) for g in ([attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs))):
                 return True
     return False

@@ -153,8 +153,8 @@ def _parser_error_hint(text: str) -> str:
     return "See the build log for the parser's messages."
 
 
-def _parser_rejection(network_path: Path, backend: str, text: str, issues: Sequence[Any] | None = None
-                      ) -> BackendError:
+def _parser_rejection(network_path: Path, backend: str, text: str, issues: Sequence[Any] | None = None,
+                      converted: str = "") -> BackendError:
     """The parser's own errors, node by node (parsed again to get them as objects, not log text, unless given).
 
     A :class:`BackendError` (CLI exit 1): the backend ran and refused the model; the message names the node and op.
@@ -172,10 +172,14 @@ def _parser_rejection(network_path: Path, backend: str, text: str, issues: Seque
     first = issues[0]
     more = f" (and {len(issues) - 1} more: " + ", ".join(f"'{i.node}'" for i in issues[1:6]) + ")" \
         if len(issues) > 1 else ""
+    hint = _parser_error_hint(f"name: {first.node} and operator: {first.op}")
+    if converted:  # the parser saw the FP16/BF16 network the workbench wrote: that node may just need FP32
+        from .half_precision import keep_hint
+
+        hint = f"That node is in the {converted} network the workbench converted ({network_path.name}). " \
+            + keep_hint(first.node)
     return BackendError(
-        f"{backend}'s ONNX parser rejected node '{first.node}' (op {first.op}){more}: {first.message}",
-        _parser_error_hint(f"name: {first.node} and operator: {first.op}"),
-    )
+        f"{backend}'s ONNX parser rejected node '{first.node}' (op {first.op}){more}: {first.message}", hint)
 
 
 def _save_network(model: Any, out: Path) -> None:
@@ -205,8 +209,11 @@ def _fp32_keep_lists(model: Any, spec: BuildSpec) -> tuple[list[str], list[str]]
     SpecError naming the close matches: a typo would otherwise silently convert the node)."""
     import difflib
 
-    names = {n.name for n in model.graph.node if n.name}
-    ops = {n.op_type for n in model.graph.node}
+    from .network_types import all_nodes
+
+    nodes = list(all_nodes(model.graph))  # If/Loop/Scan bodies too
+    names = {n.name for n in nodes if n.name}
+    ops = {n.op_type for n in nodes}
     for what, wanted, have in (("node", spec.keep_fp32_nodes, names), ("op type", spec.keep_fp32_op_types, ops)):
         for w in wanted:
             if w not in have:
@@ -222,32 +229,7 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
     """The ONNX model the backend will parse: the input, an FP16 conversion, or a Q/DQ model."""
     notes: list[str] = []
     if spec.precision in ("fp16", "bf16") and strongly_typed:
-        kind = spec.precision.upper()
-        tool = "onnxconverter-common" if kind == "FP16" else "workbench.bfloat16"
-        reporter.log(f"Converting float tensors to {kind} ({tool}, I/O kept FP32) for a strongly typed build.")
-        reporter.progress(0.05, f"Converting to {kind}")
-        import onnx
-        from onnxconverter_common import float16
-
-        model = onnx.load(str(model_path))
-        keep_nodes, keep_ops = _fp32_keep_lists(model, spec)
-        if keep_nodes or keep_ops:
-            reporter.log(f"Kept in FP32: {', '.join([*keep_nodes, *keep_ops])}.")
-            notes.append(f"Kept in FP32 by request: {len(keep_nodes)} node(s), op types {keep_ops or 'none'}.")
-        # the user's op types join the converter's own block list instead of replacing it
-        blocks: dict[str, Any] = dict(node_block_list=keep_nodes or None,
-                                      op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *keep_ops] if keep_ops else None)
-        if kind == "FP16":
-            converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
-                                                         **blocks)
-        else:
-            from .bfloat16 import convert_float_to_bfloat16
-
-            converted = convert_float_to_bfloat16(model, **blocks)
-        out = out_dir / NETWORK
-        _save_network(converted, out)
-        notes.append(f"{kind} by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
-        return out, notes
+        return _half_network(model_path, spec, out_dir, reporter)
     if spec.precision in ("int8", "fp8"):
         if spec.calibration is None:  # validate_spec allows it for an explicitly quantized (Q/DQ) model only
             notes.append(f"{spec.precision.upper()} from the model's own Q/DQ nodes: an explicitly quantized model "
@@ -260,6 +242,37 @@ def prepare_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: 
             return model_path, notes
         return _quantized_network(model_path, spec, out_dir, reporter), notes
     return model_path, notes
+
+
+def _half_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Reporter) -> tuple[Path, list[str]]:
+    """Convert to FP16/BF16 (:mod:`workbench.half_precision`), save, and check the result before any build."""
+    import onnx
+
+    from .half_precision import check_network, convert_network, summary_lines
+
+    kind = spec.precision.upper()
+    notes: list[str] = []
+    reporter.log(f"Converting float tensors to {kind} for a strongly typed build (I/O kept FP32).")
+    reporter.progress(0.05, f"Converting to {kind}")
+    model = onnx.load(str(model_path))
+    keep_nodes, keep_ops = _fp32_keep_lists(model, spec)
+    if keep_nodes or keep_ops:
+        reporter.log(f"Kept in FP32: {', '.join([*keep_nodes, *keep_ops])}.")
+        notes.append(f"Kept in FP32 by request: {len(keep_nodes)} node(s), op types {keep_ops or 'none'}.")
+    conversion = convert_network(model, spec.precision, keep_nodes, keep_ops)
+    del model
+    for line in summary_lines(conversion):
+        reporter.log(line)
+    out = out_dir / NETWORK
+    _save_network(conversion.model, out)
+    del conversion
+    check_cancel(reporter)
+    reporter.progress(0.08, f"Checking the {kind} network")
+    shapes = {name: rng.min for name, rng in spec.profiles[0].shapes.items()} if spec.profiles else {}
+    for line in check_network(out, spec.precision, shapes).lines:
+        reporter.log(line)
+    notes.append(f"{kind} by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
+    return out, notes
 
 
 _IMPLICIT_BASES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator",
@@ -457,7 +470,9 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
             raise Cancelled("Build cancelled by the user.") from err
         text = str(err)
         if "parse" in text.lower() or "ONNX" in text:
-            raise _parser_rejection(network_path, spec.backend, text) from err
+            converted = spec.precision.upper() if spec.precision in ("fp16", "bf16") and network_path != model_path \
+                else ""
+            raise _parser_rejection(network_path, spec.backend, text, converted=converted) from err
         raise BackendError(f"{spec.backend} failed to build the engine: {text}",
                            "See the build log for the builder's own messages.") from err
     build_seconds = time.monotonic() - build_start
