@@ -230,3 +230,27 @@ def int32_ids_classifier() -> onnx.ModelProto:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(m, full_check=True)
     return m
+PAGE_PAYLOAD = (b"<!doctype html><html><body><script>fetch('/_stcore/health').then(r => r.text())"
+                b".then(t => { document.title = 'pwned: ' + t; });</script></body></html>")
+
+
+def page_named_external_data(folder: Path, name: str = "pwn.html") -> Path:
+    """The static MLP with its weights in ``name``: an HTML page (script included), then the weights at offset
+    1024. Served under its own name by a static file server it would be a page running on that origin."""
+    folder.mkdir(parents=True, exist_ok=True)
+    m = static_mlp()
+    blob = PAGE_PAYLOAD.ljust(1024, b" ")
+    for t in m.graph.initializer:
+        raw = numpy_helper.to_array(t).tobytes()
+        offset = len(blob)
+        blob += raw
+        t.ClearField("float_data")
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", name), ("offset", str(offset)), ("length", str(len(raw)))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+    (folder / name).write_bytes(blob)
+    path = folder / "model.onnx"
+    path.write_bytes(m.SerializeToString())
+    return path

@@ -189,6 +189,40 @@ def test_prepared_netron_still_runs_a_year_after_its_release(app, browser, sampl
         guard.assert_clean()
 
 
+def test_a_model_whose_external_data_is_named_like_a_page_is_drawn_and_its_page_never_runs(app, browser, tmp_path):
+    """An uploaded archive whose weights live in ``pwn.html`` (a page with a script, then the weights): the
+    graph view still draws the model in Netron, and no link the app serves opens the page."""
+    import onnx
+
+    from tests import onnx_models
+    from workbench.model import import_model
+    from workbench.netron import NETRON_BASE, prepare_netron, publish_model, viewer_url
+    from workbench.workspace import Workspace
+
+    path = onnx_models.page_named_external_data(tmp_path / "src")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(path, "model.onnx")
+        zf.write(path.parent / "pwn.html", "pwn.html")
+    ref = import_model(Workspace.at(tmp_path / "ws"), buf.getvalue(), "bundle.zip")
+    prepare_netron(app.static_dir / "netron")
+    model_url = publish_model(app.static_dir, ref.path, keep=10_000)
+    nodes = [(n.name, n.op_type) for n in onnx.load(str(path), load_external_data=False).graph.node]
+    with fresh_context(browser) as (context, guard):
+        page = context.new_page()
+        page.goto(app.url + viewer_url(model_url, netron_base=NETRON_BASE))
+        _wait_drawn(page)
+        _assert_graph_drawn(page, nodes)
+        folder = model_url.rsplit("/", 1)[0]
+        response = page.goto(f"{app.url}{folder}/pwn.html")
+        assert response is not None and response.status == 404
+        assert not page.title().startswith("pwned"), "the page's script ran on the app's origin"
+        data = context.request.get(f"{app.url}{folder}/0.bin")  # the browser downloads it, never renders it
+        assert data.status == 200 and data.headers["content-type"] == "application/octet-stream"
+        assert data.headers["x-content-type-options"] == "nosniff"
+        guard.assert_clean()
+
+
 def test_control_netron_as_shipped_phones_home_asks_consent_and_expires(app, browser, published):
     """The checks above can fail: the unpatched viewer, served from the same origin, trips every one."""
     from workbench.netron import netron_source

@@ -284,8 +284,8 @@ def test_the_graph_view_publishes_only_the_model_under_an_unguessable_name(tmp_p
     pub = _published_folder(static, url)
     name = url.rsplit("/", 1)[1]
     assert (pub / name).resolve().is_relative_to(pub.resolve())
-    assert (pub / name).read_bytes() == hostile.read_bytes()
-    assert sorted(p.name for p in pub.iterdir()) == sorted([".source", name, "weights.bin"])
+    assert onnx.load(str(pub / name)).graph == onnx.load(str(hostile)).graph  # external data renamed 0.bin
+    assert sorted(p.name for p in pub.iterdir()) == sorted([".source", name, "0.bin"])
     assert len(pub.name) == 32  # 192 random bits: the URL is the only key
     # Publications are bounded: older ones stop being served (once out of the grace period that protects other
     # sessions' pages still loading them; here zero).
@@ -314,6 +314,83 @@ def test_the_graph_view_publishes_only_the_model_under_an_unguessable_name(tmp_p
     ):
         with pytest.raises(WorkbenchError, match="same-origin"):
             viewer_url(bad)
+
+
+ACTIVE_SUFFIXES = (".html", ".htm", ".shtml", ".xhtml", ".xht", ".svg", ".svgz", ".js", ".mjs", ".xml", ".xsl",
+                   ".xslt", ".css", ".wasm", ".pdf")
+
+
+def _page_named_archive(tmp_path: Path, name: str) -> tuple[bytes, onnx.ModelProto]:
+    """An upload: a zip of model.onnx whose weights live in ``name`` (an HTML page, then the weights)."""
+    import io
+    import zipfile
+
+    path = onnx_models.page_named_external_data(tmp_path / f"src-{name}", name)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(path, "model.onnx")
+        zf.write(path.parent / name, name)
+    return buf.getvalue(), onnx.load(str(path))
+
+
+@pytest.mark.parametrize("name", ["pwn.html", "x.svg", "a.xhtml", "s.js", "m.mjs", "d.xml", "p.HTM"])
+def test_external_data_named_like_a_page_is_published_as_inert_data(workspace, tmp_path, name):
+    """An uploaded archive whose external data is a file named like a page (an HTML page, then the weights at
+    offset 1024): the graph view publishes it under a neutral name, so static serving (which picks the content
+    type from the suffix) never serves it as a page on the app's origin; the published model still loads with
+    its weights."""
+    from streamlit.web.server.component_file_utils import guess_content_type
+
+    from workbench.model import import_model
+    from workbench.netron import publish_model
+
+    data, original = _page_named_archive(tmp_path, name)
+    ref = import_model(workspace, data, "bundle.zip")
+    static = tmp_path / "static"
+    url = publish_model(static, ref.path)
+    pub = _published_folder(static, url)
+    served = sorted(pub.rglob("*"))
+    assert served and all(p.is_file() for p in served)
+    for p in served:
+        assert not p.name.lower().endswith(ACTIVE_SUFFIXES), p.name
+        assert guess_content_type(str(p)) == "application/octet-stream", (p.name, guess_content_type(str(p)))
+    assert sorted(p.name for p in served) == [".source", "0.bin", "model.onnx"]
+    loaded = onnx.load(str(pub / "model.onnx"))  # Netron resolves locations against the model's URL the same way
+    assert [onnx.numpy_helper.to_array(t).tolist() for t in loaded.graph.initializer] == [
+        onnx.numpy_helper.to_array(t).tolist() for t in original.graph.initializer]
+    graph = onnx.load(str(pub / "model.onnx"), load_external_data=False).graph
+    assert {e.value for t in graph.initializer for e in t.external_data if e.key == "location"} == {"0.bin"}
+
+
+def test_the_real_app_serves_published_external_data_only_as_inert_bytes(workspace, tmp_path):
+    """The same attack against the running app: the page's own name is not served, the neutral one is served as
+    ``application/octet-stream`` (with ``nosniff``), so opening any published link never runs script."""
+    from tests.browser_support import running_app
+    from workbench.model import import_model
+    from workbench.netron import publish_model
+
+    data, _ = _page_named_archive(tmp_path, "pwn.html")
+    ref = import_model(workspace, data, "bundle.zip")
+    with running_app(tmp_path) as app:
+        url = publish_model(app.static_dir, ref.path, keep=10_000)  # prunes nobody else's publication
+        pub = _published_folder(app.static_dir, url)
+        try:
+            split = urlsplit(app.url)
+            folder = url.rsplit("/", 1)[0]
+
+            def get(path: str) -> tuple[int, str, bytes]:
+                conn = http.client.HTTPConnection(split.hostname, split.port, timeout=10)
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                return resp.status, resp.getheader("Content-Type") or "", resp.read()
+
+            assert get(f"{folder}/pwn.html")[0] == 404
+            status, kind, body = get(f"{folder}/0.bin")
+            assert status == 200 and kind == "application/octet-stream" and body.startswith(b"<!doctype html>")
+            status, kind, _ = get(url)
+            assert status == 200 and kind == "application/octet-stream"
+        finally:
+            shutil.rmtree(pub, ignore_errors=True)
 
 
 def test_static_serving_answers_only_the_published_file(tmp_path):

@@ -579,3 +579,105 @@ def test_a_model_folder_removed_while_the_model_page_lists_models_is_no_tracebac
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+# ------------------------------------------------------------------------ a shared data folder under attack
+
+SECRET = b"TOP-SECRET-KEY-MATERIAL!"
+
+
+def _secret_bytes(size: int) -> bytes:
+    return (SECRET * (size // len(SECRET) + 1))[:size]
+
+
+def _workspace_holds_the_secret(ws) -> list[str]:
+    """Every file of the workspace that holds the secret, and every link in it (a link could lead to it)."""
+    found = []
+    for p in ws.root.rglob("*"):
+        if p.is_symlink():
+            found.append(f"link {p}")
+        elif p.is_file() and SECRET in p.read_bytes():
+            found.append(str(p))
+    return found
+
+
+_SWAPPER = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+target, other, stop = (os.fsencode(a) for a in sys.argv[1:])
+swaps = 0
+while not os.path.exists(stop):
+    if libc.renameat2(-100, target, -100, other, 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE: atomic, never missing
+        raise OSError(ctypes.get_errno(), "renameat2")
+    swaps += 1
+print(swaps)
+"""
+
+
+class _Swapper:
+    """A process that swaps ``target`` again and again, atomically (``renameat2(RENAME_EXCHANGE)``), between a
+    real file (or folder) and a symbolic link to ``secret``: what a user who can write the shared data folder
+    can do."""
+
+    def __init__(self, target: Path, secret: Path) -> None:
+        link = target.with_name(target.name + ".link")
+        link.symlink_to(secret)
+        self.stop = target.with_name(".stop")
+        self.proc = subprocess.Popen([sys.executable, "-c", _SWAPPER, str(target), str(link), str(self.stop)],
+                                     stdout=subprocess.PIPE, text=True)
+
+    def finish(self) -> int:
+        """Stop swapping; the number of swaps done."""
+        self.stop.touch()
+        out, _ = self.proc.communicate(timeout=30)
+        return int(out or 0)
+
+
+@pytest.mark.parametrize("swapped", ["external-data", "model", "folder", "hard-linked-external-data"])
+def test_a_file_swapped_for_a_link_to_a_secret_never_reaches_the_workspace(wb, tmp_path, monkeypatch, swapped):
+    """A user who can write the shared data folder swaps the external-data file (or the model, or its folder)
+    between a real file and a symbolic link to a secret, in a loop, while models are opened by path on the
+    server: every file is opened once without following links and copied from that descriptor, so each open
+    either stores the real model or is refused; the secret never lands in the workspace."""
+    from workbench import model as model_mod
+
+    if swapped == "hard-linked-external-data":  # big weights are hard-linked, not copied: the link is checked
+        monkeypatch.setattr(model_mod, "LINK_AT_LEAST", 1)
+    root = tmp_path / "shared"
+    monkeypatch.setenv("WORKBENCH_DATA_ROOTS", str(root))
+    src = onnx_models.with_external_data(root / "lab")
+    weights = root / "lab" / "weights.bin"
+    private = tmp_path / "private"
+    private.mkdir()
+    if swapped == "model":
+        secret_model = onnx_models.static_mlp()
+        secret_model.doc_string = SECRET.decode()
+        onnx.save(secret_model, str(private / "secret.onnx"))
+        target, secret = src, private / "secret.onnx"
+    elif swapped == "folder":
+        onnx_models.with_external_data(private / "lab")
+        (private / "lab" / "weights.bin").write_bytes(_secret_bytes(weights.stat().st_size))
+        target, secret = root / "lab", private / "lab"
+    else:
+        (private / "key").write_bytes(_secret_bytes(weights.stat().st_size))  # same size: passes size checks
+        target, secret = weights, private / "key"
+    swapper = _Swapper(target, secret)
+    stored, refusals, deadline = 0, [], time.monotonic() + 6
+    try:
+        for _ in range(400):
+            try:
+                wb.import_server_model(str(src))
+                stored += 1
+            except ModelError as err:
+                refusals.append(err.message)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        swaps = swapper.finish()
+    assert swaps > 50, "the swap loop barely ran: the test proved nothing"
+    assert _workspace_holds_the_secret(wb.ws) == []
+    assert stored and refusals, (stored, refusals[:3])  # both outcomes happened: the race was really run
+    assert all(any(words in m for words in ("outside", "changed while", "not a regular file", "does not exist",
+                                            "is missing", "could not be resolved")) for m in refusals), set(refusals)
+    assert [m.digest for m in wb.models()] == [wb.models()[0].digest]  # only the real model was stored
+    assert not any(wb.ws.tmp_dir.iterdir())

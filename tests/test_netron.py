@@ -356,19 +356,20 @@ def test_a_reuse_never_returns_a_model_that_a_prune_is_removing(tmp_path, model)
 def test_copies_on_disk_are_bounded_but_never_at_the_cost_of_a_model_being_shown(tmp_path):
     first = onnx_models.with_external_data(tmp_path / "first")
     weights = (first.parent / "weights.bin").stat().st_size
-    cap = weights * 3 // 2  # room for one copy of the weights, not two
+    graph = first.stat().st_size + 64  # the published copy of the graph (its locations renamed), its identity file
+    cap = weights * 3 // 2 + 2 * graph  # room for two graphs and one copy of the weights, not two
     static = tmp_path / "static"
     publish = functools.partial(publish_model, static, max_total_bytes=cap)
     one = _served(static, publish(first))
-    assert (one.parent / "weights.bin").is_file()
+    assert (one.parent / "0.bin").is_file()
     # Within the grace period the first model keeps its weights; the second is drawn without them.
     two = _served(static, publish(onnx_models.with_external_data(tmp_path / "second")))
-    assert two.is_file() and not (two.parent / "weights.bin").exists()
-    assert (one.parent / "weights.bin").read_bytes() == (first.parent / "weights.bin").read_bytes()
+    assert two.is_file() and not (two.parent / "0.bin").exists()
+    assert (one.parent / "0.bin").read_bytes() == (first.parent / "weights.bin").read_bytes()
     # Later, the old copies make room for a new one, although `keep` would have kept them.
     _age(static, GRACE_SECONDS + 1)
     three = _served(static, publish(onnx_models.with_external_data(tmp_path / "third"), keep=100))
-    assert (three.parent / "weights.bin").is_file()
+    assert (three.parent / "0.bin").is_file()
     assert not one.parent.exists(), "the old copy of the weights is still on disk"
     assert two.is_file(), "a publication that holds no copies was pruned for room it does not take"
 
@@ -401,6 +402,7 @@ def test_external_data_files_are_copied_next_to_the_model_and_the_original_still
     weights = onnx.load(str(path)).graph.initializer[0].raw_data
     static = tmp_path / "static"
     served = _served(static, publish_model(static, path))
+    assert sorted(p.name for p in served.parent.iterdir()) == [".source", "0.bin", served.name]  # a neutral name
     # Netron resolves the location against the model's URL, exactly as onnx does against its folder.
     assert onnx.load(str(served)).graph.initializer[0].raw_data == weights
     # Copied, not linked: onnx refuses external data with several hard links, which would break the
@@ -414,8 +416,9 @@ def test_external_data_over_the_budget_is_left_out_and_the_graph_still_published
     static = tmp_path / "static"
     budget = (path.parent / "weights.bin").stat().st_size - 1
     served = _served(static, publish_model(static, path, max_external_bytes=budget))
-    assert served.read_bytes() == path.read_bytes()
-    assert not (served.parent / "weights.bin").exists()
+    graph = onnx.load(str(served), load_external_data=False).graph
+    assert [n.op_type for n in graph.node] == [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert sorted(p.name for p in served.parent.iterdir()) == [".source", served.name]
 
 
 def test_another_file_system_gets_a_copy_and_still_reuses_it(model):
@@ -519,3 +522,13 @@ def test_a_selection_left_from_another_model_is_dropped_not_an_error(app_ws):
     assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
     assert at.multiselect(key=ui.NETRON_SELECT).value == ["stem/relu"]
     assert _viewer_src(at).endswith("#select=stem%2Frelu")
+
+
+@pytest.mark.parametrize("name", ["graph.html", "graph.svg", "graph"])
+def test_a_model_file_named_like_a_page_is_published_as_onnx(tmp_path, model, name):
+    """A model stored under another suffix (opened by path from the command line) is published as ``.onnx``:
+    static serving never serves it with the content type of a page."""
+    renamed = tmp_path / name
+    shutil.copyfile(model, renamed)
+    url = publish_model(tmp_path / "static", renamed)
+    assert url.endswith("/graph.onnx") and _served(tmp_path / "static", url).read_bytes() == model.read_bytes()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import json
 import logging
@@ -19,11 +18,12 @@ import stat
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from . import confined_open
 from .archives import ArchiveLimits, extract_archive, is_archive
 from .errors import ModelError
 from .workspace import Workspace
@@ -184,12 +184,7 @@ def load_proto(path: Path) -> Any:
         raise ModelError(f"'{where}' is not a regular file.", "Pass an .onnx file.")
     if st.st_size == 0:
         raise ModelError(f"'{where}' is empty (0 bytes).", "The upload or copy did not complete; try again.")
-    if st.st_size >= 2**31:
-        raise ModelError(
-            f"'{where}' is {st.st_size / 2**30:.1f} GiB in one file; ONNX (protobuf) files cannot exceed 2 GiB.",
-            "Save the model with external data (onnx.save(..., save_as_external_data=True)) and upload the folder "
-            "as an archive.",
-        )
+    _refuse_over_2_gib(where, st.st_size)
     with open(path, "rb") as fh:
         head = fh.read(64)
     if head.lstrip()[:1] in (b"{", b"<", b"#") or _looks_like_text(head):
@@ -213,6 +208,15 @@ def load_proto(path: Path) -> Any:
             "Re-export the model.",
         )
     return model
+
+
+def _refuse_over_2_gib(where: str, size: int) -> None:
+    if size >= 2**31:
+        raise ModelError(
+            f"'{where}' is {size / 2**30:.1f} GiB in one file; ONNX (protobuf) files cannot exceed 2 GiB.",
+            "Save the model with external data (onnx.save(..., save_as_external_data=True)) and upload the folder "
+            "as an archive.",
+        )
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -664,7 +668,8 @@ def _find_model_file(folder: Path, label: str) -> Path:
 
 
 def import_model(
-    ws: Workspace, source: IO[bytes] | bytes | Path, filename: str, *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    ws: Workspace, source: IO[bytes] | bytes | Path, filename: str, *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    below: Path | None = None,
 ) -> ModelRef:
     """Validate an upload (an .onnx file, or an archive with a model and its external data) and store it.
 
@@ -672,6 +677,10 @@ def import_model(
     ref. An .onnx file (upload or path) is hashed while it is read, and when a model without external data of
     that digest is already stored its ref is returned at once: a re-upload is one hash, never a parse. Nothing
     is left behind when validation fails; a full disk is a ModelError saying so.
+
+    A ``Path`` is opened once and copied from that descriptor (external data too), never through a link below
+    its folder, or below ``below`` (a data root the caller checked it against): a file swapped for a link
+    meanwhile is refused, never read.
     """
     display = safe_filename(filename)
     staging = ws.tmp_dir / f"upload-{uuid.uuid4().hex}"
@@ -682,7 +691,7 @@ def import_model(
             if (known := _stored(ws, hasher.hexdigest())) is not None:
                 return known
         staging.mkdir(parents=True)
-        return _import(ws, source, filename, display, staging, max_bytes)
+        return _import(ws, source, filename, display, staging, max_bytes, below)
     except OSError as err:
         raise _storage_error(filename, err) from err
     finally:
@@ -690,26 +699,25 @@ def import_model(
 
 
 def _import(
-    ws: Workspace, source: IO[bytes] | bytes | Path, filename: str, display: str, staging: Path, max_bytes: int
+    ws: Workspace, source: IO[bytes] | bytes | Path, filename: str, display: str, staging: Path, max_bytes: int,
+    below: Path | None = None,
 ) -> ModelRef:
     # Archives keep the user's (safe) file name, so archive errors name the file the user gave.
     raw = staging / (display if is_archive(display) else "upload.onnx")
     if isinstance(source, Path):
-        try:
-            size = source.stat().st_size
-        except OSError as err:
-            raise ModelError(f"Cannot read '{filename}': {err.strerror}.", "Check the path.") from err
-        if size > max_bytes:
-            raise ModelError(f"'{filename}' is over the {max_bytes / 2**20:.0f} MiB limit.")
-        if is_archive(source.name):
-            shutil.copyfile(source, raw)
-        else:
-            # (2 GiB and more cannot be a model file: summarize refuses it by its size, unread)
-            if size < 2**31 and (known := _stored(ws, _hash_model_file(source))) is not None:
-                return known  # the same bytes, stored before, referencing no external data
-            # A model given by path may come with external data next to it: copy what it references.
-            staged, summary = _stage_path_model(source, staging / "model")
-            return _store_folder(ws, staged, display, summary)
+        anchor, parts, name = _path_parts(source, below)
+        with _opened(anchor, parts, name, filename) as (dfd, fd, st):
+            if st.st_size > max_bytes:
+                raise ModelError(f"'{filename}' is over the {max_bytes / 2**20:.0f} MiB limit.")
+            if is_archive(name):
+                confined_open.copy_from(fd, st, raw)
+            else:
+                _refuse_over_2_gib(filename, st.st_size)  # unread
+                if (known := _stored(ws, _hash_fd(fd))) is not None:
+                    return known  # the same bytes, stored before, referencing no external data
+                # A model given by path may come with external data next to it: copy what it references.
+                staged, summary = _stage_opened_model(dfd, fd, st, name, staging / "model")
+                return _store_folder(ws, staged, display, summary)
     else:
         hasher = None if is_archive(display) else _model_hasher()
         _write_stream(source, raw, max_bytes, filename, hasher)
@@ -722,7 +730,8 @@ def _import(
         model_file = _find_model_file(unpacked, filename)
         # Validates (external data included); then only the model and the files it references are kept:
         # anything else in the archive (look-alikes of the workbench's own files included) is dropped.
-        staged, summary = _stage_path_model(model_file, staging / "model")
+        with _opened(model_file.parent, (), model_file.name, model_file.name) as (dfd, fd, st):
+            staged, summary = _stage_opened_model(dfd, fd, st, model_file.name, staging / "model")
         return _store_folder(ws, staged, staged.name, summary)
     if raw.stat().st_size == 0:
         raise ModelError(f"'{filename}' is empty (0 bytes).", "The upload did not complete; try again.")
@@ -738,10 +747,46 @@ def _import(
     return _store_folder(ws, target, display, summary)
 
 
-def _hash_model_file(path: Path) -> str:
-    """The digest ``path`` would be stored under if it referenced no external data."""
+def _path_parts(source: Path, below: Path | None) -> tuple[Path, tuple[str, ...], str]:
+    """(trusted folder, folders below it, file name) to open ``source`` by: below the data root ``below`` (the
+    caller resolved and checked ``source`` against it) no link is followed; a path the user gave on the command
+    line is their own, resolved, and only links below its folder are refused."""
+    if below is None:
+        real = source.resolve()
+        return real.parent, (), real.name
+    rel = source.relative_to(below)
+    return below, rel.parts[:-1], rel.parts[-1]
+
+
+_SWAPPED_HINT = "Open it again once nobody is changing the folder; links are never followed below the data folders."
+
+
+@contextlib.contextmanager
+def _opened(anchor: Path, parts: tuple[str, ...], name: str, label: str) -> Iterator[tuple[int, int, os.stat_result]]:
+    """(folder fd, file fd, fstat) of ``anchor/parts.../name``, opened once without following links below
+    ``anchor``; ModelError naming ``label`` when it is missing, not a regular file, or was swapped meanwhile."""
+    with contextlib.ExitStack() as stack:
+        try:
+            dfd = stack.enter_context(confined_open.folder(anchor, parts))
+            fd, st = confined_open.open_regular(dfd, name)
+        except FileNotFoundError as err:
+            raise ModelError(f"Cannot read '{label}': it does not exist.", "Check the path.") from err
+        except confined_open.NotRegular as err:
+            raise ModelError(f"'{label}' is not a regular file ({err.kind}).", "Pass an .onnx file.") from err
+        except confined_open.Swapped as err:
+            raise ModelError(f"'{label}' changed while it was being opened (a folder or the file was replaced "
+                             "or a symbolic link put in its place); nothing was stored.", _SWAPPED_HINT) from err
+        except OSError as err:
+            raise ModelError(f"Cannot read '{label}': {err.strerror}.", "Check the path.") from err
+        stack.callback(os.close, fd)
+        yield dfd, fd, st
+
+
+def _hash_fd(fd: int) -> str:
+    """The digest the file open as ``fd`` would be stored under if it referenced no external data."""
     h = _model_hasher()
-    with open(path, "rb") as fh:
+    with open(fd, "rb", closefd=False) as fh:
+        fh.seek(0)
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return str(h.hexdigest())
@@ -750,37 +795,67 @@ def _hash_model_file(path: Path) -> str:
 LINK_AT_LEAST = 16 << 20  # external-data files this big are hard-linked into the workspace when they can be
 
 
-def _stage_path_model(source: Path, folder: Path) -> tuple[Path, ModelSummary]:
-    """Validate ``source``; copy it and its external-data files (nothing else) into the new ``folder``.
+def _stage_opened_model(dfd: int, fd: int, st: os.stat_result, name: str, folder: Path) -> tuple[Path, ModelSummary]:
+    """Copy the model open as ``fd`` (in the folder ``dfd``) and the external-data files it references (nothing
+    else) into the new ``folder``, then validate the copies: what is checked is what is stored.
 
-    External-data files of ``LINK_AT_LEAST`` bytes or more are hard-linked instead when they sit on the
-    workspace's file system (gigabytes of weights then cost nothing to store); otherwise copied."""
-    summary = summarize(source)
+    Every file is opened once, below ``dfd``, without following a link, and copied from that descriptor. Files
+    of ``LINK_AT_LEAST`` bytes or more are hard-linked instead when they sit on the workspace's file system and
+    the link is checked to be the very file opened (gigabytes of weights then cost nothing to store)."""
     folder.mkdir()
-    target = folder / safe_filename(source.name)
-    shutil.copyfile(source, target)
-    for rel in summary.external_files:
-        dst = folder / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(source.parent / rel, dst, rel)
+    target = folder / safe_filename(name)
+    try:
+        confined_open.copy_from(fd, st, target)
+        for tensor, location in _external_refs(load_proto(target)):
+            _stage_external(dfd, tensor, location, folder)
+        summary = summarize(target)
+    except confined_open.Swapped as err:
+        raise ModelError(f"'{name}' or its external data changed while it was being stored; nothing was stored.",
+                         _SWAPPED_HINT) from err
+    except ModelError as err:
+        err.message = err.message.replace(f"'{target.name}'", f"'{name}'")
+        raise
     return target, dataclasses.replace(summary, file=target.name)
 
 
-def _link_or_copy(src: Path, dst: Path, rel: str) -> None:
+def _external_refs(model: Any) -> list[tuple[str, str]]:
+    """(tensor, location) of every external-data reference that names a plain file below the model's folder
+    (the others are refused by :func:`check_external_data`, naming the tensor)."""
+    from onnx import TensorProto
+
+    refs = []
+    for graph in _iter_graphs(model.graph):
+        tensors = list(graph.initializer) + [a.t for n in graph.node for a in n.attribute if a.HasField("t")]
+        for t in tensors:
+            if t.data_location != TensorProto.EXTERNAL:
+                continue
+            location = {e.key: e.value for e in t.external_data}.get("location", "")
+            rel = Path(location).as_posix() if location and "\x00" not in location else ""
+            if rel and not os.path.isabs(rel) and ".." not in rel.split("/") and not _RESERVED.fullmatch(rel):
+                refs.append((t.name, rel))
+    return refs
+
+
+def _stage_external(dfd: int, tensor: str, rel: str, folder: Path) -> None:
+    dst = folder / rel
+    if dst.exists():
+        return  # several tensors in one file
     try:
-        st = src.stat()
-        if st.st_size >= LINK_AT_LEAST and st.st_dev == dst.parent.stat().st_dev:
-            os.link(src, dst, follow_symlinks=False)
-        else:
-            shutil.copyfile(src, dst)
-    except OSError as err:
-        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        shutil.copyfile(src, dst)
-    if not stat.S_ISREG(os.lstat(dst).st_mode):  # swapped for a link after it was checked: refuse it
+        fd, st = confined_open.open_regular(dfd, rel)
+    except FileNotFoundError:
+        return  # check_external_data says it is missing, naming the tensor
+    except confined_open.NotRegular as err:
         raise ModelError(
-            f"External data file '{rel}' changed into a link while it was being stored.", "Open the model again."
-        )
+            f"Initializer '{tensor}': external data '{rel}' is not a regular file ({err.kind}).",
+            "Keep external data as regular files next to the .onnx file; links are not followed.",
+        ) from err
+    except OSError as err:
+        raise ModelError(f"Initializer '{tensor}': cannot read external data '{rel}': {err.strerror}.") from err
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        confined_open.link_or_copy(dfd, rel, fd, st, dst, LINK_AT_LEAST)
+    finally:
+        os.close(fd)
 
 
 SUMMARY_FILE = "summary.json"  # the summary computed while validating the upload: opening never re-parses

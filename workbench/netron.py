@@ -463,24 +463,51 @@ def _linked(src: Path, dst: Path) -> bool:
     return True
 
 
-def _external_data(model_path: Path, name: str) -> tuple[list[tuple[Path, PurePosixPath]], int]:
-    """The external-data files to copy next to the published model, and their total size.
+def _external_data(model_path: Path) -> tuple[list[tuple[Path, str, str]], int]:
+    """(source, location in the model, published name) of each external-data file to publish next to the
+    model, and their total size.
 
+    Published under neutral names only (``0.bin``, ``1.bin``, ...), whatever the model calls them: static
+    serving picks the content type from the suffix, so a file named ``pwn.html`` or ``x.svg`` would be a page
+    running script on the app's origin. The published copy of the model points at the neutral names.
     Never hard-linked: onnx refuses to read external data that has more than one link ("potential hardlink
     attack"), so a link would break the workspace's own model. Netron reads these files only to show a
     tensor's values and draws the graph without them.
     """
-    chosen: list[tuple[Path, PurePosixPath]] = []
+    chosen: list[tuple[Path, str, str]] = []
     total = 0
     for location in _external_files(model_path):
-        rel = _safe_relative(location)
-        if rel is None or rel.as_posix() in (name, _IDENTITY):
+        if _safe_relative(location) is None:
             log.warning("not publishing external data %r of %s: unsafe name", location, model_path.name)
             continue
         src = model_path.parent / location
         total += src.stat().st_size
-        chosen.append((src, rel))
+        chosen.append((src, location, f"{len(chosen)}.bin"))
     return chosen, total
+
+
+def _write_renamed(model_path: Path, renames: dict[str, str], dst: Path) -> None:
+    """Write ``model_path`` to ``dst`` with its external-data locations renamed (``renames``; a location not
+    in it, left out of the publication, becomes a name that is not there)."""
+    from onnx import TensorProto
+
+    from .model import _iter_graphs, load_proto
+
+    proto = load_proto(model_path)
+    for graph in _iter_graphs(proto.graph):
+        tensors = list(graph.initializer) + [a.t for n in graph.node for a in n.attribute if a.HasField("t")]
+        for t in tensors:
+            if t.data_location == TensorProto.EXTERNAL:
+                for entry in t.external_data:
+                    if entry.key == "location":
+                        entry.value = renames.get(entry.value, "unpublished.bin")
+    dst.write_bytes(proto.SerializeToString())
+
+
+def _published_name(model_path: Path) -> str:
+    """The model's published file name: safe, and always ``.onnx`` (never a suffix served as a page)."""
+    name = safe_filename(model_path.name)
+    return name if name.lower().endswith(".onnx") else f"{Path(name).stem or 'model'}.onnx"
 
 
 def _identity(model_path: Path, st: os.stat_result) -> str:
@@ -666,7 +693,7 @@ def publish_model(
             "the graph file is small, or open it in Netron on your own machine (pip install netron; "
             "netron model.onnx).",
         )
-    name = safe_filename(model_path.name)
+    name = _published_name(model_path)
     root = Path(static_root) / PUBLISH_DIR
     root.mkdir(parents=True, exist_ok=True)
     prefix = f"{url_prefix.rstrip('/')}/{PUBLISH_DIR}"
@@ -675,7 +702,8 @@ def publish_model(
     if existing is not None:
         return f"{prefix}/{existing.name}/{name}"
 
-    extras, extra_bytes = _external_data(model_path, name)
+    extras, extra_bytes = _external_data(model_path)
+    renamed = bool(_external_files(model_path))  # then the model is published as a copy pointing at neutral names
     if extra_bytes > max_external_bytes:
         log.warning(
             "not publishing the external data of %s (%s MiB > %s MiB): the graph view cannot show weight values",
@@ -687,33 +715,36 @@ def publish_model(
     final = root / token
     try:
         tmp.mkdir()
-        copy_bytes = 0 if _linked(model_path, tmp / name) else st.st_size
+        copy_bytes = st.st_size if renamed or not _linked(model_path, tmp / name) else 0
         # The new publication will be the most recent: room for it among the `keep`, and for its copies.
         held = _prune(root, keep - 1, grace_seconds, max_total_bytes, incoming=copy_bytes + extra_bytes)
         room = max_total_bytes - held
         if copy_bytes > room:
+            why = ("its external data is published under neutral names" if renamed else
+                   "the workspace and the app's static folder are on different file systems")
             raise ModelError(
                 f"Cannot show '{model_path.name}' in the graph view right now: it has to be copied "
-                f"({_amount(copy_bytes)}; the workspace and the app's static folder are on different file "
-                f"systems) and the models opened in the last {grace_seconds / 60:g} minutes already hold "
+                f"({_amount(copy_bytes)}; {why}) and the models opened in the last {grace_seconds / 60:g} minutes "
+                f"already hold "
                 f"{_amount(held)} of the {_amount(max_total_bytes)} the graph view may use.",
                 "Try again in a few minutes, when older models are released; or keep the workspace on the "
                 "app's file system, where models are linked instead of copied.",
             )
-        if copy_bytes:
-            shutil.copy2(model_path, tmp / name)
         if extra_bytes > room - copy_bytes:
+            extras = []  # (warned below)
+        if renamed:
+            _write_renamed(model_path, {location: rel for _, location, rel in extras}, tmp / name)
+        elif copy_bytes:
+            shutil.copy2(model_path, tmp / name)
+        if extras == [] and extra_bytes:
             log.warning(
                 "not publishing the external data of %s (%s): models published in the last %g minutes "
                 "already hold %s of the %s allowed; the graph view cannot show weight values",
                 model_path.name, _amount(extra_bytes), grace_seconds / 60, _amount(held),
                 _amount(max_total_bytes),
             )  # fmt: skip
-            extras = []
-        for src, rel in extras:
-            target = tmp.joinpath(*rel.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
+        for src, _, rel in extras:
+            shutil.copy2(src, tmp / rel)
         (tmp / _IDENTITY).write_text(identity)
         pubs = _publications(root)
         os.rename(tmp, final)

@@ -43,8 +43,9 @@ class Workbench:
 
     # ------------------------------------------------------------------ models
     def import_upload(self, data: IO[bytes] | bytes, filename: str, max_bytes: int | None = None) -> ModelRef:
-        kwargs = {"max_bytes": max_bytes} if max_bytes else {}
-        return import_model(self.ws, data, filename, **kwargs)
+        if max_bytes:
+            return import_model(self.ws, data, filename, max_bytes=max_bytes)
+        return import_model(self.ws, data, filename)
 
     def import_path(self, path: Path) -> ModelRef:
         if not path.exists():
@@ -68,7 +69,8 @@ class Workbench:
         if real.suffix.lower() != ".onnx":
             raise ModelError(f"'{path}' is not an .onnx file.", "Give the path of the .onnx file; archives are "
                              "uploaded instead.")
-        return import_model(self.ws, real, real.name, max_bytes=1 << 62)
+        root = next(r for r in (Path(r).resolve() for r in roots) if real.is_relative_to(r))
+        return import_model(self.ws, real, real.name, max_bytes=1 << 62, below=root)
 
     def model(self, digest: str) -> ModelRef:
         return get_model(self.ws, digest)

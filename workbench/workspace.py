@@ -76,7 +76,11 @@ def confined_server_path(text: str, roots: Sequence[Path], what: str, hint: str,
     p = Path(text).expanduser()
     if not p.is_absolute():
         p = resolved_roots[0] / p
-    real = p.resolve()
+    try:
+        real = p.resolve()
+    except OSError as err:  # a folder on the way swapped for a link while it was resolved (EINVAL), a loop
+        raise error(f"'{text}' could not be resolved ({err.strerror}): a folder on the way changed meanwhile or "
+                    "holds a loop of links.", hint) from err
     if not any(real.is_relative_to(r) for r in resolved_roots):
         lexical = Path(os.path.abspath(p))  # ".." folded, links not followed
         via_link = any(lexical.is_relative_to(r) for r in [*resolved_roots, *map(Path, roots)])
