@@ -41,7 +41,7 @@ def _upload(label: str, kind: str, key: str) -> str | None:
     return None if up is None else ui.stored_upload(up, kind)
 
 
-calib_file, test_file = opt.sample_files(ref.name)
+calib_file, test_file = opt.sample_files(ref.path)
 builds = opt.build_choices(wb.jobs, ref.digest)
 earlier = opt.comparisons(wb.jobs, ref.digest)
 with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Comparison"):

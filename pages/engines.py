@@ -40,11 +40,10 @@ st.subheader(job.title)
 st.caption(f"job `{job.id}`")
 a, b, c, d = st.columns(4)
 if a.button("Open on the Build page", key="engines.open"):
-    st.session_state[ui.BUILD_JOB] = job.id
-    st.session_state[ui.MODEL_DIGEST] = job.model_digest
+    ui.show_job(ui.BUILD_JOB, job)
     st.switch_page("pages/build.py")
 if job.status == "succeeded" and b.button("Open fusion report", key="engines.fusion"):
-    st.session_state[ui.FUSION_JOB] = job.id
+    ui.show_job(ui.FUSION_JOB, job)
     st.switch_page("pages/fusion.py")
 if job.active and c.button("Cancel", key="engines.cancel"):
     with ui.error_boundary("Cancel"):

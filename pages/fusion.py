@@ -9,13 +9,6 @@ from workbench import ui
 st.title("Layer fusion")
 wb = ui.workbench()
 
-# Arriving from the Engines page with a build of another model: open that model.
-if st.session_state.get(ui.FUSION_JOB):
-    with ui.error_boundary("Build"):
-        digest = wb.jobs.get(st.session_state[ui.FUSION_JOB]).model_digest
-        if digest and digest != st.session_state.get(ui.MODEL_DIGEST):
-            st.session_state[ui.MODEL_DIGEST] = digest
-
 ref = ui.require_model()
 if ref is None:
     st.stop()

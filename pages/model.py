@@ -46,11 +46,10 @@ with right, ui.error_boundary("Samples and recent models"):  # a sample or model
         current = st.session_state.get(ui.MODEL_DIGEST)
         digests = [r.digest for r in recent]
         names = {r.digest: f"{r.name} · {r.short}" for r in recent}
-        picked = st.selectbox("Recent models", digests, index=digests.index(current) if current in digests else None,
-                              format_func=names.get, key="model.recent")
-        if picked and picked != current:
-            st.session_state[ui.MODEL_DIGEST] = picked
-            st.rerun()
+        # Shows the current model, whichever way it was opened; only a pick here (on_change) opens another.
+        st.session_state[ui.MODEL_RECENT] = current if current in digests else None
+        st.selectbox("Recent models", digests, format_func=names.get, key=ui.MODEL_RECENT,
+                     on_change=ui.recent_model_picked)
 
 ref = ui.current_model()
 if ref is None:

@@ -123,6 +123,13 @@ class Workbench:
         )
         return None, job_id
 
+    def last_parse_check(self, ref: ModelRef, backend: str) -> dict[str, Any] | None:
+        """The model's finished parser check with ``backend``, if one was made (never starts one)."""
+        from .parse_check import read_cache
+
+        cached = read_cache(ref.path.parent / f"parse-{backend}.json")
+        return json.loads(json.dumps(cached.to_dict())) if cached is not None else None
+
     # ------------------------------------------------------------------ builds
     def submit_build(self, ref: ModelRef, spec: BuildSpec) -> str:
         """Validate everything that can be validated cheaply before a worker starts, then queue the build.

@@ -37,6 +37,9 @@ QUANTIZE_JOB = "quantize.job_id"
 SCORE_JOB = "quantize.score_job_id"
 FUSION_COMPARE_JOB = "fusion.compare_job_id"
 NETRON_SELECT = "netron.select"
+MODEL_RECENT = "model.recent"  # the "Recent models" picker: shows the current model, written by it only on a pick
+BUILD_FORM_OF = "build.form_of"  # (model digest, build id) whose settings the Build form was last filled from
+BUILD_PREVIOUS_DATA = "build.calib.previous"  # the shown build's calibration data, offered as a source
 UPLOADS = "uploads.stored"  # Streamlit upload file id -> stored path: a rerun never stores an upload again
 
 
@@ -95,16 +98,31 @@ def current_model() -> ModelRef | None:
 
 def sample_profiles(ref: ModelRef) -> tuple[Any, ...]:
     """The suggested optimization profiles when the model is a bundled sample (by content), else ()."""
-    from .samples import list_samples
+    from .samples import sample_for
 
-    for s in list_samples():
-        if s.path.name == ref.name and s.path.stat().st_size == ref.path.stat().st_size:
-            return tuple(s.profiles())
-    return ()
+    s = sample_for(ref)
+    return tuple(s.profiles()) if s else ()
 
 
 def set_current_model(ref: ModelRef) -> None:
+    """The user's newest choice of model (an upload, a sample, a pick, the demo): every page follows it."""
     st.session_state[MODEL_DIGEST] = ref.digest
+
+
+def recent_model_picked() -> None:
+    """``on_change`` of the "Recent models" picker: a pick is the newest choice (the picker itself is set to the
+    current model before it is drawn, so a stale value of it never switches the model back)."""
+    picked = st.session_state.get(MODEL_RECENT)
+    if picked:
+        st.session_state[MODEL_DIGEST] = picked
+
+
+def show_job(key: str, job: Any) -> None:
+    """Show ``job`` on the page that reads ``key`` (Build, Fusion): its model becomes the current model, so the
+    page does not switch models behind the user's back later."""
+    st.session_state[key] = job.id
+    if job.model_digest:
+        st.session_state[MODEL_DIGEST] = job.model_digest
 
 
 @contextlib.contextmanager
@@ -154,6 +172,75 @@ def require_model() -> ModelRef | None:
         st.info("No model open yet. Open one on the **Model** page (upload, or pick a bundled sample).")
         st.page_link("pages/model.py", label="Go to the Model page", icon=":material/upload_file:")
     return ref
+
+
+def shown_build(ref: ModelRef) -> Any:
+    """The build the Build page shows for the current model: the one last submitted or opened, if it is this
+    model's, else this model's newest build (None when it has none). Never another model's build."""
+    wb = workbench()
+    job_id = st.session_state.get(BUILD_JOB)
+    if job_id:
+        with contextlib.suppress(WorkbenchError):
+            job = wb.jobs.get(job_id)
+            if job.model_digest == ref.digest:
+                return job
+    builds = wb.jobs_of("build", ref)
+    return builds[0] if builds else None
+
+
+_BUILD_FORM_KEYS = ("build.backend", "build.precision", "build.n_profiles", "build.calibrator", "build.percentile",
+                    "build.exclude", "build.keep_fp32", "build.implicit", "build.reuse_ranges", "build.workspace_mb",
+                    "build.opt_level", "build.caps", "build.timing_cache", "build.hw_compat", "build.version_compat",
+                    "build.calib.source", BUILD_PREVIOUS_DATA)
+
+
+def sync_build_form(ref: ModelRef, shown: Any) -> None:
+    """Before the Build form is drawn: when the page is entered afresh, the model changed, or another build is
+    shown (a rebuild from the Accuracy page, a build opened from Engines), fill the form from the shown build's
+    spec (or reset it to the defaults when the model has no build), so pressing **Build** builds what is on
+    screen."""
+    from .samples import sample_for
+    from .spec import BuildSpec, format_shape
+
+    state = st.session_state
+    target = (ref.digest, shown.id if shown is not None else None)
+    fresh = "build.precision" not in state  # widget values are dropped when the user leaves the page
+    if not fresh and state.get(BUILD_FORM_OF) == target:
+        return
+    state[BUILD_FORM_OF] = target
+    for key in [k for k in state if k in _BUILD_FORM_KEYS or re.match(r"build\.p\d+\.", str(k))]:
+        del state[key]
+    if shown is None:
+        return
+    spec = BuildSpec.from_dict(shown.payload["spec"])
+    state["build.backend"], state["build.precision"] = spec.backend, spec.precision
+    if spec.profiles:
+        state["build.n_profiles"] = len(spec.profiles)
+        for i, profile in enumerate(spec.profiles):
+            for name, rng in profile.shapes.items():
+                for which in ("min", "opt", "max"):
+                    state[f"build.p{i}.{name}.{which}"] = format_shape(getattr(rng, which))
+    calib = spec.calibration
+    if calib is not None and spec.precision in ("int8", "fp8"):
+        state["build.calibrator"], state["build.percentile"] = calib.calibrator, float(calib.percentile)
+        state["build.exclude"] = [*calib.exclude_nodes, *calib.exclude_op_types]
+        state["build.implicit"] = calib.implicit
+        if calib.ranges_path and Path(calib.ranges_path).is_file():
+            state["build.reuse_ranges"] = calib.ranges_path
+        sample = sample_for(ref)
+        if calib.synthetic and not calib.data_path:
+            state["build.calib.source"] = "random"
+        elif sample and calib.data_path and sample.calibration_data and \
+                Path(calib.data_path) == sample.calibration_data:
+            state["build.calib.source"] = "sample"
+        elif calib.data_path and Path(calib.data_path).is_file():
+            state["build.calib.source"], state[BUILD_PREVIOUS_DATA] = "previous", calib.data_path
+    state["build.keep_fp32"] = [*spec.keep_fp32_nodes, *spec.keep_fp32_op_types]
+    state["build.workspace_mb"] = int(spec.workspace_mb or 0)
+    state["build.opt_level"] = int(spec.optimization_level)
+    state["build.caps"] = list(spec.compute_capabilities)
+    state["build.timing_cache"] = spec.timing_cache
+    state["build.hw_compat"], state["build.version_compat"] = spec.hardware_compatible, spec.version_compatible
 
 
 # ---------------------------------------------------------------------------------------------- widgets
@@ -356,7 +443,7 @@ def build_results(job: Any) -> None:
     n = st.columns(2)
     if n[0].button("Fusion report", key=f"build.to_fusion.{job.id}", icon=":material/account_tree:",
                    help="Which ONNX nodes became which engine layer, for this build."):
-        st.session_state[FUSION_JOB] = job.id
+        show_job(FUSION_JOB, job)
         st.switch_page("pages/fusion.py")
     with n[1]:
         st.page_link("pages/accuracy.py", label="Check accuracy", icon=":material/troubleshoot:",
@@ -455,22 +542,33 @@ def stored_upload(up: Any, kind: str = "data") -> str:
     return str(seen[up.file_id])
 
 
+def _user_name(path: str) -> str:
+    """A stored data file's name as the user gave it (without the content digest the workspace puts in front)."""
+    return re.sub(r"^[0-9a-f]{24}-", "", Path(path).name)
+
+
 def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data") -> tuple[str | None, bool]:
     """Where calibration data comes from: the sample's own set, an uploaded .npz, images (an uploaded archive or a
     folder on the server, preprocessed once into an .npz in the workspace), or (labelled) random data.
 
     Returns (data path or None, synthetic): the path is always an .npz. Shows a preview of real data.
     """
-    from .samples import list_samples
+    from .samples import sample_for
 
-    sample = {s.path.name: s for s in list_samples()}.get(ref.name)
-    sources = (["sample"] if sample and sample.calibration_data else []) + ["upload", "images", "folder", "random"]
+    sample = sample_for(ref)  # by content: a user's model named like a sample does not get the sample's data
+    previous = st.session_state.get(f"{key}.previous")  # the data of the build the form was filled from
+    previous = previous if previous and Path(previous).is_file() else None
+    sources = ((["previous"] if previous else []) + (["sample"] if sample and sample.calibration_data else [])
+               + ["upload", "images", "folder", "random"])
     source = st.radio(label, sources, horizontal=True, key=f"{key}.source",
-                      format_func={"sample": "Sample's calibration set", "upload": "Upload .npz",
+                      format_func={"previous": f"Same as the build shown ({_user_name(previous or '')})",
+                                   "sample": "Sample's calibration set", "upload": "Upload .npz",
                                    "images": "Image archive (.zip/.tar.gz)", "folder": "Folder on the server",
                                    "random": "Random (shapes only — accuracy meaningless)"}.get)
     data_path = None
-    if source == "sample" and sample:
+    if source == "previous" and previous:
+        data_path = previous
+    elif source == "sample" and sample:
         data_path = str(sample.calibration_data)
     elif source == "upload":
         up = st.file_uploader("Calibration data (.npz: one array per model input, first axis = samples; "
@@ -534,9 +632,9 @@ def random_shape_inputs(ref: ModelRef, shapes: dict[str, list[int]], key: str) -
 def scoring_data_source(ref: ModelRef, key: str) -> str | None:
     """Labelled held-out data for scoring: the sample's test split, an uploaded .npz (one array per input and a
     ``label`` array for top-1), or none (scores then come from the calibration data itself). Returns its path."""
-    from .samples import list_samples
+    from .samples import sample_for
 
-    sample = {s.path.name: s for s in list_samples()}.get(ref.name)
+    sample = sample_for(ref)
     sources = (["sample"] if sample and sample.test_data else []) + ["upload", "none"]
     source = st.radio("Test data for scoring", sources, horizontal=True, key=f"{key}.source",
                       format_func={"sample": "Sample's labelled test set", "upload": "Upload .npz",
@@ -739,7 +837,7 @@ def demo_panel() -> None:
             download_file("Download the demo report (HTML)", workbench().jobs.artifact(job_id, REPORT), "text/html",
                           key="demo.download")
         if d[1].button("Open the fusion report", key="demo.fusion"):
-            st.session_state[FUSION_JOB] = res["steps"]["int8"]
+            show_job(FUSION_JOB, workbench().jobs.get(res["steps"]["int8"]))
             st.switch_page("pages/fusion.py")
         if d[2].button("Start over", key="demo.reset"):
             st.session_state.pop(DEMO_JOB, None)
