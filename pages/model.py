@@ -59,7 +59,8 @@ if ref is None:
 with ui.error_boundary(ref.name):
     s = ui.model_summary(ref.digest)
     st.subheader(ref.name)
-    st.caption(f"sha256 {ref.digest} · IR {s.ir_version} · opsets "
+    st.caption(f"content id {ref.short} (sha256 over the model and its external data, not the file's own "
+               f"sha256) · IR {s.ir_version} · opsets "
                + ", ".join(f"{d} {v}" for d, v in s.opsets.items()) + (f" · producer {s.producer}" if s.producer else ""))
     c = st.columns(5)
     c[0].metric("Nodes", f"{s.node_count:,}", help=f"+{s.subgraph_node_count} inside subgraphs"

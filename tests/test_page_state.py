@@ -167,3 +167,68 @@ def test_a_sample_is_recognised_by_content_under_any_name(app_ws, name):
     renamed = app_ws.import_upload(get_sample(name).path.read_bytes(), "my_model.onnx")
     assert sample_for(renamed) is not None and sample_for(renamed).name == name
     assert ui.sample_profiles(renamed)  # its documented profile is proposed under the new name too
+
+
+def test_builds_and_comparisons_can_be_told_apart(app_ws, tmp_path):
+    """Two models called digits_mlp.onnx, a build and its culprit rebuild: titles, the Engines table and the
+    download names all say which is which."""
+    from workbench.accuracy.options import comparison_label
+    from workbench.spec import BuildSpec
+
+    s = get_sample("digits_mlp")
+    mlp = app_ws.import_path(s.path)
+    path = tmp_path / "digits_mlp.onnx"
+    onnx.save(onnx_models.static_mlp(), str(path))
+    own = app_ws.import_upload(path.read_bytes(), "digits_mlp.onnx")
+    first = app_ws.jobs.wait(app_ws.submit_build(mlp, BuildSpec(precision="fp16", profiles=_profiles())), 300)
+    other = app_ws.jobs.wait(app_ws.submit_build(own, BuildSpec(precision="fp16")), 300)
+    node = next(n for n in ui.node_choices.__wrapped__(mlp.digest) if not n[0].isupper())
+    again = app_ws.jobs.wait(app_ws.rebuild_keeping_float(first.id, [node]), 300)
+    assert first.status == other.status == again.status == "succeeded"
+    log = app_ws.jobs.read_log(first.id)[0]  # a log without noise the user never asked about
+    assert "'colored' module" not in log and "\x1b[" not in log
+    assert not any("timing-cache setting was ignored" in n for n in first.result.get("notes", []))
+    titles = {first.title, other.title, again.title}
+    assert len(titles) == 3, titles
+    assert mlp.short[:8] in first.title and own.short[:8] in other.title
+    assert f"1 kept in FP32 ({node})" in again.title and "kept" not in first.title
+    names = {ui.download_name(j, ".plan") for j in (first, other, again)}
+    assert names == {f"digits_mlp.fp16.{j.id[:8]}.plan" for j in (first, other, again)}
+
+    at = open_page("engines", TIMEOUT)
+    table = at.dataframe[0].value
+    assert set(table["model id"]) == {mlp.short[:8], own.short[:8]}
+    assert len(set(table["build"])) == 3
+
+    # A comparison that could not run is marked, as a finished one says PASS or FAIL.
+    bad = app_ws.jobs.submit("compare", {"model_path": str(mlp.path), "request": {}}, title="digits_mlp.onnx: x",
+                             model_digest=mlp.digest, model_name=mlp.name)
+    job = app_ws.jobs.wait(bad, timeout=120)
+    assert job.status == "failed"
+    assert comparison_label(job).endswith(" · ERROR")
+
+
+def test_accuracy_compares_all_the_data_and_says_how_many_samples(app_ws):
+    """Held-out data scored on Quantize and on Accuracy give one accuracy: Accuracy no longer stops at 256 samples
+    silently; it compares them all by default and says how many."""
+    import numpy as np
+
+    s = get_sample("digits_mlp")
+    n = len(np.load(s.test_data)["label"])
+    assert n > 256
+    mlp = app_ws.import_path(s.path)
+    at = open_page("accuracy", TIMEOUT, **{ui.MODEL_DIGEST: mlp.digest})
+    at.radio(key="accuracy.source").set_value("fp16").run()
+    assert at.radio(key="accuracy.data_source").value == "test"
+    at.button(key="accuracy.submit").click().run()
+    _no_exception(at)
+    job = app_ws.jobs.wait(at.session_state["accuracy.job_id"], timeout=300)
+    assert job.status == "succeeded", job.error
+    at.run()
+    assert any(f"{n} samples compared" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert not any(".." in c.value for c in at.caption if c.value.startswith("Source:"))
+
+
+def test_quoted_names_are_code_in_markdown():
+    assert ui.quoted_as_code("'__myl_<Ops>' is a kernel; the convolution's output") == (
+        "`__myl_<Ops>` is a kernel; the convolution's output")

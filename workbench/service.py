@@ -147,7 +147,7 @@ class Workbench:
         return self.jobs.submit(
             "build",
             {"model_path": str(ref.path), "spec": spec.to_dict()},
-            title=f"{ref.name}: {spec.summary()}",
+            title=f"{ref.name} ({ref.short[:8]}): {spec.summary()}",  # two models of one name stay apart
             model_digest=ref.digest,
             model_name=ref.name,
         )

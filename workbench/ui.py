@@ -289,11 +289,45 @@ def job_status_line(job: Any) -> None:
         st.error(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""))
 
 
+EAGER_DOWNLOAD_BYTES = 16 << 20
+
+
 def download_file(label: str, path: Path, mime: str = "application/octet-stream", key: str | None = None,
                   file_name: str | None = None) -> None:
-    """Deferred: the file is read only when the user clicks, so big plans cost nothing on reruns."""
-    st.download_button(label, data=lambda: path.read_bytes(), file_name=file_name or path.name, mime=mime, key=key,
-                       on_click="ignore")
+    """A download button that always delivers. Files up to :data:`EAGER_DOWNLOAD_BYTES` go with the page: Streamlit
+    names them by content, so their URL is the same on every rerun and stays valid one rerun longer (a click while
+    the page reruns still gets the file). A *deferred* download (a callable, read on click) gets a new id on every
+    rerun and the old one is dropped when the rerun ends: a click in between got nothing ("Deferred file … not
+    found"). Only bigger files (plans of real models) are still read on click, so reruns don't re-read them."""
+    try:
+        small = path.stat().st_size <= EAGER_DOWNLOAD_BYTES
+    except OSError:
+        small = False
+    st.download_button(label, data=path.read_bytes() if small else (lambda: path.read_bytes()),
+                       file_name=file_name or path.name, mime=mime, key=key, on_click="ignore")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _bundle_bytes(job_dir: str, stamp: float) -> bytes:
+    from .reports.build_report import bundle_bytes
+
+    return bundle_bytes(Path(job_dir))
+
+
+def download_name(job: Any, suffix: str) -> str:
+    """A build's download named after its model and build: ``digits_mlp.int8.3Fq9xK2a.plan``, not ``engine.plan``
+    (two downloads never overwrite each other, and the name says what it is)."""
+    from .model import safe_filename
+
+    stem = re.sub(r"\.onnx$", "", job.model_name or "model", flags=re.IGNORECASE)
+    precision = str((job.payload.get("spec") or {}).get("precision") or "build")
+    return safe_filename(f"{stem}.{precision}.{job.id[:8]}{suffix}")
+
+
+def quoted_as_code(text: str) -> str:
+    """Markdown of a sentence whose 'quoted' names become code: Markdown ate the underscores of '__myl_<Ops>' and
+    took <Ops> for a tag. An apostrophe inside a word (the convolution's) is not a quote."""
+    return re.sub(r"(?<![A-Za-z])'([^'`]+?)'(?![A-Za-z])", r"`\1`", text)
 
 
 _ZERO_DELTA = re.compile(r"^[+-]?0+(\.0*)?(?![\d.])")
@@ -415,13 +449,21 @@ def build_results(job: Any) -> None:
                f"{res.get('built_on') or 'an unknown machine'}{peak}")
     d = st.columns(3)
     with d[0]:
-        download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}")
+        download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}",
+                      file_name=download_name(job, ".plan"))
     with d[1]:
-        st.download_button("Bundle (.zip)", data=lambda: wb.bundle_path(job.id).read_bytes(),  # zipped on click
-                           file_name=BUNDLE, mime="application/zip", key=f"dl.bundle.{job.id}", on_click="ignore")
+        from .reports.build_report import bundle_size
+
+        job_dir = wb.jobs.job_dir(job.id)
+        if (job_dir / BUNDLE).is_file() or bundle_size(job_dir) > EAGER_DOWNLOAD_BYTES:  # zipped to disk on click
+            bundle: Any = lambda: wb.bundle_path(job.id).read_bytes()  # noqa: E731
+        else:  # small: zipped in memory, handed over with the page (see download_file)
+            bundle = _bundle_bytes(str(job_dir), job_dir.joinpath("engine.plan").stat().st_mtime)
+        st.download_button("Bundle (.zip)", data=bundle, file_name=download_name(job, ".bundle.zip"),
+                           mime="application/zip", key=f"dl.bundle.{job.id}", on_click="ignore")
     with d[2]:
         download_file("Report (.md)", wb.jobs.artifact(job.id, REPORT), "text/markdown",
-                      key=f"dl.report.{job.id}")
+                      key=f"dl.report.{job.id}", file_name=download_name(job, ".report.md"))
     check = res.get("precision_check") or {}
     if check.get("summary"):
         (st.success if check.get("honoured", True) else st.warning)(check["summary"])
@@ -465,8 +507,8 @@ def build_diff_panel(layers: Any, other: Any, profile: int, label_a: str, label_
     from .reports.fusion_figures import diff_precision
     from .reports.fusion_html import to_csv
 
-    def short(label: str) -> str:  # "model.onnx: tensorrt-rtx · INT8, entropy · 1 profile · 12-01 19:25"
-        return label.split(": ", 1)[-1].rsplit(" · ", 1)[0]
+    def short(label: str) -> str:  # "model.onnx (1a2b3c4d): tensorrt-rtx · INT8, entropy · 1 profile · <when> · <id>"
+        return label.split(": ", 1)[-1].rsplit(" · ", 2)[0] + " · " + label.rsplit(" · ", 1)[-1]
 
     diff = diff_builds(layers, other, profile=profile)
     st.markdown(f"**A** (the build picked above): {label_a}  \n**B**: {label_b}")

@@ -55,6 +55,8 @@ def comparisons(jobs: Any, digest: str) -> list[Job]:
 def comparison_label(job: Job) -> str:
     """Stable while the job runs (the picker's frontend keeps option labels it has shown; the job panel below
     shows the live status), with the verdict once finished."""
+    if job.status in ("failed", "cancelled"):  # no result: marked, like a verdict, so it is not taken for one
+        return f"{job.title} · {_when(job.created)} · {'ERROR' if job.status == 'failed' else 'cancelled'}"
     if job.status != SUCCEEDED:
         return f"{job.title} · {_when(job.created)}"
     return f"{job.title} · {_when(job.created)} · {'PASS' if job.result.get('passed') else 'FAIL'}"
