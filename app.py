@@ -13,4 +13,6 @@ pages = [
     st.Page("pages/accuracy.py", title="Accuracy", icon=":material/troubleshoot:"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+st.sidebar.caption("**TensorRT Workbench** · ONNX → TensorRT plan")  # the product's name, on every page
+page.run()

@@ -10,6 +10,7 @@ from workbench.accuracy import load_before_after, load_comparison, load_samples
 from workbench.accuracy import options as opt
 from workbench.accuracy.comparison import MARK_ALL_WARNING, SAMPLES_FILE
 from workbench.accuracy.job import SOURCE_LABELS, requantize_request, submit_compare
+from workbench.accuracy.spec import MAX_SAMPLES_LIMIT
 from workbench.calibration_data import MIN_CALIBRATION_SAMPLES
 from workbench.reports import accuracy_figures as figs
 
@@ -41,7 +42,7 @@ def _upload(label: str, kind: str, key: str) -> str | None:
     return None if up is None else ui.stored_upload(up, kind)
 
 
-calib_file, test_file = opt.sample_files(ref.name)
+calib_file, test_file = opt.sample_files(ref.path)
 builds = opt.build_choices(wb.jobs, ref.digest)
 earlier = opt.comparisons(wb.jobs, ref.digest)
 with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Comparison"):
@@ -90,7 +91,12 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     c = st.columns(5)
     kw["atol"] = c[0].number_input("atol", 0.0, value=1e-3, format="%g", key="accuracy.atol")
     kw["rtol"] = c[1].number_input("rtol", 0.0, value=1e-3, format="%g", key="accuracy.rtol")
-    kw["max_samples"] = int(c[2].number_input("Max samples", 1, 100_000, 256, key="accuracy.max_samples"))
+    if data_src == "random":  # random data: this many samples are made
+        kw["max_samples"] = int(c[2].number_input("Samples", 1, MAX_SAMPLES_LIMIT, 256, key="accuracy.n_random"))
+    else:  # real data: all of it by default, the same samples Quantize scores on
+        kw["max_samples"] = int(c[2].number_input("Max samples", 1, MAX_SAMPLES_LIMIT, MAX_SAMPLES_LIMIT,
+                                                  key="accuracy.max_samples", help="All the data's samples unless "
+                                                  "lowered (the result says how many were compared)."))
     outputs = ["(none)", *opt.output_names(ref.path)]
     label = c[3].selectbox("Top-1 on output", outputs, key="accuracy.label",
                            format_func=lambda o: f"auto ({outputs[1]})" if o == "(none)" and len(outputs) > 1 else o,
@@ -133,8 +139,8 @@ with ui.error_boundary("Comparison result"):
     (st.warning if result.is_simulation else st.success)(
         f"Candidate **{result.candidate}** — {result.kind_label}."
     )
-    st.caption(f"Source: {result.candidate_source}. Reference ran on "
-               f"{result.reference_provider or 'an unrecorded provider'} (ONNX Runtime)"
+    st.caption(f"Source: {result.candidate_source.rstrip('.')}. {result.n_samples} samples compared. Reference ran "
+               f"on {result.reference_provider or 'an unrecorded provider'} (ONNX Runtime)"
                + (f"; candidate on {result.candidate_provider}." if result.candidate_provider else "."))
     errors, warnings = opt.alerts(result)
     for text in errors:

@@ -30,6 +30,8 @@ if not backends:
     st.error("No TensorRT backend is installed. Install `tensorrt-rtx-cu13` (builds without a GPU) or TensorRT.")
     st.stop()
 
+shown = ui.shown_build(ref)  # the build on the right: always this model's
+ui.sync_build_form(ref, shown)  # the form on the left holds that build's settings
 form, panel = st.columns([1, 1], gap="large")
 with form:
     st.caption(f"Model **{ref.name}** · {summary.node_count} nodes")
@@ -138,7 +140,15 @@ with form:
             hw = st.checkbox("Hardware compatible (Ampere and newer)", key="build.hw_compat")
             vc = st.checkbox("Version compatible", key="build.version_compat")
 
-    if st.button("Build", type="primary", key="build.submit", disabled=not ok):
+    parsed = wb.last_parse_check(ref, backend_name)
+    rejected = parsed is not None and not parsed["ok"]
+    if rejected:
+        issues = parsed["issues"]
+        st.error(f"The parser check with {backend_name} rejects {len(issues)} node(s) of this model ("
+                 + ", ".join(f"`{i.get('node') or '?'}`" for i in issues[:5]) + (" …" if len(issues) > 5 else "")
+                 + "): a build would fail the same way. Replace them, or give TensorRT a plugin for them; the "
+                 "details are on the Model page, tab Parser check.")
+    if st.button("Build", type="primary", key="build.submit", disabled=not ok or rejected):
         with ui.error_boundary("Build"):
             built_profiles = []
             for i, shapes in enumerate(profiles):
@@ -155,14 +165,15 @@ with form:
                              timing_cache=timing_cache, compute_capabilities=tuple(caps), hardware_compatible=hw,
                              version_compatible=vc, calibration=calibration, keep_fp32_nodes=keep_nodes,
                              keep_fp32_op_types=keep_ops)
-            st.session_state[ui.BUILD_JOB] = wb.submit_build(ref, spec)
+            st.session_state[ui.BUILD_JOB] = job_id = wb.submit_build(ref, spec)
+            st.session_state[ui.BUILD_FORM_OF] = (ref.digest, job_id)  # the form already holds its settings
             st.toast("Build queued.")
 
 with panel:
-    job_id = st.session_state.get(ui.BUILD_JOB)
-    if job_id:
+    shown = ui.shown_build(ref)  # again: the button above may have queued one
+    if shown is not None:
         with ui.error_boundary("Build job"):
-            ui.build_job_panel(job_id)
+            ui.build_job_panel(shown.id)
     else:
         st.info("Fill in the form and press **Build**. The build runs in a background worker: you can leave this "
                 "page and come back; finished builds are listed on the **Engines** page.")

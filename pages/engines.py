@@ -18,7 +18,9 @@ rows = []
 for j in jobs:
     spec = j.payload.get("spec", {})
     rows.append({
-        "model": j.model_name, "precision": str(spec.get("precision", "")).upper(), "backend": spec.get("backend"),
+        "model": j.model_name, "model id": (j.model_digest or "")[:8],
+        "build": j.title.split(": ", 1)[-1],  # what tells it from the others: precision, kept nodes, calibrator
+        "precision": str(spec.get("precision", "")).upper(), "backend": spec.get("backend"),
         "profiles": len(spec.get("profiles", [])), "status": j.status,
         "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created)),
         "duration (s)": round(j.duration, 2) if j.duration is not None else None,
@@ -40,11 +42,10 @@ st.subheader(job.title)
 st.caption(f"job `{job.id}`")
 a, b, c, d = st.columns(4)
 if a.button("Open on the Build page", key="engines.open"):
-    st.session_state[ui.BUILD_JOB] = job.id
-    st.session_state[ui.MODEL_DIGEST] = job.model_digest
+    ui.show_job(ui.BUILD_JOB, job)
     st.switch_page("pages/build.py")
 if job.status == "succeeded" and b.button("Open fusion report", key="engines.fusion"):
-    st.session_state[ui.FUSION_JOB] = job.id
+    ui.show_job(ui.FUSION_JOB, job)
     st.switch_page("pages/fusion.py")
 if job.active and c.button("Cancel", key="engines.cancel"):
     with ui.error_boundary("Cancel"):

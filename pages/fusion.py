@@ -8,13 +8,9 @@ from workbench import ui
 
 st.title("Layer fusion")
 wb = ui.workbench()
-
-# Arriving from the Engines page with a build of another model: open that model.
-if st.session_state.get(ui.FUSION_JOB):
-    with ui.error_boundary("Build"):
-        digest = wb.jobs.get(st.session_state[ui.FUSION_JOB]).model_digest
-        if digest and digest != st.session_state.get(ui.MODEL_DIGEST):
-            st.session_state[ui.MODEL_DIGEST] = digest
+if st.session_state.get(ui.FUSION_JOB) and not st.session_state.get(ui.MODEL_DIGEST):
+    with ui.error_boundary("Build"):  # a build to show and no model chosen yet: its model (never over a choice)
+        ui.show_job(ui.FUSION_JOB, wb.jobs.get(st.session_state[ui.FUSION_JOB]))
 
 ref = ui.require_model()
 if ref is None:
@@ -24,7 +20,7 @@ if not builds:
     st.info(f"No finished build of **{ref.name}** yet: build one on the **Build** page.")
     st.stop()
 
-labels = {j.id: f"{j.title} · {time.strftime('%m-%d %H:%M', time.localtime(j.created))}" for j in builds}
+labels = {j.id: f"{j.title} · {time.strftime('%m-%d %H:%M', time.localtime(j.created))} · {j.id[:8]}" for j in builds}
 if st.session_state.get(ui.FUSION_JOB) not in labels:
     st.session_state[ui.FUSION_JOB] = builds[0].id
 job_id = st.selectbox("Build", list(labels), format_func=labels.get, key=ui.FUSION_JOB)
@@ -161,7 +157,8 @@ if tabs[3].open:
                 st.caption("None.")
         if report.conventions:
             st.markdown("**How to read the layer names in this engine**")
-            st.markdown("\n".join(f"- **{k.replace('_', ' ')}**: {v}" for k, v in report.conventions.items()))
+            st.markdown("\n".join(f"- **{k.replace('_', ' ')}**: {ui.quoted_as_code(v)}"
+                                   for k, v in report.conventions.items()))
         if report.unknown_metadata:
             st.warning(
                 "Layer metadata names nodes this model lacks: " + ", ".join(report.unknown_metadata[:20])

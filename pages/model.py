@@ -46,11 +46,10 @@ with right, ui.error_boundary("Samples and recent models"):  # a sample or model
         current = st.session_state.get(ui.MODEL_DIGEST)
         digests = [r.digest for r in recent]
         names = {r.digest: f"{r.name} · {r.short}" for r in recent}
-        picked = st.selectbox("Recent models", digests, index=digests.index(current) if current in digests else None,
-                              format_func=names.get, key="model.recent")
-        if picked and picked != current:
-            st.session_state[ui.MODEL_DIGEST] = picked
-            st.rerun()
+        # Shows the current model, whichever way it was opened; only a pick here (on_change) opens another.
+        st.session_state[ui.MODEL_RECENT] = current if current in digests else None
+        st.selectbox("Recent models", digests, format_func=names.get, key=ui.MODEL_RECENT,
+                     on_change=ui.recent_model_picked)
 
 ref = ui.current_model()
 if ref is None:
@@ -60,7 +59,8 @@ if ref is None:
 with ui.error_boundary(ref.name):
     s = ui.model_summary(ref.digest)
     st.subheader(ref.name)
-    st.caption(f"sha256 {ref.digest} · IR {s.ir_version} · opsets "
+    st.caption(f"content id {ref.short} (sha256 over the model and its external data, not the file's own "
+               f"sha256) · IR {s.ir_version} · opsets "
                + ", ".join(f"{d} {v}" for d, v in s.opsets.items()) + (f" · producer {s.producer}" if s.producer else ""))
     c = st.columns(5)
     c[0].metric("Nodes", f"{s.node_count:,}", help=f"+{s.subgraph_node_count} inside subgraphs"

@@ -83,11 +83,13 @@ with panel:
                     st.warning("Calibrated on random data: the numbers say nothing about real accuracy.")
                 test_name = (job.payload.get("request") or {}).get("test_data_path")
                 why = " (highest top-1, then lowest max abs error)" if res.get("labelled") else " (lowest max abs error)"
+                n_scored = f", {res['n_scored']} samples" if res.get("n_scored") else ""
                 if res.get("held_out", bool(test_name)):
-                    st.markdown(f"**Calibrators on held-out data** ({res.get('scored_on', test_name)}) — best: "
+                    st.markdown(f"**Calibrators on held-out data** ({res.get('scored_on', test_name)}{n_scored}) — best: "
                                 f"**{res.get('best')}**{why}")
                 else:
-                    st.markdown(f"**Calibrators scored on the calibration data** — best: **{res.get('best')}**{why}")
+                    st.markdown(f"**Calibrators scored on the calibration data**{f' ({n_scored[2:]})' if n_scored else ''}"
+                                f" — best: **{res.get('best')}**{why}")
                     st.warning("No held-out test set: each calibrator was scored on the samples it calibrated "
                                "on, which flatters all of them. Give labelled test data for an honest score.")
                 if not res.get("labelled"):

@@ -322,13 +322,13 @@ def test_build_watched_live_then_its_fusion_report(fresh_app, browser, tmp_path)
 
             # The plan the browser downloads is the plan the build wrote.
             name, data = _download(page, main.get_by_role("button", name="Download plan"))
-            assert name == "engine.plan"
+            assert name == f"{SAMPLE}.int8.{job_id[:8]}.plan"  # named after model and build, not engine.plan
             assert _sha256(data) == _sha256((job_dir / "engine.plan").read_bytes())
             # The bundle is zipped when asked for, and carries that plan, the Q/DQ network and the commands.
             assert not (job_dir / "bundle.zip").exists()
             name, data = _download(page, main.get_by_role("button", name="Bundle (.zip)"))
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                assert name == "bundle.zip" and {"engine.plan", "model_qdq.onnx", "commands.sh"} <= set(zf.namelist())
+                assert name == f"{SAMPLE}.int8.{job_id[:8]}.bundle.zip" and {"engine.plan", "model_qdq.onnx", "commands.sh"} <= set(zf.namelist())
                 assert _sha256(zf.read("engine.plan")) == _sha256((job_dir / "engine.plan").read_bytes())
 
             # The fusion report of that build: summary, layer table, search, engine graph beside the model.

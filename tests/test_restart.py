@@ -239,7 +239,7 @@ def test_server_killed_mid_build_then_restarted_tells_the_truth_about_both_build
                         has_text=re.compile(r"^Finished in ")
                     ).wait_for()
                     name, data = _download(page, main.get_by_role("button", name="Download plan"))
-                    assert name == "engine.plan" and _sha256(data) == _sha256(fast_plan)
+                    assert name == f"{SAMPLE}.fp32.{fast[:8]}.plan" and _sha256(data) == _sha256(fast_plan)
 
                     slow_dir = home / "jobs" / slow
                     _select_build(page, rows, slow)
@@ -251,7 +251,7 @@ def test_server_killed_mid_build_then_restarted_tells_the_truth_about_both_build
                         plan = (slow_dir / "engine.plan").read_bytes()
                         assert rows[slow]["plan (KiB)"] == str(round(len(plan) / 1024, 1))
                         name, data = _download(page, main.get_by_role("button", name="Download plan"))
-                        assert name == "engine.plan" and _sha256(data) == _sha256(plan)
+                        assert name == f"deep_convs.fp32.{slow[:8]}.plan" and _sha256(data) == _sha256(plan)
                         assert "[I] [workbench] Finished." in (slow_dir / "job.log").read_text()
                     else:
                         said = main.get_by_test_id("stAlertContentError").filter(

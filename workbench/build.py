@@ -417,6 +417,7 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     if bool(poly_config.USE_TENSORRT_RTX) != (spec.backend == "tensorrt-rtx"):
         raise BackendError(f"This worker was started for the other backend; cannot build with {spec.backend}.")
     G_LOGGER.module_severity = G_LOGGER.EXTRA_VERBOSE
+    G_LOGGER.colors = False  # the log is a file: no ANSI codes, no "'colored' module is not installed" line
     try:
         from polygraphy.mod.trt_importer import lazy_import_trt
 
@@ -452,9 +453,6 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
             raise SpecError(f"TensorRT {version} removed implicit calibration.",
                             "Untick 'implicit calibrator': the workbench then writes a Q/DQ model instead.")
         extra["calibrator"] = _implicit_calibrator(trt, model_path, spec, out_dir)
-    if spec.backend == "tensorrt-rtx" and spec.timing_cache:
-        notes.append("TensorRT-RTX has no timing cache: kernels are compiled for the target at run time; "
-                     "the timing-cache setting was ignored.")
     config = builder_config(spec, trt, strongly, **extra)
     if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
         notes.append("FP32: TF32 math disabled (TensorRT-RTX enables it by default; choose TF32 to allow it).")

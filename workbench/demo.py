@@ -72,6 +72,7 @@ def _wait(jobs: JobStore, job_id: str, reporter: Reporter, lo: float, hi: float,
 
 def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     from .accuracy import CompareRequest, CompareSpec, submit_compare
+    from .accuracy.spec import MAX_SAMPLES_LIMIT
     from .model import get_model
     from .samples import get_sample
     from .service import Workbench
@@ -120,7 +121,7 @@ def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
             source="build",
             build_job=steps["int8"],
             data_path=str(sample.test_data),
-            spec=CompareSpec(label_output="logits"),
+            spec=CompareSpec(label_output="logits", max_samples=MAX_SAMPLES_LIMIT),  # all: as Quantize scores
         ),
     )
     cmp_job = _wait(wb.jobs, steps["compare"], reporter, 0.65, 0.95, "Accuracy comparison")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,8 @@ def run_score(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
         "best": str(best["calibrator"]),
         "labelled": labels is not None,
         "held_out": bool(req.test_data_path),
-        "scored_on": Path(req.test_data_path).name if req.test_data_path else "the calibration data",
+        "scored_on": re.sub(r"^[0-9a-f]{24}-", "", Path(req.test_data_path).name)  # the user's name for it
+        if req.test_data_path else "the calibration data",
+        "n_scored": int(test.n_samples),  # every sample of the data: said on the page beside the scores
         "synthetic": bool(calib.synthetic),
     }

@@ -107,3 +107,52 @@ def _sample(folder: Path, catalog: Path, index: int, entry: Any) -> Sample:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ModelError(f"The sample catalog is malformed: {where} ({err!r}).", REGENERATE) from err
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def sample_digest(sample: Sample) -> str:
+    """The content digest the workspace stores the sample's model under (kept per file size and mtime)."""
+    from .model import _hash_model_file
+
+    st = sample.path.stat()
+    key = (str(sample.path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _hash_model_file(sample.path)
+    return _DIGESTS[key]
+
+
+def sample_for(model: Any) -> Sample | None:
+    """The bundled sample whose model *is* ``model`` (a ModelRef, or its digest), by content digest: a user's own
+    model that happens to share a sample's file name is not that sample (its data would not fit)."""
+    digest = model if isinstance(model, str) else getattr(model, "digest", "")
+    try:
+        samples = list_samples()
+    except ModelError:
+        return None
+    for sample in samples:
+        try:
+            if sample.path.is_file() and sample_digest(sample) == digest:
+                return sample
+        except OSError:
+            continue
+    return None
+
+
+def sample_at(model_path: Path) -> Sample | None:
+    """:func:`sample_for` the model file at ``model_path``: a workspace copy (stored under its digest) or a file
+    elsewhere (hashed here when small: samples are)."""
+    import re
+
+    folder = model_path.parent.name
+    if re.fullmatch(r"[0-9a-f]{64}", folder) and (model_path.parent / "meta.json").is_file():
+        return sample_for(folder)
+    try:
+        if model_path.stat().st_size > 64 << 20:
+            return None
+        from .model import _hash_model_file
+
+        return sample_for(_hash_model_file(model_path))
+    except OSError:
+        return None

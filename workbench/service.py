@@ -125,6 +125,13 @@ class Workbench:
         )
         return None, job_id
 
+    def last_parse_check(self, ref: ModelRef, backend: str) -> dict[str, Any] | None:
+        """The model's finished parser check with ``backend``, if one was made (never starts one)."""
+        from .parse_check import read_cache
+
+        cached = read_cache(ref.path.parent / f"parse-{backend}.json")
+        return json.loads(json.dumps(cached.to_dict())) if cached is not None else None
+
     # ------------------------------------------------------------------ builds
     def submit_build(self, ref: ModelRef, spec: BuildSpec) -> str:
         """Validate everything that can be validated cheaply before a worker starts, then queue the build.
@@ -142,7 +149,7 @@ class Workbench:
         return self.jobs.submit(
             "build",
             {"model_path": str(ref.path), "spec": spec.to_dict()},
-            title=f"{ref.name}: {spec.summary()}",
+            title=f"{ref.name} ({ref.short[:8]}): {spec.summary()}",  # two models of one name stay apart
             model_digest=ref.digest,
             model_name=ref.name,
         )

@@ -139,17 +139,29 @@ class BuildSpec:
         return replace(self, **changes)
 
     def summary(self) -> str:
+        """One line for job titles: what tells this build from another of the same model (precision, calibrator
+        and its data, what is kept in float, reused ranges, profiles)."""
         prof = f"{len(self.profiles)} profile{'s' if len(self.profiles) != 1 else ''}"
         calib = ""
         if self.calibration and self.precision in ("int8", "fp8"):
-            calib = f", {self.calibration.calibrator}" + (" on RANDOM data (accuracy meaningless)"
-                                                         if self.calibration.random else "")
+            c = self.calibration
+            calib = f", {c.calibrator}" + (" on RANDOM data (accuracy meaningless)" if c.random else "")
+            if c.ranges_path:
+                calib += ", ranges reused"
+            calib += _kept("out of quantization", (*c.exclude_nodes, *c.exclude_op_types))
         elif self.precision in ("int8", "fp8"):
             calib = ", the model's own Q/DQ"
-        kept = len(self.keep_fp32_nodes) + len(self.keep_fp32_op_types)
-        if kept and self.precision == "fp16":
-            calib = f", {kept} kept in FP32"
+        if self.precision in ("fp16", "bf16"):
+            calib = _kept("kept in FP32", (*self.keep_fp32_nodes, *self.keep_fp32_op_types))
         return f"{self.backend} · {self.precision.upper()}{calib} · {prof}"
+
+
+def _kept(what: str, names: Sequence[str]) -> str:
+    """", 2 out of quantization (act0, fc1)": the names while they fit, else how many."""
+    if not names:
+        return ""
+    listed = ", ".join(names)
+    return f", {len(names)} {what} ({listed})" if len(listed) <= 40 else f", {len(names)} {what}"
 
 
 # ---------------------------------------------------------------------------------------------- shapes

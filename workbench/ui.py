@@ -37,6 +37,9 @@ QUANTIZE_JOB = "quantize.job_id"
 SCORE_JOB = "quantize.score_job_id"
 FUSION_COMPARE_JOB = "fusion.compare_job_id"
 NETRON_SELECT = "netron.select"
+MODEL_RECENT = "model.recent"  # the "Recent models" picker: shows the current model, written by it only on a pick
+BUILD_FORM_OF = "build.form_of"  # (model digest, build id) whose settings the Build form was last filled from
+BUILD_PREVIOUS_DATA = "build.calib.previous"  # the shown build's calibration data, offered as a source
 UPLOADS = "uploads.stored"  # Streamlit upload file id -> stored path: a rerun never stores an upload again
 
 
@@ -95,16 +98,31 @@ def current_model() -> ModelRef | None:
 
 def sample_profiles(ref: ModelRef) -> tuple[Any, ...]:
     """The suggested optimization profiles when the model is a bundled sample (by content), else ()."""
-    from .samples import list_samples
+    from .samples import sample_for
 
-    for s in list_samples():
-        if s.path.name == ref.name and s.path.stat().st_size == ref.path.stat().st_size:
-            return tuple(s.profiles())
-    return ()
+    s = sample_for(ref)
+    return tuple(s.profiles()) if s else ()
 
 
 def set_current_model(ref: ModelRef) -> None:
+    """The user's newest choice of model (an upload, a sample, a pick, the demo): every page follows it."""
     st.session_state[MODEL_DIGEST] = ref.digest
+
+
+def recent_model_picked() -> None:
+    """``on_change`` of the "Recent models" picker: a pick is the newest choice (the picker itself is set to the
+    current model before it is drawn, so a stale value of it never switches the model back)."""
+    picked = st.session_state.get(MODEL_RECENT)
+    if picked:
+        st.session_state[MODEL_DIGEST] = picked
+
+
+def show_job(key: str, job: Any) -> None:
+    """Show ``job`` on the page that reads ``key`` (Build, Fusion): its model becomes the current model, so the
+    page does not switch models behind the user's back later."""
+    st.session_state[key] = job.id
+    if job.model_digest:
+        st.session_state[MODEL_DIGEST] = job.model_digest
 
 
 @contextlib.contextmanager
@@ -156,6 +174,75 @@ def require_model() -> ModelRef | None:
     return ref
 
 
+def shown_build(ref: ModelRef) -> Any:
+    """The build the Build page shows for the current model: the one last submitted or opened, if it is this
+    model's, else this model's newest build (None when it has none). Never another model's build."""
+    wb = workbench()
+    job_id = st.session_state.get(BUILD_JOB)
+    if job_id:
+        with contextlib.suppress(WorkbenchError):
+            job = wb.jobs.get(job_id)
+            if job.model_digest == ref.digest:
+                return job
+    builds = wb.jobs_of("build", ref)
+    return builds[0] if builds else None
+
+
+_BUILD_FORM_KEYS = ("build.backend", "build.precision", "build.n_profiles", "build.calibrator", "build.percentile",
+                    "build.exclude", "build.keep_fp32", "build.implicit", "build.reuse_ranges", "build.workspace_mb",
+                    "build.opt_level", "build.caps", "build.timing_cache", "build.hw_compat", "build.version_compat",
+                    "build.calib.source", BUILD_PREVIOUS_DATA)
+
+
+def sync_build_form(ref: ModelRef, shown: Any) -> None:
+    """Before the Build form is drawn: when the page is entered afresh, the model changed, or another build is
+    shown (a rebuild from the Accuracy page, a build opened from Engines), fill the form from the shown build's
+    spec (or reset it to the defaults when the model has no build), so pressing **Build** builds what is on
+    screen."""
+    from .samples import sample_for
+    from .spec import BuildSpec, format_shape
+
+    state = st.session_state
+    target = (ref.digest, shown.id if shown is not None else None)
+    fresh = "build.precision" not in state  # widget values are dropped when the user leaves the page
+    if not fresh and state.get(BUILD_FORM_OF) == target:
+        return
+    state[BUILD_FORM_OF] = target
+    for key in [k for k in state if k in _BUILD_FORM_KEYS or re.match(r"build\.p\d+\.", str(k))]:
+        del state[key]
+    if shown is None:
+        return
+    spec = BuildSpec.from_dict(shown.payload["spec"])
+    state["build.backend"], state["build.precision"] = spec.backend, spec.precision
+    if spec.profiles:
+        state["build.n_profiles"] = len(spec.profiles)
+        for i, profile in enumerate(spec.profiles):
+            for name, rng in profile.shapes.items():
+                for which in ("min", "opt", "max"):
+                    state[f"build.p{i}.{name}.{which}"] = format_shape(getattr(rng, which))
+    calib = spec.calibration
+    if calib is not None and spec.precision in ("int8", "fp8"):
+        state["build.calibrator"], state["build.percentile"] = calib.calibrator, float(calib.percentile)
+        state["build.exclude"] = [*calib.exclude_nodes, *calib.exclude_op_types]
+        state["build.implicit"] = calib.implicit
+        if calib.ranges_path and Path(calib.ranges_path).is_file():
+            state["build.reuse_ranges"] = calib.ranges_path
+        sample = sample_for(ref)
+        if calib.synthetic and not calib.data_path:
+            state["build.calib.source"] = "random"
+        elif sample and calib.data_path and sample.calibration_data and \
+                Path(calib.data_path) == sample.calibration_data:
+            state["build.calib.source"] = "sample"
+        elif calib.data_path and Path(calib.data_path).is_file():
+            state["build.calib.source"], state[BUILD_PREVIOUS_DATA] = "previous", calib.data_path
+    state["build.keep_fp32"] = [*spec.keep_fp32_nodes, *spec.keep_fp32_op_types]
+    state["build.workspace_mb"] = int(spec.workspace_mb or 0)
+    state["build.opt_level"] = int(spec.optimization_level)
+    state["build.caps"] = list(spec.compute_capabilities)
+    state["build.timing_cache"] = spec.timing_cache
+    state["build.hw_compat"], state["build.version_compat"] = spec.hardware_compatible, spec.version_compatible
+
+
 # ---------------------------------------------------------------------------------------------- widgets
 def netron_view(path: Path, select: Sequence[str] = (), height: int = 620) -> None:
     """Embed Netron (same origin, no external requests) showing the model at ``path``; ``select`` names
@@ -202,11 +289,45 @@ def job_status_line(job: Any) -> None:
         st.error(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""))
 
 
+EAGER_DOWNLOAD_BYTES = 16 << 20
+
+
 def download_file(label: str, path: Path, mime: str = "application/octet-stream", key: str | None = None,
                   file_name: str | None = None) -> None:
-    """Deferred: the file is read only when the user clicks, so big plans cost nothing on reruns."""
-    st.download_button(label, data=lambda: path.read_bytes(), file_name=file_name or path.name, mime=mime, key=key,
-                       on_click="ignore")
+    """A download button that always delivers. Files up to :data:`EAGER_DOWNLOAD_BYTES` go with the page: Streamlit
+    names them by content, so their URL is the same on every rerun and stays valid one rerun longer (a click while
+    the page reruns still gets the file). A *deferred* download (a callable, read on click) gets a new id on every
+    rerun and the old one is dropped when the rerun ends: a click in between got nothing ("Deferred file … not
+    found"). Only bigger files (plans of real models) are still read on click, so reruns don't re-read them."""
+    try:
+        small = path.stat().st_size <= EAGER_DOWNLOAD_BYTES
+    except OSError:
+        small = False
+    st.download_button(label, data=path.read_bytes() if small else (lambda: path.read_bytes()),
+                       file_name=file_name or path.name, mime=mime, key=key, on_click="ignore")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _bundle_bytes(job_dir: str, stamp: float) -> bytes:
+    from .reports.build_report import bundle_bytes
+
+    return bundle_bytes(Path(job_dir))
+
+
+def download_name(job: Any, suffix: str) -> str:
+    """A build's download named after its model and build: ``digits_mlp.int8.3Fq9xK2a.plan``, not ``engine.plan``
+    (two downloads never overwrite each other, and the name says what it is)."""
+    from .model import safe_filename
+
+    stem = re.sub(r"\.onnx$", "", job.model_name or "model", flags=re.IGNORECASE)
+    precision = str((job.payload.get("spec") or {}).get("precision") or "build")
+    return safe_filename(f"{stem}.{precision}.{job.id[:8]}{suffix}")
+
+
+def quoted_as_code(text: str) -> str:
+    """Markdown of a sentence whose 'quoted' names become code: Markdown ate the underscores of '__myl_<Ops>' and
+    took <Ops> for a tag. An apostrophe inside a word (the convolution's) is not a quote."""
+    return re.sub(r"(?<![A-Za-z])'([^'`]+?)'(?![A-Za-z])", r"`\1`", text)
 
 
 _ZERO_DELTA = re.compile(r"^[+-]?0+(\.0*)?(?![\d.])")
@@ -328,13 +449,21 @@ def build_results(job: Any) -> None:
                f"{res.get('built_on') or 'an unknown machine'}{peak}")
     d = st.columns(3)
     with d[0]:
-        download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}")
+        download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}",
+                      file_name=download_name(job, ".plan"))
     with d[1]:
-        st.download_button("Bundle (.zip)", data=lambda: wb.bundle_path(job.id).read_bytes(),  # zipped on click
-                           file_name=BUNDLE, mime="application/zip", key=f"dl.bundle.{job.id}", on_click="ignore")
+        from .reports.build_report import bundle_size
+
+        job_dir = wb.jobs.job_dir(job.id)
+        if (job_dir / BUNDLE).is_file() or bundle_size(job_dir) > EAGER_DOWNLOAD_BYTES:  # zipped to disk on click
+            bundle: Any = lambda: wb.bundle_path(job.id).read_bytes()  # noqa: E731
+        else:  # small: zipped in memory, handed over with the page (see download_file)
+            bundle = _bundle_bytes(str(job_dir), job_dir.joinpath("engine.plan").stat().st_mtime)
+        st.download_button("Bundle (.zip)", data=bundle, file_name=download_name(job, ".bundle.zip"),
+                           mime="application/zip", key=f"dl.bundle.{job.id}", on_click="ignore")
     with d[2]:
         download_file("Report (.md)", wb.jobs.artifact(job.id, REPORT), "text/markdown",
-                      key=f"dl.report.{job.id}")
+                      key=f"dl.report.{job.id}", file_name=download_name(job, ".report.md"))
     check = res.get("precision_check") or {}
     if check.get("summary"):
         (st.success if check.get("honoured", True) else st.warning)(check["summary"])
@@ -356,7 +485,7 @@ def build_results(job: Any) -> None:
     n = st.columns(2)
     if n[0].button("Fusion report", key=f"build.to_fusion.{job.id}", icon=":material/account_tree:",
                    help="Which ONNX nodes became which engine layer, for this build."):
-        st.session_state[FUSION_JOB] = job.id
+        show_job(FUSION_JOB, job)
         st.switch_page("pages/fusion.py")
     with n[1]:
         st.page_link("pages/accuracy.py", label="Check accuracy", icon=":material/troubleshoot:",
@@ -378,8 +507,8 @@ def build_diff_panel(layers: Any, other: Any, profile: int, label_a: str, label_
     from .reports.fusion_figures import diff_precision
     from .reports.fusion_html import to_csv
 
-    def short(label: str) -> str:  # "model.onnx: tensorrt-rtx · INT8, entropy · 1 profile · 12-01 19:25"
-        return label.split(": ", 1)[-1].rsplit(" · ", 1)[0]
+    def short(label: str) -> str:  # "model.onnx (1a2b3c4d): tensorrt-rtx · INT8, entropy · 1 profile · <when> · <id>"
+        return label.split(": ", 1)[-1].rsplit(" · ", 2)[0] + " · " + label.rsplit(" · ", 1)[-1]
 
     diff = diff_builds(layers, other, profile=profile)
     st.markdown(f"**A** (the build picked above): {label_a}  \n**B**: {label_b}")
@@ -455,22 +584,33 @@ def stored_upload(up: Any, kind: str = "data") -> str:
     return str(seen[up.file_id])
 
 
+def _user_name(path: str) -> str:
+    """A stored data file's name as the user gave it (without the content digest the workspace puts in front)."""
+    return re.sub(r"^[0-9a-f]{24}-", "", Path(path).name)
+
+
 def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data") -> tuple[str | None, bool]:
     """Where calibration data comes from: the sample's own set, an uploaded .npz, images (an uploaded archive or a
     folder on the server, preprocessed once into an .npz in the workspace), or (labelled) random data.
 
     Returns (data path or None, synthetic): the path is always an .npz. Shows a preview of real data.
     """
-    from .samples import list_samples
+    from .samples import sample_for
 
-    sample = {s.path.name: s for s in list_samples()}.get(ref.name)
-    sources = (["sample"] if sample and sample.calibration_data else []) + ["upload", "images", "folder", "random"]
+    sample = sample_for(ref)  # by content: a user's model named like a sample does not get the sample's data
+    previous = st.session_state.get(f"{key}.previous")  # the data of the build the form was filled from
+    previous = previous if previous and Path(previous).is_file() else None
+    sources = ((["previous"] if previous else []) + (["sample"] if sample and sample.calibration_data else [])
+               + ["upload", "images", "folder", "random"])
     source = st.radio(label, sources, horizontal=True, key=f"{key}.source",
-                      format_func={"sample": "Sample's calibration set", "upload": "Upload .npz",
+                      format_func={"previous": f"Same as the build shown ({_user_name(previous or '')})",
+                                   "sample": "Sample's calibration set", "upload": "Upload .npz",
                                    "images": "Image archive (.zip/.tar.gz)", "folder": "Folder on the server",
                                    "random": "Random (shapes only — accuracy meaningless)"}.get)
     data_path = None
-    if source == "sample" and sample:
+    if source == "previous" and previous:
+        data_path = previous
+    elif source == "sample" and sample:
         data_path = str(sample.calibration_data)
     elif source == "upload":
         up = st.file_uploader("Calibration data (.npz: one array per model input, first axis = samples; "
@@ -534,9 +674,9 @@ def random_shape_inputs(ref: ModelRef, shapes: dict[str, list[int]], key: str) -
 def scoring_data_source(ref: ModelRef, key: str) -> str | None:
     """Labelled held-out data for scoring: the sample's test split, an uploaded .npz (one array per input and a
     ``label`` array for top-1), or none (scores then come from the calibration data itself). Returns its path."""
-    from .samples import list_samples
+    from .samples import sample_for
 
-    sample = {s.path.name: s for s in list_samples()}.get(ref.name)
+    sample = sample_for(ref)
     sources = (["sample"] if sample and sample.test_data else []) + ["upload", "none"]
     source = st.radio("Test data for scoring", sources, horizontal=True, key=f"{key}.source",
                       format_func={"sample": "Sample's labelled test set", "upload": "Upload .npz",
@@ -739,7 +879,7 @@ def demo_panel() -> None:
             download_file("Download the demo report (HTML)", workbench().jobs.artifact(job_id, REPORT), "text/html",
                           key="demo.download")
         if d[1].button("Open the fusion report", key="demo.fusion"):
-            st.session_state[FUSION_JOB] = res["steps"]["int8"]
+            show_job(FUSION_JOB, workbench().jobs.get(res["steps"]["int8"]))
             st.switch_page("pages/fusion.py")
         if d[2].button("Start over", key="demo.reset"):
             st.session_state.pop(DEMO_JOB, None)

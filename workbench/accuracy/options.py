@@ -55,23 +55,20 @@ def comparisons(jobs: Any, digest: str) -> list[Job]:
 def comparison_label(job: Job) -> str:
     """Stable while the job runs (the picker's frontend keeps option labels it has shown; the job panel below
     shows the live status), with the verdict once finished."""
+    if job.status in ("failed", "cancelled"):  # no result: marked, like a verdict, so it is not taken for one
+        return f"{job.title} · {_when(job.created)} · {'ERROR' if job.status == 'failed' else 'cancelled'}"
     if job.status != SUCCEEDED:
         return f"{job.title} · {_when(job.created)}"
     return f"{job.title} · {_when(job.created)} · {'PASS' if job.result.get('passed') else 'FAIL'}"
 
 
-def sample_files(model_name: str) -> tuple[Path | None, Path | None]:
-    """(calibration data, labelled test data) of the bundled sample the model came from, if any."""
-    from ..errors import WorkbenchError
-    from ..samples import list_samples
+def sample_files(model_path: Path) -> tuple[Path | None, Path | None]:
+    """(calibration data, labelled test data) of the bundled sample the model is (by content, not file name: a
+    user's own model of the same name is not the sample), if any."""
+    from ..samples import sample_at
 
-    try:
-        for s in list_samples():
-            if s.path.name == model_name:
-                return s.calibration_data, s.test_data
-    except WorkbenchError:
-        pass
-    return None, None
+    s = sample_at(Path(model_path))
+    return (s.calibration_data, s.test_data) if s else (None, None)
 
 
 def build_profile_shapes(jobs: Any, build_job: str | None) -> dict[str, list[int]]:
@@ -96,17 +93,13 @@ def random_shapes(
     """Per-sample shapes for random data: ``preferred`` (the compared build's profile, shapes the user typed),
     then the sample's suggested profile (opt), then the model's static dims."""
     from ..calibration_data import model_inputs
-    from ..errors import WorkbenchError
-    from ..samples import list_samples
+    from ..samples import sample_at
 
     shapes: dict[str, list[int]] = {}
-    try:
-        for s in list_samples():
-            if s.path.name == model_name and s.suggested_profiles:
-                for name, shape in s.suggested_profiles[0]["opt"].items():
-                    shapes[name] = [int(d) for d in shape[1:]]
-    except WorkbenchError:
-        pass
+    s = sample_at(Path(model_path))  # by content: a same-named model of the user's is not the sample
+    if s and s.suggested_profiles:
+        for name, shape in s.suggested_profiles[0]["opt"].items():
+            shapes[name] = [int(d) for d in shape[1:]]
     shapes.update(preferred or {})
     for spec in model_inputs(model_path):
         if spec.name not in shapes and spec.shape and all(isinstance(d, int) for d in spec.shape[1:]):

@@ -140,6 +140,32 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
     return "\n".join(lines) + "\n"
 
 
+def _zip_into(target: Any, job_dir: Path, files: list[str] | None) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for name in BUNDLE_FILES if files is None else files:
+            path = job_dir / name
+            if path.is_file():
+                # plans are mostly weights: deflating them costs seconds per 100 MB and saves little
+                stored = name.endswith(".plan") or name.endswith(".onnx")
+                zf.write(path, arcname=name, compress_type=zipfile.ZIP_STORED if stored else None)
+
+
+def bundle_size(job_dir: Path, files: list[str] | None = None) -> int:
+    """Bytes of the files a bundle of the job would hold (before compression)."""
+    return sum((job_dir / n).stat().st_size for n in (BUNDLE_FILES if files is None else files)
+               if (job_dir / n).is_file())
+
+
+def bundle_bytes(job_dir: Path, files: list[str] | None = None) -> bytes:
+    """The bundle :func:`write_bundle` would write, in memory, written nowhere (for small builds: the page hands
+    it to the browser with the page itself). The same files give the same bytes."""
+    import io
+
+    buf = io.BytesIO()
+    _zip_into(buf, job_dir, files)
+    return buf.getvalue()
+
+
 def write_bundle(job_dir: Path, files: list[str] | None = None) -> Path:
     """Zip the named artifacts of a job (those that exist; default :data:`BUNDLE_FILES`) into ``bundle.zip``.
 
@@ -148,13 +174,7 @@ def write_bundle(job_dir: Path, files: list[str] | None = None) -> Path:
     # streamed to disk, renamed when complete; a name of its own, so two requests at once cannot mix their bytes
     part = job_dir / f"{BUNDLE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
     try:
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            for name in BUNDLE_FILES if files is None else files:
-                path = job_dir / name
-                if path.is_file():
-                    # plans are mostly weights: deflating them costs seconds per 100 MB and saves little
-                    stored = name.endswith(".plan") or name.endswith(".onnx")
-                    zf.write(path, arcname=name, compress_type=zipfile.ZIP_STORED if stored else None)
+        _zip_into(part, job_dir, files)
         os.replace(part, out)
     finally:
         part.unlink(missing_ok=True)
