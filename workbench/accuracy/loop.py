@@ -175,8 +175,11 @@ def role(name: str) -> str:
 
 def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remaining: Sequence[str],
                limit: int) -> list[tuple[str, tuple[str, ...]]]:
-    """(label, new nodes) per top culprit: the same nodes in every repeated block first (when that is more),
-    then the culprit's own nodes; nodes already in float are left out, empty and duplicate proposals dropped."""
+    """(label, new nodes) per top culprit, in this order: its inputs kept in float (their non-GEMM producers and
+    every reader: a tensor is quantized for each quantized reader and by a quantized producer), then the culprit
+    tensor itself (its nodes and readers); each first as the same nodes in every repeated block when that is
+    more. Nodes already in float are left out; empty and duplicate proposals are dropped."""
+    from ..quantize_defaults import GEMMS
     from .culprits import propose_exclusions
 
     by_role: dict[str, list[str]] = {}
@@ -186,21 +189,33 @@ def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remainin
     seen: set[frozenset[str]] = set()
 
     def add(label: str, nodes: Sequence[str]) -> None:
-        fresh = tuple(n for n in dict.fromkeys(nodes) if n not in excluded)
-        key = frozenset(fresh)
-        if fresh and key not in seen:
-            seen.add(key)
-            out.append((label, fresh))
+        fresh = [n for n in dict.fromkeys(nodes) if n not in excluded]
+        if not fresh:
+            return
+        group = [m for n in fresh for m in by_role.get(role(n), [n])]
+        options = [(label, fresh)]
+        if len(set(group)) > len(fresh):
+            options.insert(0, (f"{_names(sorted({role(n) for n in fresh}))} in every block", group))
+        for lab, ns in options:
+            key = frozenset(ns)
+            if key not in seen and len(out) < limit:
+                seen.add(key)
+                out.append((lab, tuple(dict.fromkeys(ns))))
 
     for c in culprits:
-        own = propose_exclusions(graph, [c], 1, with_readers=True)
-        fresh = [n for n in own if n not in excluded]
-        if not fresh:
-            continue
-        group = [m for n in fresh for m in by_role.get(role(n), [n])]
-        if len(set(group)) > len(fresh):
-            add(f"{_names(sorted({role(n) for n in fresh}))} in every block", group)
-        add(f"{_names(fresh)} (error added at {c.tensor})", fresh)
+        inside = set(c.nodes)
+        inputs = [x for n in c.nodes for x in graph.node_inputs.get(n, ()) if graph.producer.get(x) not in inside]
+        side: list[str] = []
+        for x in dict.fromkeys(inputs):
+            p = graph.producer.get(x)
+            if p is not None and graph.op_types.get(p) not in GEMMS:
+                side.append(p)
+            side += graph.consumers.get(x, ())
+        from .graph import quantizable
+
+        add(f"{_names(inputs)} kept in float (read by {c.tensor})", quantizable(graph, side))
+        add(f"{_names(list(c.nodes))} (error added at {c.tensor})",
+            propose_exclusions(graph, [c], 1, with_readers=True))
         if len(out) >= limit:
             break
     return out[:limit]
@@ -252,7 +267,7 @@ def culprit_loop(
     out_dir: str | Path,
     *,
     max_rounds: int = 3,
-    max_trials: int = 4,
+    max_trials: int = 6,
     defaults: bool | None = None,
     target: float | None = None,
     output: str | None = None,

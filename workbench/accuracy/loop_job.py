@@ -31,7 +31,7 @@ class LoopRequest:
     precision: str = "int8"
     exclude_nodes: tuple[str, ...] = ()
     max_rounds: int = 3
-    max_trials: int = 4
+    max_trials: int = 6
     target: float | None = None
     defaults: str = "auto"
     alternatives: bool = True
