@@ -70,17 +70,25 @@ def _forward(graph: GraphInfo, start: str, ops: tuple[str, ...], limit: int) -> 
 
 def _mask_nodes(graph: GraphInfo) -> list[str]:
     """Nodes computing on a graph input named like a mask, up to and including the Add that applies it to the
-    attention scores (the first node that also reads a tensor not derived from the mask); not the Softmax."""
+    attention scores (the first node that also reads a tensor computed from other data); not the Softmax.
+    Shape arithmetic (tensors computed from ``Shape`` outputs only) counts as neither."""
     masks = [i for i in graph.graph_inputs if "mask" in i.lower()]
     derived: set[str] = set(masks)
+    static: set[str] = set()
     out: list[str] = []
     for node in graph.node_names:  # topological order
         ins = graph.node_inputs.get(node, ())
-        if not ins or not any(x in derived for x in ins) or graph.op_types[node] in ("Softmax", *GEMMS):
+        op = graph.op_types[node]
+        outs = graph.node_outputs.get(node, ())
+        if op == "Shape" or (ins and all(x in static for x in ins)):
+            static.update(outs)
             continue
-        out.append(node)
-        if all(x in derived for x in ins):
-            derived.update(graph.node_outputs.get(node, ()))
+        if not ins or not any(x in derived for x in ins) or op in ("Softmax", *GEMMS):
+            continue
+        if op not in _NON_QUANTIZED_ANYWAY:
+            out.append(node)
+        if all(x in derived or x in static for x in ins):
+            derived.update(outs)
     return out
 
 
@@ -88,10 +96,10 @@ def _is_attention(graph: GraphInfo) -> bool:
     for node in graph.node_names:
         if graph.op_types[node] != "Softmax":
             continue
-        # walk back a few nodes (scale, mask Add) to a MatMul
+        # walk back, breadth first, a few nodes (scale, mask Add) to a MatMul
         stack, seen = [node], 0
-        while stack and seen < 8:
-            n = stack.pop()
+        while stack and seen < 32:
+            n = stack.pop(0)
             seen += 1
             for x in graph.node_inputs.get(n, ()):
                 p = graph.producer.get(x)
