@@ -77,15 +77,20 @@ def _summary(result: object) -> str:
             f"{r.task.reference_accuracy:.2%}, candidate {r.task.candidate_accuracy:.2%} ({r.task.delta_pp:+.2f} pp)"
         )
     if r.jump:
-        lines.append(f"\nError jumps at: {r.jump}")
+        lines.append(f"\nError jumps at: {r.jump}" + (f" ({r.jump_note})" if r.jump_note else ""))
+    if r.kept_float:
+        lines.append(f"Already in float in the candidate: {len(r.kept_float)} node(s): {', '.join(r.kept_float)}")
     if r.culprits:
         lines.append("Culprits (error added, ONNX nodes to keep in higher precision):")
         for c in r.culprits:
             lines.append(
                 f"  #{c.rank} {c.tensor}: {_g(c.error_in)} -> {_g(c.error_out)}  nodes: {', '.join(c.nodes)}"
             )
-        if r.proposed_exclusions:
-            lines.append(f"Re-quantize with: --exclude {' '.join(r.proposed_exclusions)}")
+        if r.recovered:
+            lines.append(f"Task metric recovered ({r.recovery}): nothing needs to be kept in float.")
+        elif r.proposed_exclusions:
+            lines.append(f"Re-quantize with: --exclude {' '.join([*r.kept_float, *r.proposed_exclusions])}")
+            lines.append("Or let `trt-workbench quantize --culprit-loop --heldout DATA.npz` measure each proposal.")
     for w in r.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines) + "\n"

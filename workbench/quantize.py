@@ -258,8 +258,18 @@ def _preprocess(
     )
     for skip_optimization in (False, True):
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                quant_pre_process(str(src), str(dst), skip_optimization=skip_optimization, **kwargs)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    quant_pre_process(str(src), str(dst), skip_optimization=skip_optimization, **kwargs)
+            except Exception as err:
+                if kwargs["skip_symbolic_shape"]:
+                    raise
+                # e.g. "Incomplete symbolic shape inference" on a transformer with dynamic batch and sequence
+                # (all-MiniLM-L6-v2): ONNX's own shape inference still serves
+                reporter.log(f"Symbolic shape inference failed ({err}); pre-processing without it.")
+                kwargs["skip_symbolic_shape"], symbolic = True, False
+                with contextlib.redirect_stdout(io.StringIO()):
+                    quant_pre_process(str(src), str(dst), skip_optimization=skip_optimization, **kwargs)
         except Exception as err:  # ORT raises many kinds; the original model still works without this step
             msg = (
                 f"Pre-processing (ONNX Runtime shape inference/optimization) failed, quantizing as is: {err}"
@@ -279,7 +289,8 @@ def _preprocess(
         )
     done = "shape inference" if skip_optimization else "shape inference + basic graph optimization"
     if not symbolic:
-        done += " (no symbolic shape inference: sympy is not installed)"
+        done += (" (no symbolic shape inference: sympy is not installed)" if not _sympy_available()
+                 else " (symbolic shape inference failed on this model)")
     reporter.log(f"Pre-processed: {done}.")
     return dst, done
 

@@ -107,6 +107,12 @@ def run_compare(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     return task(job, job_dir, reporter)
 
 
+def run_culprit_loop(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    from .accuracy.loop_job import run_loop as task
+
+    return task(job, job_dir, reporter)
+
+
 def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
     from .demo import run_demo as task
 
@@ -175,6 +181,7 @@ def run_images(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
 TASKS: dict[str, Callable[[Job, Path, Reporter], dict[str, Any]]] = {
     "demo": run_demo,
     "compare": run_compare,
+    "culprit_loop": run_culprit_loop,
     "build": run_build,
     "parse": run_parse,
     "quantize": run_quantize,

@@ -262,7 +262,10 @@ def compare(
         and candidate.network_model is not None
         and bool(graph_fingerprint(candidate.network_model)["qdq"])
     )
-    proposals = cul.propose_exclusions(ref, culprits, spec.top_k, with_readers=with_readers)
+    network = candidate.path if candidate.kind == SIM_QDQ else candidate.network_model
+    kept_float = cul.float_in_candidate(ref, network) if with_readers else ()
+    proposals = cul.propose_exclusions(ref, culprits, spec.top_k, with_readers=with_readers, skip=kept_float)
+    recovery = _recovery(data, n, spec, ref, ref_iters, cand_iters, warnings)
     if absent:
         notes.append(f"{len(absent)} tensor(s) were not produced by one side and were skipped.")
     notes.append(
@@ -292,6 +295,10 @@ def compare(
         first_nonfinite_node=nf_node,
         task=task,
         proposed_exclusions=proposals,
+        kept_float=kept_float,
+        recovered=bool(recovery and recovery.recovered),
+        recovery="" if recovery is None else recovery.text(),
+        jump_note=cul.jump_note(ref, jump, kept_float),
         only_in_reference=tuple(sorted({*missing, *absent} - set(names))),
         warnings=tuple(warnings),
         notes=tuple(notes),
@@ -422,6 +429,33 @@ def _task_metric(
     acc_c = accuracy_of(c, labels, output, ref.path)
     agree = float(np.mean(np.argmax(r[output].reshape(n, -1), 1) == np.argmax(c[output].reshape(n, -1), 1)))
     return TaskMetric(output, n, acc_r, acc_c, agree)
+
+
+def _recovery(
+    data: CalibrationData,
+    n: int,
+    spec: CompareSpec,
+    ref: GraphInfo,
+    ref_iters: Sequence[Mapping[str, np.ndarray]],
+    cand_iters: Sequence[Mapping[str, np.ndarray]],
+    warnings: list[str],
+) -> Any:
+    """The culprit loop's task metric on the model outputs (:mod:`.task_score`): top-1 within 1 pp where the data
+    have labels, else a mean per-sample cosine of at least 0.99. None when it cannot be measured."""
+    from ..errors import WorkbenchError
+    from .task_score import score
+
+    outputs = [o for o in ref.graph_outputs if o in ref_iters[0] and o in cand_iters[0]]
+    if not outputs or n == 0:
+        return None
+    name = spec.label_output if spec.label_output in outputs else outputs[0]
+    r = {name: np.concatenate([it[name] for it in ref_iters])}
+    c = {name: np.concatenate([it[name] for it in cand_iters])}
+    inputs = {k: np.asarray(v)[:n] for k, v in data.arrays.items()}
+    try:
+        return score(r, c, inputs, labels_for(data, n), output=name)
+    except WorkbenchError:
+        return score(r, c, inputs, None, output=name)  # labels that do not fit this output: cosine instead
 
 
 # ---------------------------------------------------------------------------------------------- artifacts

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .graph import GraphInfo, quantizable
 from .results import Culprit, TensorResult
@@ -117,17 +118,61 @@ def first_nonfinite(tensors: Sequence[TensorResult]) -> tuple[str | None, str | 
 
 
 def propose_exclusions(
-    graph: GraphInfo, culprits: Sequence[Culprit], top_k: int, *, with_readers: bool = True
+    graph: GraphInfo,
+    culprits: Sequence[Culprit],
+    top_k: int,
+    *,
+    with_readers: bool = True,
+    skip: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """ONNX node names to keep in higher precision for the ``top_k`` culprits.
 
     With ``with_readers`` (Q/DQ models), the nodes reading the culprit tensor are added: ONNX Runtime's quantizer
     quantizes a tensor for every quantized node that reads it, so keeping a tensor in float takes its producer
-    *and* its readers out of quantization.
+    *and* its readers out of quantization. Nodes in ``skip`` (already in float) are never proposed again, and a
+    culprit that would add nothing new does not count towards ``top_k``.
     """
+    done = set(skip)
     names: list[str] = []
-    for c in culprits[:top_k]:
-        names.extend(c.nodes)
+    taken = 0
+    for c in culprits:
+        if taken >= top_k:
+            break
+        mine = list(c.nodes)
         if with_readers and c.tensor not in graph.graph_inputs:
-            names.extend(graph.consumers.get(c.tensor, ()))
-    return tuple(dict.fromkeys(quantizable(graph, names)))
+            mine.extend(graph.consumers.get(c.tensor, ()))
+        fresh = [n for n in quantizable(graph, mine) if n not in done]
+        if fresh:
+            names.extend(fresh)
+            taken += 1
+    return tuple(dict.fromkeys(names))
+
+
+def float_in_candidate(graph: GraphInfo, network: str | Path | None) -> tuple[str, ...]:
+    """Reference nodes a Q/DQ ``network`` keeps in float (no DequantizeLinear feeds them): what earlier rounds
+    already excluded. Empty for a network without Q/DQ (or none)."""
+    if network is None:
+        return ()
+    from ..quantize import qdq_summary
+
+    summary = qdq_summary(network)
+    if not summary.n_quantize and not summary.n_dequantize:
+        return ()
+    float_nodes = set(summary.float_nodes)
+    return tuple(n for n in quantizable(graph, graph.node_names) if n in float_nodes)
+
+
+def jump_note(graph: GraphInfo, tensor: str | None, kept_float: Sequence[str]) -> str:
+    """Why the error still jumps at ``tensor`` when its producer is already in float: the tensor is quantized as
+    the input of the nodes reading it (ONNX Runtime quantizes a tensor for every quantized reader)."""
+    if not tensor:
+        return ""
+    producer = graph.producer.get(tensor)
+    kept = set(kept_float)
+    if producer is None or producer not in kept:
+        return ""
+    readers = [r for r in graph.consumers.get(tensor, ()) if r not in kept]
+    if not readers:
+        return f"{producer} and every reader of {tensor} are already in float."
+    return (f"{producer} is already in float; {tensor} is still quantized as the input of "
+            f"{', '.join(readers)}, and that quantization adds the error.")

@@ -173,6 +173,10 @@ class ComparisonResult:
     synthetic_calibration: bool = False  # the candidate's Q/DQ ranges came from random data
     reference_provider: str = ""  # the ONNX Runtime execution provider that ran the FP32 reference
     candidate_provider: str = ""  # ... and the candidate, when it ran in ONNX Runtime
+    kept_float: tuple[str, ...] = ()  # reference nodes the candidate (Q/DQ) already keeps in float
+    recovered: bool = False  # the task metric is recovered (top-1 within 1 pp, or mean cosine >= 0.99)
+    recovery: str = ""  # that metric, in words
+    jump_note: str = ""  # why the error jumps where its producer is already in float
 
     # ------------------------------------------------------------------ views
     @property
@@ -233,7 +237,9 @@ class ComparisonResult:
                     v = tuple((str(k), str(x)) for k, x in dict(v).items())
                 elif f.type == "float":
                     v = _float(v)
-                elif f.name in ("outputs", "proposed_exclusions", "only_in_reference", "warnings", "notes"):
+                elif f.name in (
+                    "outputs", "proposed_exclusions", "only_in_reference", "warnings", "notes", "kept_float"
+                ):
                     v = tuple(v)
                 kw[f.name] = v
             return cls(**kw)

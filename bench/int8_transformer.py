@@ -1,0 +1,87 @@
+"""INT8 on a trained transformer, round by round: the culprit loop on a sentence-embedding model.
+
+    python bench/int8_transformer.py [--model-dir /work/zoo-models/minilm] [--calibrator minmax]
+                                     [--rounds 3] [--trials 6] [--output sentence_embedding] [--json out.json]
+
+Needs the zoo's all-MiniLM-L6-v2 export (``model.onnx`` with dynamic batch and sequence, ``calib.npz`` of 128 real
+English sentences, ``heldout.npz`` of 256 others); nothing is downloaded and nothing here is committed. Prints:
+the FP32 reference; INT8 as ONNX Runtime quantizes it without any exclusion (the issue's starting point); the loop's
+round 0 (transformer defaults), every measured proposal of every round, the verdict; and, when INT8 is not
+advisable, FP16 / BF16 / FP8 / ONNX Runtime dynamic INT8 measured on the same held-out sentences. The metric is
+the mean cosine of the model's embeddings to FP32's (mean-pooled over the real tokens for ``last_hidden_state``),
+with the nearest-neighbour agreement over the 256 held-out sentences beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        if level >= logging.WARNING or message.startswith(("Round", "Kept in float by default", "FP16", "BF16",
+                                                               "FP8", "INT8", "The ")):
+            sys.stderr.write(f"[{time.monotonic() - self.t0:7.1f} s] {message[:400]}\n")
+
+    def progress(self, fraction: float, phase: str) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-dir", default="/work/zoo-models/minilm")
+    ap.add_argument("--calibrator", default="minmax")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--trials", type=int, default=6)
+    ap.add_argument("--output", default=None, help="model output to score (default: the loop's choice)")
+    ap.add_argument("--no-alternatives", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="keep the loop's folder (Q/DQ models of every round) here")
+    ap.add_argument("--json", metavar="OUT.json")
+    args = ap.parse_args()
+
+    from workbench.accuracy.loop import culprit_loop
+    from workbench.accuracy.loop_job import LoopRequest, load_inputs
+    from workbench.quantize import QuantizeSpec
+
+    folder = Path(args.model_dir)
+    model = folder / "model.onnx"
+    req = LoopRequest(calib_path=str(folder / "calib.npz"), heldout_path=str(folder / "heldout.npz"),
+                      calibrator=args.calibrator, max_rounds=args.rounds, max_trials=args.trials)
+    calib, heldout = load_inputs(model, req)
+    out = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="int8-transformer-"))
+    t0 = time.monotonic()
+    result = culprit_loop(model, calib, heldout, QuantizeSpec(calibrator=args.calibrator), out,
+                          max_rounds=args.rounds, max_trials=args.trials, output=args.output,
+                          alternatives=not args.no_alternatives, reporter=_Log())
+    wall = time.monotonic() - t0
+    print(f"model: {model} ({heldout.n_samples} held-out sentences, {calib.n_samples} calibration sentences)")
+    print(f"metric: {result.metric} of '{result.output}' to FP32 (target {result.target:g})")
+    print("\n".join(result.round_lines()))
+    print()
+    print(result.verdict)
+    for a in result.alternatives:
+        print(f"  {a.precision}: {'not measured' if a.value is None else f'{a.value:.5f}'}  {a.note}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wall time: {wall:.0f} s; artifacts in {out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({**result.to_dict(), "wall_s": wall}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
