@@ -63,8 +63,6 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     ranges = Path(args.ranges).resolve() if args.ranges else out.with_name(out.stem + "." + RANGES)
     result = quantize_qdq(model, out, data, req.quantize_spec(), reporter, reuse_ranges=req.reuse_ranges,
                           ranges_path=ranges)
-    for w in result.warnings:
-        sys.stderr.write(f"warning: {w}\n")
     qs = qdq_summary(result.model_path)
     doc = {**json.loads(json.dumps(result.to_dict(), default=str)), "quantize_nodes": qs.n_quantize,
            "dequantize_nodes": qs.n_dequantize, "synthetic": bool(data is not None and data.synthetic)}
