@@ -254,3 +254,88 @@ def page_named_external_data(folder: Path, name: str = "pwn.html") -> Path:
     path = folder / "model.onnx"
     path.write_bytes(m.SerializeToString())
     return path
+def bert_tiny_mask(seed: int = 5, vocab: int = 64, d: int = 32, heads: int = 2, layers: int = 2) -> onnx.ModelProto:
+    """A tiny BERT-like encoder as ``transformers`` exports one: ``input_ids`` and ``attention_mask`` (int64,
+    dynamic batch and sequence), word + position embeddings, LayerNorm, ``layers`` self-attention blocks with the
+    additive mask ``(1 - mask) * float32_min`` added to the scores, a GELU MLP, and a first-token classifier.
+    The mask tensor holds values near float32's minimum: the histogram calibrators' reason to fail."""
+    rng = np.random.default_rng(seed)
+    dh = d // heads
+    inits: list = []
+    nodes: list = []
+
+    def const(name: str, arr, dtype=np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=dtype), name))
+        return name
+
+    def node(op: str, inputs: list, name: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def linear(x: str, p: str, cin: int, cout: int) -> str:
+        w = const(f"{p}.weight", rng.normal(size=(cin, cout)) / np.sqrt(cin))
+        b = const(f"{p}.bias", rng.normal(0, 0.02, cout))
+        return node("Add", [node("MatMul", [x, w], f"{p}/MatMul"), b], f"{p}/Add")
+
+    def layer_norm(x: str, p: str) -> str:
+        g, b = const(f"{p}.weight", rng.uniform(0.9, 1.1, d)), const(f"{p}.bias", rng.normal(0, 0.02, d))
+        return node("LayerNormalization", [x, g, b], f"{p}/LayerNorm", axis=-1, epsilon=1e-12)
+
+    words = const("embeddings.word", rng.normal(0, 0.5, (vocab, d)))
+    positions = const("embeddings.position", rng.normal(0, 0.1, (128, d)))
+    zero, one_i = const("const.zero", [0], np.int64), const("const.one_i", [1], np.int64)
+    seq = node("Gather", [node("Shape", ["input_ids"], "emb/Shape"), one_i], "emb/seq_len")
+    pos_ids = node("Range", [node("Squeeze", [zero], "emb/zero_scalar"), node("Squeeze", [seq], "emb/seq_scalar"),
+                             node("Squeeze", [one_i], "emb/one_scalar")], "emb/position_ids")
+    x = node("Add", [node("Gather", [words, "input_ids"], "emb/word_gather"),
+                     node("Gather", [positions, pos_ids], "emb/position_gather")], "emb/Add")
+    x = layer_norm(x, "emb")
+    # the extended attention mask, as transformers writes it: (1.0 - mask[:, None, None, :]) * finfo(float32).min
+    axes = const("mask.axes", [1, 2], np.int64)
+    m = node("Cast", [node("Unsqueeze", ["attention_mask", axes], "mask/Unsqueeze")], "mask/Cast", to=TensorProto.FLOAT)
+    m = node("Sub", [const("mask.one", 1.0), m], "mask/Sub")
+    mask = node("Mul", [m, const("mask.min", np.finfo(np.float32).min)], "mask/Mul")
+    split = const("attn.split_shape", [0, 0, heads, dh], np.int64)
+    merge = const("attn.merge_shape", [0, 0, d], np.int64)
+    scale = const("attn.scale", 1.0 / np.sqrt(dh))
+    for i in range(layers):
+        p = f"layer.{i}"
+        heads_ = {}
+        for k, perm in (("query", [0, 2, 1, 3]), ("key", [0, 2, 3, 1]), ("value", [0, 2, 1, 3])):
+            y = node("Reshape", [linear(x, f"{p}/attention/{k}", d, d), split], f"{p}/attention/{k}/Reshape")
+            heads_[k] = node("Transpose", [y], f"{p}/attention/{k}/Transpose", perm=perm)
+        s = node("MatMul", [heads_["query"], heads_["key"]], f"{p}/attention/scores/MatMul")
+        s = node("Mul", [s, scale], f"{p}/attention/scores/Mul")
+        s = node("Add", [s, mask], f"{p}/attention/scores/Add_mask")
+        s = node("Softmax", [s], f"{p}/attention/Softmax", axis=-1)
+        a = node("MatMul", [s, heads_["value"]], f"{p}/attention/context/MatMul")
+        a = node("Transpose", [a], f"{p}/attention/context/Transpose", perm=[0, 2, 1, 3])
+        a = node("Reshape", [a, merge], f"{p}/attention/context/Reshape")
+        a = linear(a, f"{p}/attention/output/dense", d, d)
+        x = layer_norm(node("Add", [a, x], f"{p}/attention/output/Add"), f"{p}/attention/output")
+        h = linear(x, f"{p}/intermediate/dense", d, 2 * d)
+        t = node("Erf", [node("Div", [h, const(f"{p}.sqrt2", np.sqrt(2.0))], f"{p}/gelu/Div")], f"{p}/gelu/Erf")
+        t = node("Add", [t, const(f"{p}.one", 1.0)], f"{p}/gelu/Add")
+        h = node("Mul", [node("Mul", [h, t], f"{p}/gelu/Mul"), const(f"{p}.half", 0.5)], f"{p}/gelu/Mul_half")
+        h = linear(h, f"{p}/output/dense", 2 * d, d)
+        x = layer_norm(node("Add", [h, x], f"{p}/output/Add"), f"{p}/output")
+    first = node("Gather", [x, const("pool.index", 0, np.int64)], "pooler/Gather", axis=1)
+    nodes.append(helper.make_node("Gemm", [first, const("classifier.weight", rng.normal(size=(d, 4)) / np.sqrt(d)),
+                                           const("classifier.bias", np.zeros(4))], ["logits"], name="classifier/Gemm"))
+    g = helper.make_graph(
+        nodes, "bert_tiny_mask",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def bert_tiny_mask_data(n: int = 32, seq: int = 16, vocab: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
+    """Token ids and a padding mask (each sample 4..seq tokens long, the rest padding)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(4, seq + 1, n)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    ids = rng.integers(1, vocab, (n, seq)).astype(np.int64) * mask
+    return {"input_ids": ids, "attention_mask": mask}

@@ -82,8 +82,6 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         elif args.transformer_defaults == "on":
             sys.stderr.write("warning: the model does not look like a transformer: no transformer defaults.\n")
     result = quantize_qdq(model, out, data, spec, reporter, reuse_ranges=req.reuse_ranges, ranges_path=ranges)
-    for w in result.warnings:
-        sys.stderr.write(f"warning: {w}\n")
     qs = qdq_summary(result.model_path)
     doc = {**json.loads(json.dumps(result.to_dict(), default=str)), "quantize_nodes": qs.n_quantize,
            "dequantize_nodes": qs.n_dequantize, "synthetic": bool(data is not None and data.synthetic)}

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .calibration_data import CalibrationData, InputSpec, model_inputs
+from .calibration_screen import KeptOut, kept_out, message, screen_ranges, screened_collector
 from .errors import BackendError, DataError, SpecError, WorkbenchError
 from .progress import Cancelled, NullReporter, Reporter, SubReporter, check_cancel
 
@@ -123,6 +124,7 @@ class QuantizeResult:
     precision: str = "int8"
     reused_ranges: Path | None = None
     batches: str = ""  # how the calibration data were batched
+    kept_out: tuple[KeptOut, ...] = ()  # tensors no range can hold (attention-mask fills), their nodes in float
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -130,6 +132,7 @@ class QuantizeResult:
             d[k] = None if d[k] is None else str(d[k])
         d["excluded"] = list(self.excluded)
         d["warnings"] = list(self.warnings)
+        d["kept_out"] = {k.tensor: k.to_dict() for k in self.kept_out}
         return d
 
 
@@ -359,8 +362,11 @@ def _calibrate(
     external: bool,
     reader: _Reader,
     reporter: Reporter,
+    found: dict[str, tuple[float, float]] | None = None,
 ) -> Any:
-    """Runs ORT's calibrator on the batches; returns its ``TensorsData`` (tensor ranges).
+    """Runs ORT's calibrator on the batches; returns its ``TensorsData`` (tensor ranges). Tensors with values
+    near float32's limits (attention-mask fills) are left out of it and recorded in ``found``
+    (:mod:`workbench.calibration_screen`).
 
     Called directly rather than through ``quantize_static`` because ``quantize_static`` cannot set the entropy
     histogram's bins: with its 128 bins for 128 quantized bins, "entropy" never clips and equals min/max.
@@ -380,11 +386,14 @@ def _calibrate(
         use_external_data_format=external,
         extra_options=options,
     )
+    found = {} if found is None else found
+    if hasattr(calibrator, "num_bins"):  # a histogram calibrator: screen before ORT builds the histograms
+        calibrator.collector = screened_collector(calibrator, found)
     calibrator.collect_data(reader)
     check_cancel(reporter)
     reporter.progress(_CAL[1], f"calibrate ({method} ranges)")
     t0 = time.monotonic()
-    tensors = calibrator.compute_data()
+    tensors = screen_ranges(calibrator.compute_data(), found)
     reporter.log(
         f"Computed {method} ranges of {len(tensors.data)} tensors from {reader.done} batches "
         f"({time.monotonic() - t0:.1f} s)."
@@ -724,12 +733,21 @@ def quantize_qdq(
                 f"Calibrating with {method} on {data.source}: {data.n_samples} samples, {batch_note}."
             )
         ort_out = io.StringIO()
+        found = {t: (float(e["min"]), float(e["max"])) for t, e in ((saved or {}).get("kept_out") or {}).items()}
+        kept: list[KeptOut] = []
         try:
             with contextlib.redirect_stdout(ort_out):
                 if reader is not None:
                     reporter.progress(_CAL[0], "calibrate")
-                    tensors = _calibrate(source, tmp, method, spec, op_types, external, reader, reporter)
+                    tensors = _calibrate(
+                        source, tmp, method, spec, op_types, external, reader, reporter, found
+                    )
                     save_tensors_data(tensors, cache)
+                kept = kept_out(source, found)
+                if kept:
+                    more = [n for k in kept for n in k.nodes if n not in excluded_nodes]
+                    excluded_nodes = [*excluded_nodes, *dict.fromkeys(more)]
+                    excluded = sorted({*excluded, *more})
                 check_cancel(reporter)
                 reporter.progress(_WRITE[0], "write")
                 quantize_static(
@@ -762,6 +780,8 @@ def quantize_qdq(
             for line in ort_out.getvalue().splitlines():
                 if line.strip():
                     log.debug("onnxruntime: %s", line.strip())
+        if kept:  # outside the redirected stdout, which a worker's log is written to
+            warn(message(kept))
         tensors = load_tensors_data(cache)
 
     qmodel = onnx.load(str(out_path), load_external_data=False)
@@ -790,6 +810,7 @@ def quantize_qdq(
         ),
         "reused_from": str(reuse_ranges) if reuse_ranges is not None else None,
         "tensors": _tensors_to_json(tensors),
+        "kept_out": {k.tensor: k.to_dict() for k in kept},
         "qdq": _qdq_params(qmodel),
     }
     tmp_out = ranges_out.with_name(ranges_out.name + ".tmp")
@@ -808,6 +829,7 @@ def quantize_qdq(
         precision=spec.precision,
         reused_ranges=Path(reuse_ranges) if reuse_ranges is not None else None,
         batches=batch_note,
+        kept_out=tuple(kept),
     )
     reporter.log(
         f"Wrote {out_path.name}: {result.n_quantized_nodes} node(s) quantized to {spec.precision}, "

@@ -128,8 +128,6 @@ def run_quantize(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
         reuse_ranges=req.reuse_ranges,
         ranges_path=job_dir / RANGES,
     )
-    for w in result.warnings:
-        reporter.log(w, logging.WARNING)
     qs = qdq_summary(result.model_path)
     reporter.log(
         f"Q/DQ model written: {qs.n_quantize} QuantizeLinear, {qs.n_dequantize} DequantizeLinear, "
