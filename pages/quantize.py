@@ -15,6 +15,11 @@ wb = ui.workbench()
 summary = ui.model_summary(ref.digest)
 st.caption(f"Model **{ref.name}** · explicit quantization: calibrate with ONNX Runtime and write a Q/DQ model "
            "(symmetric INT8 activations, per-channel weights) that TensorRT ≥ 11 and TensorRT-RTX build directly.")
+if summary.quantization is not None:  # quantizing it again would stack Q/DQ nodes on its own
+    st.info(f"Nothing to quantize: **{ref.name}** is already {summary.quantization.describe()}. Build it as it is; "
+            "to calibrate differently, open the FP32 model it was made from.")
+    st.page_link("pages/build.py", label="Build it as it is", icon=":material/build:")
+    st.stop()
 
 form, panel = st.columns([1, 1], gap="large")
 with form:

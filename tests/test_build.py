@@ -376,6 +376,11 @@ def test_an_already_quantized_model_builds_int8_as_it_is_and_the_command_does_th
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     again = parse_build_log(proc.stdout + proc.stderr)
     assert [(ly.type, ly.precision) for ly in again.layers] == [(ly.type, ly.precision) for ly in layers.layers]
+    # with no precision asked (FP32) the same file is still an INT8 engine, and the result says why
+    job, log = _build(wb, intake_dir / "qdq_cnn.onnx", BuildSpec())
+    assert job.status == "succeeded", (job.error, log[-2000:])
+    assert any("INT8" in ly.precision for ly in _layers(wb, job.id).layers)
+    assert any("runs its Q/DQ layers quantized whatever the precision chosen" in n for n in job.result["notes"])
 
 
 def test_a_model_with_a_minus_one_dim_builds_with_a_profile_and_compares_on_its_shapes(wb, intake_dir, tmp_path):

@@ -241,3 +241,11 @@ def test_the_build_page_builds_a_qdq_model_as_int8_without_asking_for_calibratio
     assert job.payload["spec"]["precision"] == "int8" and job.payload["spec"]["calibration"] is None
     layers = load_layers(app_ws.jobs.artifact(job.id, "layers.json")).layers
     assert any(ly.precision == "INT8" for ly in layers)
+
+
+def test_the_quantize_page_does_not_offer_to_quantize_a_qdq_model_again(app_ws, intake_dir):
+    ref = app_ws.import_path(intake_dir / "qdq_cnn.onnx")
+    at = _page("quantize", **{ui.MODEL_DIGEST: ref.digest})
+    _no_exception(at)
+    assert any("Nothing to quantize" in i.value and "already explicitly quantized" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "quantize.submit"]

@@ -431,7 +431,7 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     if spec.precision in ("fp16", "bf16", "int8", "fp8"):
         _parse_before_preparing(model_path, spec, reporter)
     network_path, notes = prepare_network(model_path, spec, out_dir, reporter, strongly)
-    if summary.quantization is not None and spec.precision not in ("int8", "fp8"):
+    if summary.quantization is not None and strongly and spec.precision not in ("int8", "fp8"):
         notes.append(f"The model is {summary.quantization.describe()}: TensorRT runs its Q/DQ layers quantized "
                      f"whatever the precision chosen; build it as "
                      f"{'/'.join(q.upper() for q in summary.quantization.precisions) or 'INT8'}"

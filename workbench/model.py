@@ -123,10 +123,6 @@ class ModelSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def explicitly_quantized(self) -> bool:
-        return self.quantization is not None
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSummary:
         def td(d: dict[str, Any]) -> TensorDesc:

@@ -12,7 +12,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from .errors import SpecError
-from .model import MAX_DIM, ModelSummary, TensorDesc, describe_dims, shared_dim_names
+from .model import MAX_DIM, ModelSummary, Quantization, TensorDesc, describe_dims, shared_dim_names
 
 BACKENDS = ("tensorrt-rtx", "tensorrt")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
@@ -368,7 +368,7 @@ def validate_spec(spec: BuildSpec, summary: ModelSummary | None = None) -> None:
         validate_profiles(spec.profiles, summary.inputs)
 
 
-def check_explicitly_quantized(spec: BuildSpec, q: Any) -> None:
+def check_explicitly_quantized(spec: BuildSpec, q: Quantization) -> None:
     """A Q/DQ model carries its own scales: INT8/FP8 builds take it as it is (no calibration), FP32 and TF32 builds
     too (TensorRT still runs its Q/DQ layers quantized); calibrating it again or converting it to FP16/BF16 is
     refused, with what to do instead."""
