@@ -788,6 +788,15 @@ def _hash_fd(fd: int) -> str:
     return str(h.hexdigest())
 
 
+def _hash_model_file(path: Path) -> str:
+    """The digest ``path`` would be stored under if it referenced no external data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _hash_fd(fd)
+    finally:
+        os.close(fd)
+
+
 LINK_AT_LEAST = 16 << 20  # external-data files this big are hard-linked into the workspace when they can be
 
 
