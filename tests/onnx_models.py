@@ -173,3 +173,33 @@ def int32_ids_classifier() -> onnx.ModelProto:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(m, full_check=True)
     return m
+
+
+def reshape_to_fixed_size() -> onnx.ModelProto:
+    """x [N, 16] → Relu → Reshape to a constant [2, 8]: valid only for N = 1, so a profile with N up to 4 makes
+    the builder itself fail ('reshape would change volume'), a real builder failure on any machine."""
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+         helper.make_node("Reshape", ["r", "shape"], ["y"], name="fixed_reshape")],
+        "reshape_to_fixed_size", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])],
+        [numpy_helper.from_array(np.array([2, 8], np.int64), "shape")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def unknown_rank_attention() -> onnx.ModelProto:
+    """Self-attention whose input has no declared shape (unknown rank): TensorRT's parser refuses the first MatMul
+    ('last dimension of input0 = 1 and second to last dimension of input1 = 16 but must match')."""
+    rng = np.random.default_rng(6)
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"], name="attn/q"),
+             helper.make_node("MatMul", ["x", "wk"], ["k"], name="attn/k"),
+             helper.make_node("Transpose", ["k"], ["kt"], name="attn/kt", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"], name="attn/scores"),
+             helper.make_node("Softmax", ["s"], ["p"], name="attn/softmax", axis=-1),
+             helper.make_node("MatMul", ["p", "x"], ["y"], name="attn/context")]
+    g = helper.make_graph(nodes, "unknown_rank_attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [_f("wq", rng.normal(size=(16, 16))), _f("wk", rng.normal(size=(16, 16)))])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])

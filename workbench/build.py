@@ -159,15 +159,21 @@ def _parser_rejection(network_path: Path, backend: str, text: str, issues: Seque
 
     A :class:`BackendError` (CLI exit 1): the backend ran and refused the model; the message names the node and op.
     """
+    from .backend_log import quote, quoted_errors
     from .parse_check import parse_model
 
+    backend_lines: tuple[str, ...] = ()
     if issues is None:
         try:
-            issues = parse_model(network_path, backend).issues
+            parsed = parse_model(network_path, backend)
+            issues, backend_lines = parsed.issues, parsed.log
         except Exception as err:  # the re-parse is only for a better message
             log.debug("re-parse for the error message failed: %s", err)
             issues = ()
     if not issues:
+        errors = quoted_errors([ln[4:] for ln in backend_lines if ln.startswith("[E] ")])
+        if errors:
+            return BackendError(f"{backend} could not parse the model:\n{quote(errors)}", _parser_error_hint(text))
         return BackendError(f"{backend} could not parse the model: {text}", _parser_error_hint(text))
     first = issues[0]
     more = f" (and {len(issues) - 1} more: " + ", ".join(f"'{i.node}'" for i in issues[1:6]) + ")" \
@@ -200,6 +206,8 @@ def _parse_before_preparing(model_path: Path, spec: BuildSpec, reporter: Reporte
     reporter.progress(0.02, "Checking the model with the parser")
     result = parse_model(model_path, spec.backend)
     if result.issues:
+        for line in result.log:  # the backend's own lines, for the job log
+            reporter.log(f"{spec.backend}: {line}")
         raise _parser_rejection(model_path, spec.backend, result.issues[0].message, result.issues)
     check_cancel(reporter)
 
@@ -449,6 +457,9 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
         notes.append("FP32: TF32 math disabled (TensorRT-RTX enables it by default; choose TF32 to allow it).")
 
+    from .backend_log import quote, quoted_errors, record_polygraphy_builds
+
+    recorded = record_polygraphy_builds(trt)  # the builder's own error lines, to quote when it fails
     network = NetworkFromOnnxPath(str(network_path), strongly_typed=strongly if spec.backend == "tensorrt" else True)
     reporter.progress(0.1, "Parsing ONNX")
     build_start = time.monotonic()
@@ -463,6 +474,11 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
             converted = spec.precision.upper() if spec.precision in ("fp16", "bf16") and network_path != model_path \
                 else ""
             raise _parser_rejection(network_path, spec.backend, text, converted=converted) from err
+        errors = quoted_errors(recorded.errors)
+        if errors:  # Polygraphy only says "Invalid Engine": the builder's own lines say why
+            raise BackendError(f"{spec.backend} failed to build the engine:\n{quote(errors)}",
+                               "Those are the builder's own error lines; the whole build log is in the job log."
+                               ) from err
         raise BackendError(f"{spec.backend} failed to build the engine: {text}",
                            "See the build log for the builder's own messages.") from err
     build_seconds = time.monotonic() - build_start

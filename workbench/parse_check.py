@@ -26,6 +26,7 @@ class ParseResult:
     ok: bool
     network_layers: int
     issues: tuple[ParserIssue, ...] = field(default_factory=tuple)
+    log: tuple[str, ...] = ()  # what the backend logged while parsing ("[E] …", "[W] …"): for the job log
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,17 +35,20 @@ class ParseResult:
     def from_dict(cls, data: dict[str, Any]) -> ParseResult:
         data = dict(data)
         data["issues"] = tuple(ParserIssue(**i) for i in data.get("issues", ()))
+        data["log"] = tuple(data.get("log", ()))
         return cls(**data)
 
 
 def parse_model(model_path: Path, backend: str) -> ParseResult:
-    """Parse with the backend's OnnxParser; collect every parser error with its node. Worker-process only."""
+    """Parse with the backend's OnnxParser; collect every parser error with its node. Worker-process only (or a
+    one-shot CLI process). Prints nothing: what the backend logs comes back in ``log``, for the caller to file."""
     select_backend(backend)
-    from polygraphy.backend.trt import util as trt_util
     from polygraphy.mod.trt_importer import lazy_import_trt
 
+    from .backend_log import recorder, without_harmless
+
     trt = lazy_import_trt()
-    logger = trt_util.get_trt_logger()
+    logger = recorder(trt)  # not Polygraphy's logger: that one prints the backend's errors to the terminal
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
@@ -53,8 +57,10 @@ def parse_model(model_path: Path, backend: str) -> ParseResult:
     issues = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
-        issues.append(ParserIssue(err.node_name() or f"node #{err.node()}", err.node_operator(), err.desc()))
-    return ParseResult(backend, trt.__version__, ok and not issues, int(network.num_layers), tuple(issues))
+        issues.append(ParserIssue(err.node_name() or f"node #{err.node()}", err.node_operator(),
+                                  without_harmless(err.desc())))
+    return ParseResult(backend, trt.__version__, ok and not issues, int(network.num_layers), tuple(issues),
+                       tuple(logger.lines))
 
 
 def write_cache(path: Path, result: ParseResult) -> None:
@@ -84,6 +90,8 @@ def run_parse_task(job: Any, job_dir: Path, reporter: Any) -> dict[str, Any]:
     cache = job.payload.get("cache_path")
     if cache:
         write_cache(Path(cache), result)
+    for line in result.log:
+        reporter.log(f"{result.backend}: {line}")
     for issue in result.issues:
         reporter.log(f"Parser rejects node '{issue.node}' ({issue.op}): {issue.message}")
     return result.to_dict()

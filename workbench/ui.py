@@ -199,7 +199,20 @@ def job_status_line(job: Any) -> None:
     elif job.status == CANCELLED:
         st.warning(f"Cancelled. {job.error}")
     elif job.status == FAILED:
-        st.error(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""))
+        st.error(failure_markdown(job.error, job.hint))
+
+
+def failure_markdown(error: str, hint: str | None) -> str:
+    """A failure for ``st.error``: the backend's quoted ``[E] …`` lines (see workbench.backend_log) as a code block,
+    verbatim (its layer names carry underscores Markdown would eat), the rest as text."""
+    head: list[str] = []
+    quoted: list[str] = []
+    for line in error.splitlines():
+        (quoted if line.startswith("[E] ") else head).append(line)
+    text = "Failed: " + "\n".join(head)
+    if quoted:
+        text += "\n\n```\n" + "\n".join(quoted) + "\n```"
+    return text + (f"\n\n{hint}" if hint else "")
 
 
 def download_file(label: str, path: Path, mime: str = "application/octet-stream", key: str | None = None,
