@@ -107,14 +107,14 @@ def _add_element_types(model: Any) -> None:
 
         inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
     except Exception as err:  # a model it cannot follow: ONNX's inference is the fallback
-        log.info("symbolic shape inference failed (%s); using ONNX shape inference", err)
+        log.info("symbolic shape inference failed (%r); using ONNX shape inference", err)
     if inferred is None:
         try:
             import onnx
 
             inferred = onnx.shape_inference.infer_shapes(model)
         except Exception as err:
-            log.info("ONNX shape inference failed too (%s)", err)
+            log.info("ONNX shape inference failed too (%r)", err)
             return
     have = {v.name for v in model.graph.value_info}
     for vi in inferred.graph.value_info:

@@ -226,7 +226,7 @@ class _Walker:
             types[init.name] = init.data_type
         new_nodes: list[NodeProto] = []
         for node in graph.node:
-            before = self._node(node, types, declared, graph, path, new_nodes)
+            before = self._node(node, types, declared, path)
             new_nodes.extend(before)
             new_nodes.append(node)
         tail = self._outputs(graph, types, path)
@@ -252,19 +252,17 @@ class _Walker:
                     self.clashes.append(TypeClash(f"output '{out.name}'", "subgraph output", path,
                                                   ((out.name, type_name(have)),)))
                     continue
-                new = self._cast_name(out.name)
-                for n in graph.node:
-                    for k, o in enumerate(n.output):
-                        if o == out.name:
-                            n.output[k] = new
-                tail.append(helper.make_node("Cast", [new], [out.name], to=want, name=f"{new}_node"))
-                self.fixes.append(f"{path}: output '{out.name}' {type_name(have)} → {type_name(want)}")
-                types[out.name] = want
+                # subgraph outputs bind by position: the output becomes the Cast's result, under a new name
+                old, new = out.name, self._cast_name(out.name)
+                tail.append(helper.make_node("Cast", [old], [new], to=want, name=f"{new}_node"))
+                out.name = new
+                self.fixes.append(f"{path}: output '{old}' {type_name(have)} → {type_name(want)}")
+                types[new] = want
         return tail
 
     # -------------------------------------------------------------------------------------- one node
-    def _node(self, node: NodeProto, types: dict[str, int], declared: dict[str, int], graph: GraphProto,
-              path: str, _new: list[NodeProto]) -> list[NodeProto]:
+    def _node(self, node: NodeProto, types: dict[str, int], declared: dict[str, int], path: str
+              ) -> list[NodeProto]:
         casts: list[NodeProto] = []
         keep = node.op_type in self.keep_ops or bool(node.name) and node.name in self.keep_nodes
         if node.op_type in ("If", "Loop", "Scan") and (node.domain or "") in ("", "ai.onnx"):
