@@ -135,3 +135,7 @@ def test_a_network_with_mixed_float_inputs_is_refused_before_the_build_naming_th
     text = str(err.value)
     assert "'attn/scale' (op Div)" in text and "'xh' (float16)" in text and "'scale' (float32)" in text
     assert "--keep-fp32 attn/scale" in text
+    # the same types a parser rejection of that node quotes (workbench.build names them in its hint)
+    from workbench.network_types import input_types
+
+    assert input_types(onnx.load(str(path)), "attn/scale") == [("xh", "float16"), ("scale", "float32")]

@@ -182,10 +182,24 @@ def _parser_rejection(network_path: Path, backend: str, text: str, issues: Seque
     if converted:  # the parser saw the FP16/BF16 network the workbench wrote: that node may just need FP32
         from .half_precision import keep_hint
 
-        hint = f"That node is in the {converted} network the workbench converted ({network_path.name}). " \
-            + keep_hint(first.node)
+        hint = f"That node is in the {converted} network the workbench converted ({network_path.name})" \
+            + _input_types_text(network_path, first.node) + ". " + keep_hint(first.node)
     return BackendError(
         f"{backend}'s ONNX parser rejected node '{first.node}' (op {first.op}){more}: {first.message}", hint)
+
+
+def _input_types_text(network_path: Path, node: str) -> str:
+    """", its inputs there: 'a' (float16), 'b' (float32)" for a node of a converted network ("" if unknown)."""
+    try:
+        import onnx
+
+        from .network_types import input_types
+
+        types = input_types(onnx.load(str(network_path), load_external_data=False), node)
+    except Exception as err:  # only for a better message
+        log.debug("no input types for %s: %s", node, err)
+        return ""
+    return (", its inputs there: " + ", ".join(f"'{n}' ({t})" for n, t in types)) if types else ""
 
 
 def _save_network(model: Any, out: Path) -> None:

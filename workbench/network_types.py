@@ -58,6 +58,15 @@ def type_clashes(model: ModelProto, target: int = FLOAT16) -> list[TypeClash]:
     return walker.clashes
 
 
+def input_types(model: ModelProto, node_name: str) -> list[tuple[str, str]]:
+    """The element types of ``node_name``'s inputs (any graph), as the type walk derives them: for a message about
+    a node the parser rejects ("inputs 'a' (float16), 'b' (float32)"). Empty when there is no such node."""
+    walker = _Walker(model, FLOAT16, (), (), fix=False)
+    walker.watch = node_name
+    walker.graph(model.graph, {}, "")
+    return walker.watched
+
+
 def toposort(graph: GraphProto, outer: Iterable[str] = ()) -> None:
     """Order ``graph``'s nodes (and its subgraphs') so each comes after the producers of everything it reads,
     including the outer-scope names its subgraphs read (ONNX requires it; the converters append their Casts at the
@@ -212,6 +221,8 @@ class _Walker:
         self.opsets = {o.domain or "": o.version for o in model.opset_import}
         self.fixes: list[str] = []
         self.clashes: list[TypeClash] = []
+        self.watch = ""
+        self.watched: list[tuple[str, str]] = []
         self._n = 0
 
     # -------------------------------------------------------------------------------------- one graph
@@ -264,6 +275,8 @@ class _Walker:
     def _node(self, node: NodeProto, types: dict[str, int], declared: dict[str, int], path: str
               ) -> list[NodeProto]:
         casts: list[NodeProto] = []
+        if self.watch and node.name == self.watch:
+            self.watched = [(i, type_name(types.get(i, 0))) for i in node.input if i]
         keep = node.op_type in self.keep_ops or bool(node.name) and node.name in self.keep_nodes
         if node.op_type in ("If", "Loop", "Scan") and (node.domain or "") in ("", "ai.onnx"):
             self._control_flow(node, types, path)
