@@ -296,7 +296,14 @@ def parser_check_panel(ref: ModelRef, backend: str) -> None:
 
             st.error(f"{backend} {result['backend_version']} rejects {len(result['issues'])} node(s). "
                      "A build will fail until they are replaced or a TensorRT plugin is provided for them.")
-            st.dataframe(pd.DataFrame(result["issues"]), hide_index=True, width="stretch")
+            if result["issues"]:
+                st.dataframe(pd.DataFrame(result["issues"]), hide_index=True, width="stretch")
+            else:  # refused without naming a node: the backend's own error lines say why
+                from .backend_log import quote, quoted_errors
+
+                errors = quoted_errors([ln[4:] for ln in result.get("log", ()) if ln.startswith("[E] ")])
+                if errors:
+                    st.code(quote(errors), language=None)
 
 
 def wait_for_job(job_id: str, label: str) -> None:
