@@ -2,9 +2,9 @@
 where they explain it.
 
 TensorRT reports a failed build as an engine that is ``None`` (Polygraphy: "Invalid Engine. Please ensure the engine
-was built correctly"); the reason is only in the lines it logged at ERROR severity. :class:`Recorder` is a TensorRT
-logger that keeps those lines (and passes everything on to the logger it wraps, so the job log stays complete);
-:func:`quoted_errors` picks the ones worth quoting. Some backend code writes straight to the process's stdout/stderr
+was built correctly"); the reason is only in the lines it logged at ERROR severity. :func:`records` keeps those
+lines (everything still goes on to Polygraphy's logger, so the job log stays complete); :func:`quoted_errors`
+picks the ones worth quoting. Some backend code writes straight to the process's stdout/stderr
 file descriptors, past any logger: :func:`captured_output` catches that too (the CLI's one-shot parser check).
 """
 
@@ -50,41 +50,43 @@ def quote(lines: Sequence[str]) -> str:
     return "\n".join(f"[E] {ln}" for ln in lines)
 
 
-def recorder(trt: Any, forward: Any | None = None) -> Any:
-    """A TensorRT logger that records what the backend logs (``.errors``, ``.lines``) and passes every message on
-    to ``forward`` (another TensorRT logger, e.g. Polygraphy's), if given."""
+class Records:
+    """What the backend logged in this process since :func:`records` installed the recording: ``lines``
+    ("[E] …", "[W] …") and ``errors`` (the bare error messages)."""
 
-    class Recorder(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.lines: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            try:
-                if severity in (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR):
-                    self.errors.append(msg)
-                    self.lines.append(f"[E] {msg}")
-                elif severity == trt.Logger.WARNING:
-                    self.lines.append(f"[W] {msg}")
-                if forward is not None:
-                    forward.log(severity, msg)
-            except Exception:  # log() must not throw into the backend
-                pass
-
-    return Recorder()
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.errors: list[str] = []
 
 
-def record_polygraphy_builds(trt: Any) -> Any:
-    """Make Polygraphy's TensorRT loaders (network, builder) log through a :func:`recorder` wrapping Polygraphy's
-    own logger, for this process (a build worker builds once). Returns the recorder."""
+def records(trt: Any) -> Records:
+    """Record everything the backend logs in this process, and keep passing it to Polygraphy's TensorRT logger.
+
+    TensorRT has one process-wide logger (the first one it was given: Polygraphy's, registered when Polygraphy
+    imports the backend) besides the one each builder/parser gets, and builder errors arrive through either. So
+    the recording goes into that one Polygraphy logger object, which every loader uses, rather than beside it."""
     from polygraphy.backend.trt import util as trt_util
 
-    current = trt_util.get_trt_logger()
-    if hasattr(current, "errors"):
-        return current
-    rec = recorder(trt, forward=current)
-    trt_util.TRT_LOGGER = rec  # get_trt_logger() hands out this module-level logger to every loader
+    logger = trt_util.get_trt_logger()
+    rec = getattr(logger, "_workbench_records", None)
+    if rec is not None:
+        return rec
+    rec = Records()
+    passed_on = type(logger).log
+
+    def log(severity: Any, msg: str) -> None:
+        try:
+            if severity in (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR):
+                rec.errors.append(msg)
+                rec.lines.append(f"[E] {msg}")
+            elif severity == trt.Logger.WARNING:
+                rec.lines.append(f"[W] {msg}")
+        except Exception:  # log() must not throw into the backend
+            pass
+        passed_on(logger, severity, msg)
+
+    logger.log = log  # the backend calls the instance's log(): this one records, then Polygraphy's prints
+    logger._workbench_records = rec
     return rec
 
 

@@ -220,8 +220,6 @@ def _parse_before_preparing(model_path: Path, spec: BuildSpec, reporter: Reporte
     reporter.progress(0.02, "Checking the model with the parser")
     result = parse_model(model_path, spec.backend)
     if result.issues:
-        for line in result.log:  # the backend's own lines, for the job log
-            reporter.log(f"{spec.backend}: {line}")
         raise _parser_rejection(model_path, spec.backend, result.issues[0].message, result.issues)
     check_cancel(reporter)
 
@@ -286,7 +284,7 @@ def _half_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Re
     check_cancel(reporter)
     reporter.progress(0.08, f"Checking the {kind} network")
     shapes = {name: rng.min for name, rng in spec.profiles[0].shapes.items()} if spec.profiles else {}
-    for line in check_network(out, spec.precision, shapes).lines:
+    for line in check_network(out, spec.precision, shapes, reference=model_path).lines:
         reporter.log(line)
     notes.append(f"{kind} by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
     return out, notes
@@ -471,9 +469,10 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
         notes.append("FP32: TF32 math disabled (TensorRT-RTX enables it by default; choose TF32 to allow it).")
 
-    from .backend_log import quote, quoted_errors, record_polygraphy_builds
+    from .backend_log import quote, quoted_errors, records
 
-    recorded = record_polygraphy_builds(trt)  # the builder's own error lines, to quote when it fails
+    recorded = records(trt)  # the builder's own error lines, to quote when it fails
+    errors_before = len(recorded.errors)
     network = NetworkFromOnnxPath(str(network_path), strongly_typed=strongly if spec.backend == "tensorrt" else True)
     reporter.progress(0.1, "Parsing ONNX")
     build_start = time.monotonic()
@@ -488,7 +487,7 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
             converted = spec.precision.upper() if spec.precision in ("fp16", "bf16") and network_path != model_path \
                 else ""
             raise _parser_rejection(network_path, spec.backend, text, converted=converted) from err
-        errors = quoted_errors(recorded.errors)
+        errors = quoted_errors(recorded.errors[errors_before:])
         if errors:  # Polygraphy only says "Invalid Engine": the builder's own lines say why
             raise BackendError(f"{spec.backend} failed to build the engine:\n{quote(errors)}",
                                "Those are the builder's own error lines; the whole build log is in the job log."

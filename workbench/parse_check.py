@@ -41,14 +41,18 @@ class ParseResult:
 
 def parse_model(model_path: Path, backend: str) -> ParseResult:
     """Parse with the backend's OnnxParser; collect every parser error with its node. Worker-process only (or a
-    one-shot CLI process). Prints nothing: what the backend logs comes back in ``log``, for the caller to file."""
+    one-shot CLI process, which captures the output). The backend's log goes to Polygraphy's logger (the job log)
+    and its errors and warnings also come back in ``log``."""
     select_backend(backend)
+    from polygraphy.backend.trt import util as trt_util
     from polygraphy.mod.trt_importer import lazy_import_trt
 
-    from .backend_log import recorder, without_harmless
+    from .backend_log import records, without_harmless
 
     trt = lazy_import_trt()
-    logger = recorder(trt)  # not Polygraphy's logger: that one prints the backend's errors to the terminal
+    rec = records(trt)
+    start = len(rec.lines)
+    logger = trt_util.get_trt_logger()  # TensorRT's process-wide logger anyway (see workbench.backend_log)
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
@@ -60,7 +64,7 @@ def parse_model(model_path: Path, backend: str) -> ParseResult:
         issues.append(ParserIssue(err.node_name() or f"node #{err.node()}", err.node_operator(),
                                   without_harmless(err.desc())))
     return ParseResult(backend, trt.__version__, ok and not issues, int(network.num_layers), tuple(issues),
-                       tuple(logger.lines))
+                       tuple(rec.lines[start:]))
 
 
 def write_cache(path: Path, result: ParseResult) -> None:
@@ -90,8 +94,6 @@ def run_parse_task(job: Any, job_dir: Path, reporter: Any) -> dict[str, Any]:
     cache = job.payload.get("cache_path")
     if cache:
         write_cache(Path(cache), result)
-    for line in result.log:
-        reporter.log(f"{result.backend}: {line}")
     for issue in result.issues:
         reporter.log(f"Parser rejects node '{issue.node}' ({issue.op}): {issue.message}")
     return result.to_dict()
