@@ -203,3 +203,19 @@ def unknown_rank_attention() -> onnx.ModelProto:
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                           [_f("wq", rng.normal(size=(16, 16))), _f("wk", rng.normal(size=(16, 16)))])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def hardswish_cnn() -> onnx.ModelProto:
+    """Conv → HardSwish → Conv (MobileNetV3's activation), x [N, 3, 16, 16]: TensorRT-RTX 1.7's parser takes
+    HardSwish in FP32/FP16 only ('Only FLOAT, HALF or INT8'), so a BF16 build must keep it in FP32."""
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("HardSwish", ["c1"], ["h"], name="hswish"),
+             helper.make_node("Conv", ["h", "w2"], ["y"], name="conv2", pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "hardswish_cnn",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 16, 16])],
+                          [_f("w1", rng.normal(size=(8, 3, 3, 3)) * 0.2), _f("w2", rng.normal(size=(8, 8, 3, 3)) * 0.1)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m

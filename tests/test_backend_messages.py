@@ -34,10 +34,11 @@ def _save(tmp_path: Path, maker) -> Path:
 
 
 @pytest.mark.slow
-def test_a_build_the_builder_refuses_quotes_the_builders_error_lines(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: after the parser check and the conversion
+def test_a_build_the_builder_refuses_quotes_the_builders_error_lines(tmp_path, precision):
     model = _save(tmp_path, onnx_models.reshape_to_fixed_size)
     out = _cli(tmp_path, "build", str(model), "-o", "m.plan", "--min-shapes", "x:1x16", "--opt-shapes", "x:2x16",
-               "--max-shapes", "x:4x16")
+               "--max-shapes", "x:4x16", "--precision", precision)
     assert out.returncode == 1, out.stderr
     lines = out.stderr.splitlines()
     quoted = [ln for ln in lines if ln.startswith("[E] ")]

@@ -143,3 +143,19 @@ def test_a_network_with_mixed_float_inputs_is_refused_before_the_build_naming_th
     from workbench.network_types import input_types
 
     assert input_types(onnx.load(str(path)), "attn/scale") == [("xh", "float16"), ("scale", "float32")]
+
+
+def test_bf16_keeps_an_op_tensorrt_takes_only_in_fp32_or_fp16_in_fp32_and_builds(wb, tmp_path):
+    """HardSwish (MobileNetV3) in BF16 is a parser error in TensorRT-RTX 1.7; the conversion keeps it FP32 and says
+    so, the convolutions around it run in BF16."""
+    path = tmp_path / "hardswish_cnn.onnx"
+    onnx.save(onnx_models.hardswish_cnn(), str(path))
+    job, log, layers = _build(wb, path, BuildSpec(precision="bf16", profiles=profiles_from_args(
+        ["x:1x3x16x16"], ["x:2x3x16x16"], ["x:4x3x16x16"])))
+    assert "Op types kept in FP32 (present in this model): HardSwish." in log
+    assert all(ly.precision == "BF16" for ly in _of(layers, "conv2")), [(ly.name, ly.precision) for ly in layers]
+    network = onnx.load(str(wb.jobs.artifact(job.id, "network.onnx")))
+    hswish = next(n for n in network.graph.node if n.name == "hswish")
+    from workbench.network_types import input_types
+
+    assert input_types(network, "hswish") == [(hswish.input[0], "float32")]
