@@ -213,8 +213,9 @@ def _ort_check(path: Path, precision: str, model: Any, shapes: Mapping[str, Sequ
         dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                  "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
                  "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}.get(inp.type, np.float32)
+        # integers: ones (a valid token id, an attention mask that attends, a flag that is set)
         feeds[inp.name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
-                           else np.zeros(shape, dtype))
+                           else np.ones(shape, dtype))
     shown = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
     reference = _reference_outputs(reference_path, opts, feeds) if reference_path is not None else None
     try:
@@ -256,9 +257,11 @@ def _closeness(name: str, ref: Any, got: Any) -> str:
         return f"{name} not compared"
     finite = np.isfinite(a) & np.isfinite(b)
     a, b = a[finite], b[finite]
+    if not a.size:
+        return f"{name} has no finite values to compare"
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     cos = float(a @ b / norm) if norm else float("nan")
-    return f"{name} cosine {cos:.4f} (max |diff| {float(np.abs(a - b).max()) if a.size else 0.0:.3g})"
+    return f"{name} cosine {cos:.4f} (max |diff| {float(np.abs(a - b).max()):.3g})"
 
 
 def summary_lines(conv: Conversion) -> list[str]:
