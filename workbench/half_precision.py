@@ -58,8 +58,9 @@ def default_fp32_ops(precision: str) -> list[str]:
 
 def convert_network(model: Any, precision: str, keep_nodes: Sequence[str] = (),
                     keep_ops: Sequence[str] = ()) -> Conversion:
-    """A consistently typed FP16/BF16 copy of ``model`` (FP32 graph inputs and outputs). ``keep_nodes`` (names) and
-    ``keep_ops`` (op types) stay FP32 with Casts around them, as do :func:`default_fp32_ops`."""
+    """A consistently typed FP16/BF16 version of ``model`` (FP32 graph inputs and outputs). ``keep_nodes`` (names,
+    subgraph nodes too) and ``keep_ops`` (op types) stay FP32 with Casts around them, as do :func:`default_fp32_ops`.
+    ONNX Runtime's converter works in place: ``model`` itself is changed (pass a copy to keep it)."""
     from onnx import TensorProto
 
     from . import bfloat16, network_types
