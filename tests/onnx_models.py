@@ -339,3 +339,49 @@ def bert_tiny_mask_data(n: int = 32, seq: int = 16, vocab: int = 64, seed: int =
     mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
     ids = rng.integers(1, vocab, (n, seq)).astype(np.int64) * mask
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def reshape_to_fixed_size() -> onnx.ModelProto:
+    """x [N, 16] → Relu → Reshape to a constant [2, 8]: valid only for N = 1, so a profile with N up to 4 makes
+    the builder itself fail ('reshape would change volume'), a real builder failure on any machine."""
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+         helper.make_node("Reshape", ["r", "shape"], ["y"], name="fixed_reshape")],
+        "reshape_to_fixed_size", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])],
+        [numpy_helper.from_array(np.array([2, 8], np.int64), "shape")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def unknown_rank_attention() -> onnx.ModelProto:
+    """Self-attention whose input has no declared shape (unknown rank): TensorRT's parser refuses the first MatMul
+    ('last dimension of input0 = 1 and second to last dimension of input1 = 16 but must match')."""
+    rng = np.random.default_rng(6)
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"], name="attn/q"),
+             helper.make_node("MatMul", ["x", "wk"], ["k"], name="attn/k"),
+             helper.make_node("Transpose", ["k"], ["kt"], name="attn/kt", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"], name="attn/scores"),
+             helper.make_node("Softmax", ["s"], ["p"], name="attn/softmax", axis=-1),
+             helper.make_node("MatMul", ["p", "x"], ["y"], name="attn/context")]
+    g = helper.make_graph(nodes, "unknown_rank_attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [_f("wq", rng.normal(size=(16, 16))), _f("wk", rng.normal(size=(16, 16)))])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def hardswish_cnn() -> onnx.ModelProto:
+    """Conv → HardSwish → Conv (MobileNetV3's activation), x [N, 3, 16, 16]: TensorRT-RTX 1.7's parser takes
+    HardSwish in FP32/FP16 only ('Only FLOAT, HALF or INT8'), so a BF16 build must keep it in FP32."""
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("HardSwish", ["c1"], ["h"], name="hswish"),
+             helper.make_node("Conv", ["h", "w2"], ["y"], name="conv2", pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "hardswish_cnn",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 16, 16])],
+                          [_f("w1", rng.normal(size=(8, 3, 3, 3)) * 0.2), _f("w2", rng.normal(size=(8, 8, 3, 3)) * 0.1)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m

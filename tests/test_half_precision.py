@@ -84,9 +84,13 @@ def test_half_precision_builds_of_real_exports_run_the_rejected_node_in_half(wb,
         (i.name, i.type.tensor_type.elem_type) for i in [*original.graph.input, *original.graph.output]]
 
 
-def test_fp16_check_runs_the_network_once_in_onnx_runtime(wb, tmp_path):
+def test_fp16_check_runs_the_network_once_in_onnx_runtime_beside_the_fp32_model(wb, tmp_path):
+    import re
+
     job, log, _ = _build(wb, _save(tmp_path, "conv_in_if"), _spec("conv_in_if", "fp16"))
-    assert "ONNX Runtime: the FP16 network ran once on random inputs (x[1, 3, 8, 8]), outputs finite." in log
+    line = next(ln for ln in log.splitlines() if "ONNX Runtime: the FP16 network ran once" in ln)
+    assert "(x[1, 3, 8, 8]), outputs finite; against FP32: y cosine" in line
+    assert float(re.search(r"cosine ([0-9.]+)", line).group(1)) > 0.999  # the same model, in half precision
 
 
 def test_attention_scale_cast_is_retargeted_not_left_fp32(tmp_path):
@@ -135,3 +139,23 @@ def test_a_network_with_mixed_float_inputs_is_refused_before_the_build_naming_th
     text = str(err.value)
     assert "'attn/scale' (op Div)" in text and "'xh' (float16)" in text and "'scale' (float32)" in text
     assert "--keep-fp32 attn/scale" in text
+    # the same types a parser rejection of that node quotes (workbench.build names them in its hint)
+    from workbench.network_types import input_types
+
+    assert input_types(onnx.load(str(path)), "attn/scale") == [("xh", "float16"), ("scale", "float32")]
+
+
+def test_bf16_keeps_an_op_tensorrt_takes_only_in_fp32_or_fp16_in_fp32_and_builds(wb, tmp_path):
+    """HardSwish (MobileNetV3) in BF16 is a parser error in TensorRT-RTX 1.7; the conversion keeps it FP32 and says
+    so, the convolutions around it run in BF16."""
+    path = tmp_path / "hardswish_cnn.onnx"
+    onnx.save(onnx_models.hardswish_cnn(), str(path))
+    job, log, layers = _build(wb, path, BuildSpec(precision="bf16", profiles=profiles_from_args(
+        ["x:1x3x16x16"], ["x:2x3x16x16"], ["x:4x3x16x16"])))
+    assert "Op types kept in FP32 (present in this model): HardSwish." in log
+    assert all(ly.precision == "BF16" for ly in _of(layers, "conv2")), [(ly.name, ly.precision) for ly in layers]
+    network = onnx.load(str(wb.jobs.artifact(job.id, "network.onnx")))
+    hswish = next(n for n in network.graph.node if n.name == "hswish")
+    from workbench.network_types import input_types
+
+    assert input_types(network, "hswish") == [(hswish.input[0], "float32")]

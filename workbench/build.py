@@ -159,15 +159,21 @@ def _parser_rejection(network_path: Path, backend: str, text: str, issues: Seque
 
     A :class:`BackendError` (CLI exit 1): the backend ran and refused the model; the message names the node and op.
     """
+    from .backend_log import quote, quoted_errors
     from .parse_check import parse_model
 
+    backend_lines: tuple[str, ...] = ()
     if issues is None:
         try:
-            issues = parse_model(network_path, backend).issues
+            parsed = parse_model(network_path, backend)
+            issues, backend_lines = parsed.issues, parsed.log
         except Exception as err:  # the re-parse is only for a better message
             log.debug("re-parse for the error message failed: %s", err)
             issues = ()
     if not issues:
+        errors = quoted_errors([ln[4:] for ln in backend_lines if ln.startswith("[E] ")])
+        if errors:
+            return BackendError(f"{backend} could not parse the model:\n{quote(errors)}", _parser_error_hint(text))
         return BackendError(f"{backend} could not parse the model: {text}", _parser_error_hint(text))
     first = issues[0]
     more = f" (and {len(issues) - 1} more: " + ", ".join(f"'{i.node}'" for i in issues[1:6]) + ")" \
@@ -176,10 +182,24 @@ def _parser_rejection(network_path: Path, backend: str, text: str, issues: Seque
     if converted:  # the parser saw the FP16/BF16 network the workbench wrote: that node may just need FP32
         from .half_precision import keep_hint
 
-        hint = f"That node is in the {converted} network the workbench converted ({network_path.name}). " \
-            + keep_hint(first.node)
+        hint = f"That node is in the {converted} network the workbench converted ({network_path.name})" \
+            + _input_types_text(network_path, first.node) + ". " + keep_hint(first.node)
     return BackendError(
         f"{backend}'s ONNX parser rejected node '{first.node}' (op {first.op}){more}: {first.message}", hint)
+
+
+def _input_types_text(network_path: Path, node: str) -> str:
+    """", its inputs there: 'a' (float16), 'b' (float32)" for a node of a converted network ("" if unknown)."""
+    try:
+        import onnx
+
+        from .network_types import input_types
+
+        types = input_types(onnx.load(str(network_path), load_external_data=False), node)
+    except Exception as err:  # only for a better message
+        log.debug("no input types for %s: %s", node, err)
+        return ""
+    return (", its inputs there: " + ", ".join(f"'{n}' ({t})" for n, t in types)) if types else ""
 
 
 def _save_network(model: Any, out: Path) -> None:
@@ -269,7 +289,7 @@ def _half_network(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Re
     check_cancel(reporter)
     reporter.progress(0.08, f"Checking the {kind} network")
     shapes = {name: rng.min for name, rng in spec.profiles[0].shapes.items()} if spec.profiles else {}
-    for line in check_network(out, spec.precision, shapes).lines:
+    for line in check_network(out, spec.precision, shapes, reference=model_path).lines:
         reporter.log(line)
     notes.append(f"{kind} by converting the ONNX model's float tensors (strongly typed build); I/O stays FP32.")
     return out, notes
@@ -457,6 +477,10 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
     if spec.backend == "tensorrt-rtx" and spec.precision == "fp32":
         notes.append("FP32: TF32 math disabled (TensorRT-RTX enables it by default; choose TF32 to allow it).")
 
+    from .backend_log import quote, quoted_errors, records
+
+    recorded = records(trt)  # the builder's own error lines, to quote when it fails
+    errors_before = len(recorded.errors)
     network = NetworkFromOnnxPath(str(network_path), strongly_typed=strongly if spec.backend == "tensorrt" else True)
     reporter.progress(0.1, "Parsing ONNX")
     build_start = time.monotonic()
@@ -471,6 +495,11 @@ def build_engine(model_path: Path, spec: BuildSpec, out_dir: Path, reporter: Rep
             converted = spec.precision.upper() if spec.precision in ("fp16", "bf16") and network_path != model_path \
                 else ""
             raise _parser_rejection(network_path, spec.backend, text, converted=converted) from err
+        errors = quoted_errors(recorded.errors[errors_before:])
+        if errors:  # Polygraphy only says "Invalid Engine": the builder's own lines say why
+            raise BackendError(f"{spec.backend} failed to build the engine:\n{quote(errors)}",
+                               "Those are the builder's own error lines; the whole build log is in the job log."
+                               ) from err
         raise BackendError(f"{spec.backend} failed to build the engine: {text}",
                            "See the build log for the builder's own messages.") from err
     build_seconds = time.monotonic() - build_start

@@ -51,17 +51,28 @@ def _parser_result(model: Path, backend: str | None) -> tuple[Any, str | None]:
         backend = found[0].name
     else:
         require_backend(backend)
+    from .backend_log import captured_output, quote, quoted_errors
+
     sink = io.StringIO()
+    result = None
     try:
-        with contextlib.redirect_stdout(sink):  # Polygraphy logs to stdout: keep stdout for the summary / JSON
+        # The parser's own log comes back in the result; what native code prints past it (and Polygraphy's
+        # stdout) is captured too: stdout stays the summary / JSON, stderr the workbench's own messages.
+        with captured_output() as native, contextlib.redirect_stdout(sink):
             result = parse_model(model, backend)
-        log.info("%s parser log:\n%s", backend, sink.getvalue().rstrip())  # --log-level INFO shows it
-        return result, None
     except WorkbenchError:
         raise
     except Exception as err:  # the backend itself failed (not the model's fault)
-        raise BackendError(f"The {backend} parser failed on '{model.name}': {err}",
+        lines = quoted_errors(native.text.splitlines())
+        raise BackendError(f"The {backend} parser failed on '{model.name}': {err}"
+                           + (f"\n{quote(lines)}" if lines else ""),
                            "Run with --no-parse to get the summary alone.") from err
+    finally:
+        backend_text = "\n".join([*(result.log if result is not None else ()), sink.getvalue().rstrip(),
+                                  native.text.rstrip()]).strip()
+        if backend_text:
+            log.info("%s parser log:\n%s", backend, backend_text)  # --log-level INFO shows it
+    return result, None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -110,6 +121,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         lines.append(f"  parser: {parsed.backend} {parsed.backend_version} rejects {len(parsed.issues)} node(s); "
                      "a build will fail until they are replaced or a TensorRT plugin is provided for them")
         lines += [f"    node '{i.node}' ({i.op}): {i.message}" for i in parsed.issues]
+        if not parsed.issues:  # refused without naming a node: the backend's own error lines say why
+            from .backend_log import quoted_errors
+
+            lines += [f"    [E] {e}" for e in quoted_errors([ln[4:] for ln in parsed.log if ln.startswith("[E] ")])]
     _out("\n".join(lines))
     return 0
 
@@ -164,7 +179,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     echo = _stderr_echo if args.verbose else None
     job = wb.jobs.wait(job_id, timeout=args.timeout, on_log=echo)
     if job.status != SUCCEEDED:
-        _err(f"error: build {job.status}: {job.error}" + (f" {job.hint}" if job.hint else ""))
+        sep = "\n" if "\n" in job.error else " "  # quoted backend lines: the hint goes below them
+        _err(f"error: build {job.status}: {job.error}" + (f"{sep}{job.hint}" if job.hint else ""))
         _err(f"(full log: {wb.jobs.job_dir(job_id) / 'job.log'})")
         return job.exit_code or 1
     out = Path(args.output)

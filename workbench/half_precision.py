@@ -58,8 +58,9 @@ def default_fp32_ops(precision: str) -> list[str]:
 
 def convert_network(model: Any, precision: str, keep_nodes: Sequence[str] = (),
                     keep_ops: Sequence[str] = ()) -> Conversion:
-    """A consistently typed FP16/BF16 copy of ``model`` (FP32 graph inputs and outputs). ``keep_nodes`` (names) and
-    ``keep_ops`` (op types) stay FP32 with Casts around them, as do :func:`default_fp32_ops`."""
+    """A consistently typed FP16/BF16 version of ``model`` (FP32 graph inputs and outputs). ``keep_nodes`` (names,
+    subgraph nodes too) and ``keep_ops`` (op types) stay FP32 with Casts around them, as do :func:`default_fp32_ops`.
+    ONNX Runtime's converter works in place: ``model`` itself is changed (pass a copy to keep it)."""
     from onnx import TensorProto
 
     from . import bfloat16, network_types
@@ -107,14 +108,14 @@ def _add_element_types(model: Any) -> None:
 
         inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
     except Exception as err:  # a model it cannot follow: ONNX's inference is the fallback
-        log.info("symbolic shape inference failed (%s); using ONNX shape inference", err)
+        log.info("symbolic shape inference failed (%r); using ONNX shape inference", err)
     if inferred is None:
         try:
             import onnx
 
             inferred = onnx.shape_inference.infer_shapes(model)
         except Exception as err:
-            log.info("ONNX shape inference failed too (%s)", err)
+            log.info("ONNX shape inference failed too (%r)", err)
             return
     have = {v.name for v in model.graph.value_info}
     for vi in inferred.graph.value_info:
@@ -136,10 +137,13 @@ class NetworkCheck:
     lines: tuple[str, ...]  # what was checked and how it went, for the job log
 
 
-def check_network(path: Path, precision: str, input_shapes: Mapping[str, Sequence[int]]) -> NetworkCheck:
+def check_network(path: Path, precision: str, input_shapes: Mapping[str, Sequence[int]],
+                  reference: Path | None = None) -> NetworkCheck:
     """Check a converted network before a build: ONNX checker, the type walk (no node with half and FP32 inputs
     that must agree), and an ONNX Runtime session, run once on ``input_shapes`` (FP16; ONNX Runtime's CPU provider
-    has next to no BF16 kernels, so for BF16 the session only has to load past type checking).
+    has next to no BF16 kernels, so for BF16 the session only has to load past type checking), beside the FP32
+    ``reference`` model on the same inputs: a run failure counts only where the FP32 model runs, and the log line
+    says how close the outputs are.
 
     Raises :class:`ModelError` naming the node when the network is not consistently typed."""
     import onnx
@@ -161,7 +165,7 @@ def check_network(path: Path, precision: str, input_shapes: Mapping[str, Sequenc
         raise ModelError(f"The {kind} conversion left {len(clashes)} node(s) with mixed float inputs; first: "
                          f"{c.describe()}.", keep_hint(c.node))
     lines.append("Type walk: every node's inputs agree on their float type (subgraphs included).")
-    lines += _ort_check(path, precision, model, input_shapes)
+    lines += _ort_check(path, precision, model, input_shapes, reference)
     return NetworkCheck(tuple(lines))
 
 
@@ -175,7 +179,8 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _ort_check(path: Path, precision: str, model: Any, shapes: Mapping[str, Sequence[int]]) -> list[str]:
+def _ort_check(path: Path, precision: str, model: Any, shapes: Mapping[str, Sequence[int]],
+               reference_path: Path | None) -> list[str]:
     import numpy as np
     import onnxruntime as ort
 
@@ -209,18 +214,55 @@ def _ort_check(path: Path, precision: str, model: Any, shapes: Mapping[str, Sequ
         dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                  "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
                  "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}.get(inp.type, np.float32)
+        # integers: ones (a valid token id, an attention mask that attends, a flag that is set)
         feeds[inp.name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
-                           else np.zeros(shape, dtype))
+                           else np.ones(shape, dtype))
+    shown = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+    reference = _reference_outputs(reference_path, opts, feeds) if reference_path is not None else None
     try:
         outs = session.run(None, feeds)
     except Exception as err:
-        raise ModelError(f"The {kind} network fails in ONNX Runtime: {_first_line(err)[:500]}",
+        if isinstance(reference, Exception):  # the FP32 model fails on these inputs too: the data, not the network
+            return [f"ONNX Runtime: the {kind} network loads (types consistent); no run: the FP32 model itself "
+                    f"fails on random inputs ({shown}): {_first_line(reference)[-200:]}"]
+        raise ModelError(f"The {kind} network fails in ONNX Runtime where the FP32 model runs: "
+                         f"{_first_line(err)[:500]}",
                          "Keep the node it names in FP32 and build again, or build in FP32.") from err
-    bad = [o.name for o, v in zip(session.get_outputs(), outs, strict=True)
+    names = [o.name for o in session.get_outputs()]
+    bad = [n for n, v in zip(names, outs, strict=True)
            if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(np.asarray(v)).all()]
-    shown = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
-    return [f"ONNX Runtime: the {kind} network ran once on random inputs ({shown})"
-            + (f"; outputs {', '.join(bad)} hold Inf/NaN (an FP16 overflow?)." if bad else ", outputs finite.")]
+    line = f"ONNX Runtime: the {kind} network ran once on random inputs ({shown})" \
+        + (f"; outputs {', '.join(bad)} hold Inf/NaN (an FP16 overflow?)" if bad else ", outputs finite")
+    if isinstance(reference, list):
+        line += "; against FP32: " + ", ".join(_closeness(n, r, v) for n, r, v in zip(names, reference, outs,
+                                                                                       strict=False))
+    return [line + "."]
+
+
+def _reference_outputs(path: Path, opts: Any, feeds: dict[str, Any]) -> list[Any] | Exception:
+    """The FP32 model's outputs on the same inputs (or why it cannot give them)."""
+    import onnxruntime as ort
+
+    try:
+        return list(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, feeds))
+    except Exception as err:
+        return err
+
+
+def _closeness(name: str, ref: Any, got: Any) -> str:
+    """'logits cosine 0.9999 (max |diff| 0.0012)' for float outputs."""
+    import numpy as np
+
+    a, b = np.asarray(ref, np.float64).ravel(), np.asarray(got, np.float64).ravel()
+    if a.size == 0 or a.shape != b.shape or not np.issubdtype(np.asarray(ref).dtype, np.floating):
+        return f"{name} not compared"
+    finite = np.isfinite(a) & np.isfinite(b)
+    a, b = a[finite], b[finite]
+    if not a.size:
+        return f"{name} has no finite values to compare"
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    cos = float(a @ b / norm) if norm else float("nan")
+    return f"{name} cosine {cos:.4f} (max |diff| {float(np.abs(a - b).max()):.3g})"
 
 
 def summary_lines(conv: Conversion) -> list[str]:

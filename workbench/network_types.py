@@ -58,6 +58,15 @@ def type_clashes(model: ModelProto, target: int = FLOAT16) -> list[TypeClash]:
     return walker.clashes
 
 
+def input_types(model: ModelProto, node_name: str) -> list[tuple[str, str]]:
+    """The element types of ``node_name``'s inputs (any graph), as the type walk derives them: for a message about
+    a node the parser rejects ("inputs 'a' (float16), 'b' (float32)"). Empty when there is no such node."""
+    walker = _Walker(model, FLOAT16, (), (), fix=False)
+    walker.watch = node_name
+    walker.graph(model.graph, {}, "")
+    return walker.watched
+
+
 def toposort(graph: GraphProto, outer: Iterable[str] = ()) -> None:
     """Order ``graph``'s nodes (and its subgraphs') so each comes after the producers of everything it reads,
     including the outer-scope names its subgraphs read (ONNX requires it; the converters append their Casts at the
@@ -212,6 +221,8 @@ class _Walker:
         self.opsets = {o.domain or "": o.version for o in model.opset_import}
         self.fixes: list[str] = []
         self.clashes: list[TypeClash] = []
+        self.watch = ""
+        self.watched: list[tuple[str, str]] = []
         self._n = 0
 
     # -------------------------------------------------------------------------------------- one graph
@@ -226,7 +237,7 @@ class _Walker:
             types[init.name] = init.data_type
         new_nodes: list[NodeProto] = []
         for node in graph.node:
-            before = self._node(node, types, declared, graph, path, new_nodes)
+            before = self._node(node, types, declared, path)
             new_nodes.extend(before)
             new_nodes.append(node)
         tail = self._outputs(graph, types, path)
@@ -252,20 +263,20 @@ class _Walker:
                     self.clashes.append(TypeClash(f"output '{out.name}'", "subgraph output", path,
                                                   ((out.name, type_name(have)),)))
                     continue
-                new = self._cast_name(out.name)
-                for n in graph.node:
-                    for k, o in enumerate(n.output):
-                        if o == out.name:
-                            n.output[k] = new
-                tail.append(helper.make_node("Cast", [new], [out.name], to=want, name=f"{new}_node"))
-                self.fixes.append(f"{path}: output '{out.name}' {type_name(have)} → {type_name(want)}")
-                types[out.name] = want
+                # subgraph outputs bind by position: the output becomes the Cast's result, under a new name
+                old, new = out.name, self._cast_name(out.name)
+                tail.append(helper.make_node("Cast", [old], [new], to=want, name=f"{new}_node"))
+                out.name = new
+                self.fixes.append(f"{path}: output '{old}' {type_name(have)} → {type_name(want)}")
+                types[new] = want
         return tail
 
     # -------------------------------------------------------------------------------------- one node
-    def _node(self, node: NodeProto, types: dict[str, int], declared: dict[str, int], graph: GraphProto,
-              path: str, _new: list[NodeProto]) -> list[NodeProto]:
+    def _node(self, node: NodeProto, types: dict[str, int], declared: dict[str, int], path: str
+              ) -> list[NodeProto]:
         casts: list[NodeProto] = []
+        if self.watch and node.name == self.watch:
+            self.watched = [(i, type_name(types.get(i, 0))) for i in node.input if i]
         keep = node.op_type in self.keep_ops or bool(node.name) and node.name in self.keep_nodes
         if node.op_type in ("If", "Loop", "Scan") and (node.domain or "") in ("", "ai.onnx"):
             self._control_flow(node, types, path)

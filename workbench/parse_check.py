@@ -26,6 +26,7 @@ class ParseResult:
     ok: bool
     network_layers: int
     issues: tuple[ParserIssue, ...] = field(default_factory=tuple)
+    log: tuple[str, ...] = ()  # what the backend logged while parsing ("[E] …", "[W] …"): for the job log
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,17 +35,24 @@ class ParseResult:
     def from_dict(cls, data: dict[str, Any]) -> ParseResult:
         data = dict(data)
         data["issues"] = tuple(ParserIssue(**i) for i in data.get("issues", ()))
+        data["log"] = tuple(data.get("log", ()))
         return cls(**data)
 
 
 def parse_model(model_path: Path, backend: str) -> ParseResult:
-    """Parse with the backend's OnnxParser; collect every parser error with its node. Worker-process only."""
+    """Parse with the backend's OnnxParser; collect every parser error with its node. Worker-process only (or a
+    one-shot CLI process, which captures the output). The backend's log goes to Polygraphy's logger (the job log)
+    and its errors and warnings also come back in ``log``."""
     select_backend(backend)
     from polygraphy.backend.trt import util as trt_util
     from polygraphy.mod.trt_importer import lazy_import_trt
 
+    from .backend_log import records, without_harmless
+
     trt = lazy_import_trt()
-    logger = trt_util.get_trt_logger()
+    rec = records(trt)
+    start = len(rec.lines)
+    logger = trt_util.get_trt_logger()  # TensorRT's process-wide logger anyway (see workbench.backend_log)
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
@@ -53,8 +61,10 @@ def parse_model(model_path: Path, backend: str) -> ParseResult:
     issues = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
-        issues.append(ParserIssue(err.node_name() or f"node #{err.node()}", err.node_operator(), err.desc()))
-    return ParseResult(backend, trt.__version__, ok and not issues, int(network.num_layers), tuple(issues))
+        issues.append(ParserIssue(err.node_name() or f"node #{err.node()}", err.node_operator(),
+                                  without_harmless(err.desc())))
+    return ParseResult(backend, trt.__version__, ok and not issues, int(network.num_layers), tuple(issues),
+                       tuple(rec.lines[start:]))
 
 
 def write_cache(path: Path, result: ParseResult) -> None:

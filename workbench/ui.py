@@ -286,7 +286,20 @@ def job_status_line(job: Any) -> None:
     elif job.status == CANCELLED:
         st.warning(f"Cancelled. {job.error}")
     elif job.status == FAILED:
-        st.error(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""))
+        st.error(failure_markdown(job.error, job.hint))
+
+
+def failure_markdown(error: str, hint: str | None) -> str:
+    """A failure for ``st.error``: the backend's quoted ``[E] …`` lines (see workbench.backend_log) as a code block,
+    verbatim (its layer names carry underscores Markdown would eat), the rest as text."""
+    head: list[str] = []
+    quoted: list[str] = []
+    for line in error.splitlines():
+        (quoted if line.startswith("[E] ") else head).append(line)
+    text = "Failed: " + "\n".join(head)
+    if quoted:
+        text += "\n\n```\n" + "\n".join(quoted) + "\n```"
+    return text + (f"\n\n{hint}" if hint else "")
 
 
 EAGER_DOWNLOAD_BYTES = 16 << 20
@@ -404,7 +417,14 @@ def parser_check_panel(ref: ModelRef, backend: str) -> None:
 
             st.error(f"{backend} {result['backend_version']} rejects {len(result['issues'])} node(s). "
                      "A build will fail until they are replaced or a TensorRT plugin is provided for them.")
-            st.dataframe(pd.DataFrame(result["issues"]), hide_index=True, width="stretch")
+            if result["issues"]:
+                st.dataframe(pd.DataFrame(result["issues"]), hide_index=True, width="stretch")
+            else:  # refused without naming a node: the backend's own error lines say why
+                from .backend_log import quote, quoted_errors
+
+                errors = quoted_errors([ln[4:] for ln in result.get("log", ()) if ln.startswith("[E] ")])
+                if errors:
+                    st.code(quote(errors), language=None)
 
 
 def wait_for_job(job_id: str, label: str) -> None:
