@@ -387,3 +387,17 @@ def test_the_cli_text_says_how_many_nodes_were_placed_by_evidence():
     ruled = [n for n in account_fusion(model, layers).nodes if n.evidence in RULE_EVIDENCE]
     assert f"{len(ruled)} nodes no layer's metadata names were placed by evidence" in out.stdout
     assert "UNACCOUNTED" not in out.stdout and "0 unaccounted" in out.stdout
+
+
+def test_a_listing_that_names_no_node_places_nothing_by_rule():
+    """With no layer metadata at all there is no evidence anywhere: the rules place nothing, every computing node
+    is unaccounted (and the accounting stays quick: searches stop a few nodes away)."""
+    from dataclasses import replace
+
+    model, layers, _ = _golden("bert_tiny_mask_qdq_int8")
+    bare = replace(layers, layers=tuple(replace(ly, onnx_nodes=()) for ly in layers.layers))
+    report = account_fusion(model, bare)
+    assert not [n for n in report.nodes if n.layers]
+    assert not [n for n in report.nodes if n.evidence in ("inside", "moved", "body")]
+    matmuls = [n for n in report.nodes if n.op_type == "MatMul"]
+    assert matmuls and all(n.fate == "unaccounted" for n in matmuls)

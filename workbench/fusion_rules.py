@@ -127,6 +127,14 @@ class _Boundary:
     neutral: bool = False  # a subgraph body's formal input or output was reached (no evidence either way)
 
 
+# How many tensors a search for a node's producers or consumers may pass through unplaced nodes: the nodes rules
+# explain sit a few nodes away from placed ones; a search that wanders further has no local evidence (and a listing
+# without metadata would otherwise make every search cross the whole graph).
+SEARCH_LIMIT = 48
+# Rounds of the rules over the nodes left (a node placed in one round can be the evidence for another).
+MAX_ROUNDS = 4
+
+
 def scalar_constants(model: Any) -> set[str]:
     """Names of one-element constants of an ONNX model (initializers and ``Constant`` nodes of the main graph)."""
     out = set()
@@ -198,6 +206,7 @@ class _Graph:
         types: dict[str, int],
     ) -> None:
         self.types = types
+        self.copies: dict[str, list[int]] | None = None
         self.nodes = {n.key: n for n in nodes}
         self.where = where
         self.skip = skip  # constant and shape nodes: not data
@@ -214,6 +223,14 @@ class _Graph:
                 if i:
                     self.consumers.setdefault(i, []).append(n)
 
+    def index_layers(self, layers: Sequence[EngineLayer]) -> None:
+        self.tin = [_tensors(ly, "in") for ly in layers]
+        self.tout = [_tensors(ly, "out") for ly in layers]
+        self.readers: dict[str, list[int]] = {}
+        for i, ts in enumerate(self.tin):
+            for t in ts:
+                self.readers.setdefault(t, []).append(i)
+
     def upstream(self, tensors: Iterable[str]) -> _Boundary:
         b = _Boundary(set(), set())
         todo, seen = [t for t in tensors if t], set()
@@ -222,6 +239,8 @@ class _Graph:
             if t in seen or t in self.constants:
                 continue
             seen.add(t)
+            if len(seen) > SEARCH_LIMIT:
+                return _Boundary(set(), set())
             p = self.producer.get(t)
             if p is None:
                 if SCOPE in t:
@@ -244,6 +263,8 @@ class _Graph:
             if t in seen:
                 continue
             seen.add(t)
+            if len(seen) > SEARCH_LIMIT:
+                return _Boundary(set(), set())
             if t in self.graph_outputs:
                 if SCOPE in t:
                     b.neutral = True
@@ -271,10 +292,11 @@ def _inside(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanati
     common: set[int] | None = None
     for p in up.nodes:
         common = set(g.where[p]) if common is None else common & set(g.where[p])
-    if common is None:
-        common = set(range(len(layers)))
     for t in up.tensors:  # a graph input: the layer must read it
-        common &= {i for i in common if t in _tensors(layers[i], "in")}
+        reading = set(g.readers.get(t, ()))
+        common = reading if common is None else common & reading
+    if common is None:
+        return None
     common = {i for i in common if _op_listed(n.op_type, layers[i])}
     found: set[int] = set()
     for c in down.nodes:
@@ -283,7 +305,7 @@ def _inside(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanati
             return None
         found |= hit
     for t in down.tensors:  # an engine output: the layer must write it
-        hit = {i for i in common if t in _tensors(layers[i], "out")}
+        hit = {i for i in common if t in g.tout[i]}
         if not hit:
             return None
         found |= hit
@@ -316,7 +338,9 @@ def _copies(layers: Sequence[EngineLayer]) -> dict[str, list[int]]:
 def _elided_concat(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation | None:
     if n.op_type != "Concat":
         return None
-    copies = _copies(layers)
+    if g.copies is None:
+        g.copies = _copies(layers)
+    copies = g.copies
     writes: list[dict[str, str]] = []  # per input: tensor → how it gets there
     for t in n.inputs:
         if not t or t in g.constants:
@@ -326,22 +350,22 @@ def _elided_concat(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Ex
             return None  # a graph input would have to be copied in by the engine: no evidence of an elision
         w: dict[str, str] = {}
         for i in sorted({i for p in up.nodes for i in g.where[p]}):
-            for out in sorted(_tensors(layers[i], "out")):
+            for out in sorted(g.tout[i]):
                 w.setdefault(out, layers[i].name)
                 for c in copies.get(out, []):  # through a copy TensorRT inserted into the buffer
-                    for t2 in sorted(_tensors(layers[c], "out")):
+                    for t2 in sorted(g.tout[c]):
                         w.setdefault(t2, f"{layers[i].name} (copied in by {layers[c].name})")
         writes.append(w)
     if not writes:
         return None
     down = g.downstream(n.outputs)
     readers = sorted({i for c in down.nodes for i in g.where[c]})
-    read = {name for i in readers for name in _tensors(layers[i], "in")} | down.tensors
+    read = {name for i in readers for name in g.tin[i]} | down.tensors
     shared = sorted(set.intersection(*(set(w) for w in writes)) & read)
     if not shared:
         return None
     t = shared[0]
-    by = [layers[i].name for i in readers if t in _tensors(layers[i], "in")]
+    by = [layers[i].name for i in readers if t in g.tin[i]]
     why = (
         f"concatenation elided into its consumers' buffer: {_names(sorted({w[t] for w in writes}), 4)} write "
         f"their outputs into one tensor {t}, which "
@@ -395,12 +419,12 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
     written: dict[str, int] = {}
     for p in up.nodes:
         for i in g.where[p]:
-            for t in _tensors(layers[i], "out"):
+            for t in g.tout[i]:
                 written.setdefault(t, i)
     links = []
     for c in sorted(down.nodes):
         link = next(
-            ((t, i) for i in g.where[c] for t in sorted(_tensors(layers[i], "in")) if t in written), None
+            ((t, i) for i in g.where[c] for t in sorted(g.tin[i]) if t in written), None
         )
         if link is None:
             return None
@@ -487,9 +511,10 @@ def explain(
     g = _Graph(nodes, placed, skip, constants, graph_outputs, scalars or set(), types or {})
     left = [k for k in todo if k in g.nodes]
     out: dict[str, Explanation] = {}
-    changed = True
-    while changed and left:
-        changed = False
+    g.index_layers(layers)
+    changed, rounds = True, 0
+    while changed and left and rounds < MAX_ROUNDS:
+        changed, rounds = False, rounds + 1
         for k in list(left):
             for rule in RULES:
                 e = rule(g.nodes[k], g, layers)
