@@ -315,13 +315,16 @@ def _inside(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanati
     src = _names(up.nodes | {f"input {t}" for t in up.tensors})
     dst = _names(down.nodes | {f"output {t}" for t in down.tensors})
     where = names[0] if len(names) == 1 else f"each of {', '.join(names)}"
-    listed = [layers[i].name for i in sorted(found) if kernel_ops(layers[i].name)]
     why = (
         f"computed inside {where} without being named in its metadata: what it reads comes from {src}, "
         f"and what reads it ({dst}) is in {'that layer' if len(names) == 1 else 'those layers'} too"
     )
-    if listed and n.op_type not in DATA_MOVEMENT and n.op_type in KERNEL_TOKENS:
-        why += f"; the kernel name lists the operation ({'/'.join(sorted(KERNEL_TOKENS[n.op_type]))})"
+    if n.op_type not in DATA_MOVEMENT and n.op_type in KERNEL_TOKENS:
+        shown = sorted(
+            {t for i in found for t in (kernel_ops(layers[i].name) or ()) if t in KERNEL_TOKENS[n.op_type]}
+        )
+        if shown:
+            why += f"; the kernel name lists the operation ({'/'.join(shown)})"
     return Explanation("split" if len(found) > 1 else "fused", tuple(sorted(found)), why, "inside")
 
 
@@ -423,9 +426,7 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
                 written.setdefault(t, i)
     links = []
     for c in sorted(down.nodes):
-        link = next(
-            ((t, i) for i in g.where[c] for t in sorted(g.tin[i]) if t in written), None
-        )
+        link = next(((t, i) for i in g.where[c] for t in sorted(g.tin[i]) if t in written), None)
         if link is None:
             return None
         links.append(link)
