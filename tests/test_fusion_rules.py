@@ -401,3 +401,34 @@ def test_a_listing_that_names_no_node_places_nothing_by_rule():
     assert not [n for n in report.nodes if n.evidence in ("inside", "moved", "body")]
     matmuls = [n for n in report.nodes if n.op_type == "MatMul"]
     assert matmuls and all(n.fate == "unaccounted" for n in matmuls)
+
+
+def test_a_where_repeated_with_equal_constants_is_computed_once_and_a_changed_one_is_not():
+    """GPT-2 blocks each compute the same mask ``Where`` from constants of equal value and different names; TensorRT
+    computes it once. With a constant of another value the node is no twin, and stays unaccounted."""
+    model, layers, _ = _golden("scalar_if_fp32")
+    fates = _fates(model, layers)
+    listed = {n.split(" | ")[0] for ly in layers.for_profile(0) for n in ly.onnx_nodes}
+    twin = next(f for f in fates.values() if f.evidence == "twin")
+    other = re.search(r"duplicate of (\S+) ", twin.reason).group(1)
+    assert twin.op_type == "Where" and other in listed and twin.node not in listed
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    drop = next(n for n in _by_name(model)[twin.node].input if n.endswith("/drop"))
+    init = next(t for t in changed.graph.initializer if t.name == drop)
+    init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * 2, drop))
+    again = {n.node: n for n in account_fusion(changed, layers).nodes}
+    assert again[twin.node].fate == "unaccounted"
+
+
+def test_an_unsqueeze_that_ends_an_if_branch_is_a_view_into_the_if_output():
+    model, layers, _ = _golden("scalar_if_fp32")
+    fates = _fates(model, layers)
+    listing = _listing(layers)
+    for name in ("then/unsqueeze", "else/unsqueeze"):
+        f = fates[name]
+        assert f.parent == "by_rate" and f.evidence == "tensors" and f.fate == "eliminated"
+        writer, tensor, reader = re.search(
+            r"; (\S+) \(which computes .*?\) writes tensor (.+), and (\S+), which", f.reason
+        ).groups()
+        assert tensor in listing[writer][2] and tensor in listing[reader][1] and "y_if" in listing[reader][2]

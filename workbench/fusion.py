@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError, WorkbenchError
-from .fusion_rules import EVIDENCE_LABELS, RULE_EVIDENCE, SCOPE, explain, scalar_constants, tensor_types
+from .fusion_rules import (
+    EVIDENCE_LABELS,
+    RULE_EVIDENCE,
+    SCOPE,
+    constant_values,
+    explain,
+    scalar_constants,
+    tensor_types,
+)
 from .layers import EngineLayer, EngineLayers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -618,6 +626,7 @@ def account_fusion(
         graph_outputs,
         scalar_constants(proto),
         tensor_types(proto) if any(f.op_type == "Cast" for f in left) else {},
+        constant_values(proto) if left else {},
     )
     for i, f in enumerate(fates):
         e = explained.get(f.node)

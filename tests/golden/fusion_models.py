@@ -318,3 +318,59 @@ GOLDEN = {
         "detailed",
     ),
 }
+
+
+def scalar_if() -> onnx.ModelProto:
+    """Silero-VAD-like: a scalar int64 input ``sr`` → Reshape → Gather → Equal picks an If branch; each branch ends
+    in ReduceMean → Unsqueeze (the branch's output). Then two attention-mask-style ``Where`` nodes that differ only
+    by the names of their equal constants (a common subexpression)."""
+    g = _G(seed=7)
+    s = g.node(
+        "Gather",
+        [g.node("Reshape", ["sr", _i64(g, "one", [1])], "sr_reshape"), _i64(g, "zero", [0])],
+        "sr_gather",
+        axis=0,
+    )
+    c = g.node("Equal", [s, _i64(g, "rate", [16000])], "is_16k")
+
+    def branch(tag: str, k: float) -> onnx.GraphProto:
+        return helper.make_graph(
+            [
+                helper.make_node("Mul", ["x", f"{tag}_k"], [f"{tag}_mul"], name=f"{tag}/mul"),
+                helper.make_node("ReduceMean", [f"{tag}_mul"], [f"{tag}_mean"], name=f"{tag}/mean", axes=[1], keepdims=0),
+                helper.make_node("Unsqueeze", [f"{tag}_mean", "unsq_axes"], [f"{tag}_out"], name=f"{tag}/unsqueeze"),
+            ],
+            tag, [], [_vi(f"{tag}_out", ["N", 1, 8])],
+            [numpy_helper.from_array(np.array(k, np.float32), f"{tag}_k")],
+        )  # fmt: skip
+
+    _i64(g, "unsq_axes", [1])
+    g.nodes.append(
+        helper.make_node(
+            "If",
+            [c],
+            ["y_if"],
+            name="by_rate",
+            then_branch=branch("then", 2.0),
+            else_branch=branch("else", 3.0),
+        )
+    )
+    m = g.node("Greater", ["x", g.const("thr", 0.0)], "mask")
+    outs = []
+    for k in range(2):  # two Where nodes on one mask with equal constants of different names
+        w = g.node("Where", [m, g.const(f"w{k}/keep", 0.0), g.const(f"w{k}/drop", -1e4)], f"w{k}/where")
+        outs.append(g.node("Add", ["x", w], f"w{k}/add"))
+    g.node("Add", [outs[0], outs[1]], "sum")
+    g.nodes[-1].output[0] = "y"
+    return g.model(
+        "golden_scalar_if",
+        [_vi("x", ["N", 4, 8]), _vi("sr", [], TensorProto.INT64)],
+        [_vi("y_if", ["N", 1, 8]), _vi("y", ["N", 4, 8])],
+    )
+
+
+GOLDEN["scalar_if_fp32"] = (
+    scalar_if,
+    [{"x": ([1, 4, 8], [2, 4, 8], [4, 4, 8]), "sr": ([], [], [])}],
+    "detailed",
+)
