@@ -477,9 +477,9 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
             written.setdefault(t, "the engine input")
             if g.copies is None:
                 g.copies = _copies(layers)
-            for c in g.copies.get(t, []):
-                for t2 in g.tout[c]:
-                    written.setdefault(t2, f"{layers[c].name} (a copy of engine input {t})")
+            for copy in g.copies.get(t, []):
+                for t2 in g.tout[copy]:
+                    written.setdefault(t2, f"{layers[copy].name} (a copy of engine input {t})")
     links = []
     for c in sorted(down.nodes):
         link = next(((t, i) for i in g.where[c] for t in sorted(g.tin[i]) if t in written), None)
