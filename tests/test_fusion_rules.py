@@ -432,3 +432,20 @@ def test_an_unsqueeze_that_ends_an_if_branch_is_a_view_into_the_if_output():
             r"; (\S+) \(which computes .*?\) writes tensor (.+), and (\S+), which", f.reason
         ).groups()
         assert tensor in listing[writer][2] and tensor in listing[reader][1] and "y_if" in listing[reader][2]
+
+
+def test_swin_style_qkv_gathers_are_views_and_the_q_scale_moves_into_the_softmax_kernel():
+    """torchvision's Swin/ViT attention takes q, k, v with Gather from one permuted QKV tensor (84 nodes of Swin-T
+    were unaccounted); each Gather is a view between the kernel writing the permuted QKV and the one reading it."""
+    model, layers, _ = _golden("attention_gather_fp32")
+    fates = _fates(model, layers)
+    listing = _listing(layers)
+    for name in ("qkv_reshape", "qkv_permute", "q_gather", "k_gather", "v_gather"):
+        f = fates[name]
+        assert (f.fate, f.evidence) == ("eliminated", "tensors"), f
+        writer, tensor, reader = re.search(
+            r": (\S+) writes tensor (\S+) and (\S+) reads it", f.reason
+        ).groups()
+        assert tensor in listing[writer][2] and tensor in listing[reader][1] and "qkv_b" in listing[writer][0]
+    scale = fates["q_scale"]
+    assert scale.evidence == "moved" and "softmax" in listing[scale.layers[0]][0]

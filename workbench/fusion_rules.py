@@ -480,12 +480,18 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
             for copy in g.copies.get(t, []):
                 for t2 in g.tout[copy]:
                     written.setdefault(t2, f"{layers[copy].name} (a copy of engine input {t})")
-    links = []
+    producer_layers = {i for p in up.nodes for i in g.where[p]}
+    links, together = [], []
     for c in sorted(down.nodes):
+        if moves and set(g.where[c]) & producer_layers:  # read inside the layer that also computes its producer
+            together.append(c)
+            continue
         link = next(((t, i) for i in g.where[c] for t in sorted(g.tin[i]) if t in written), None)
         if link is None:
             return None
         links.append(link)
+    if not links:
+        return None  # all readers in the producer's layer: that is the 'inside' rule's case
     t, reader = links[0]
     how = (
         f"{n.op_type} only moves data: became a view in the engine"
@@ -497,6 +503,7 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
         f"{how}: {written[t]} writes tensor {t} and {layers[reader].name} reads it"
         + (f" (and {len(links) - 1} more reader(s) likewise)" if len(links) > 1 else "")
         + f", between {src} and {_names(down.nodes)}"
+        + (f"; {_names(together)} read(s) it inside the producer's own layer" if together else "")
     )
     return Explanation("eliminated", (), why, "tensors")
 

@@ -374,3 +374,34 @@ GOLDEN["scalar_if_fp32"] = (
     [{"x": ([1, 4, 8], [2, 4, 8], [4, 4, 8]), "sr": ([], [], [])}],
     "detailed",
 )
+
+
+def attention_gather(d: int = 32, heads: int = 4) -> onnx.ModelProto:
+    """Swin/torchvision-style attention: QKV MatMul + bias → Reshape [B,S,3,H,dₕ] → Transpose → Gather 0/1/2 for q,
+    k, v (instead of a Split); q scaled by a constant before QKᵀ."""
+    g = _G(seed=8)
+    qkv = g.node(
+        "Add",
+        [g.node("MatMul", ["x", g.rand("qkv.w", (d, 3 * d))], "qkv"), g.rand("qkv.b", (3 * d,))],
+        "qkv_b",
+    )
+    r = g.node("Reshape", [qkv, _i64(g, "shape5", [0, 0, 3, heads, d // heads])], "qkv_reshape")
+    t = g.node("Transpose", [r], "qkv_permute", perm=[2, 0, 3, 1, 4])
+    q, k, v = (
+        g.node("Gather", [t, g.const(f"i{j}", np.array(j), np.int64)], f"{n}_gather", axis=0)
+        for j, n in enumerate("qkv")
+    )
+    q = g.node("Mul", [q, g.const("scale", (d // heads) ** -0.5)], "q_scale")
+    s = g.node("MatMul", [q, g.node("Transpose", [k], "k_t", perm=[0, 1, 3, 2])], "qk")
+    o = g.node("MatMul", [g.node("Softmax", [s], "softmax", axis=-1), v], "av")
+    o = g.node(
+        "Reshape",
+        [g.node("Transpose", [o], "o_t", perm=[0, 2, 1, 3]), _i64(g, "oshape", [0, 0, d])],
+        "o_reshape",
+    )
+    g.node("MatMul", [o, g.rand("out.w", (d, d))], "out")
+    g.nodes[-1].output[0] = "y"
+    return g.model("golden_attention_gather", [_vi("x", ["B", "S", d])], [_vi("y", ["B", "S", d])])
+
+
+GOLDEN["attention_gather_fp32"] = (attention_gather, ATTENTION_PROFILE, "detailed")
