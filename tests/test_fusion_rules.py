@@ -449,3 +449,17 @@ def test_swin_style_qkv_gathers_are_views_and_the_q_scale_moves_into_the_softmax
         assert tensor in listing[writer][2] and tensor in listing[reader][1] and "qkv_b" in listing[writer][0]
     scale = fates["q_scale"]
     assert scale.evidence == "moved" and "softmax" in listing[scale.layers[0]][0]
+
+
+def test_unnamed_compute_nodes_of_a_paddle2onnx_export_are_named_as_the_parser_names_them():
+    """The parser names a node without a name ``node_of_<its first output>``; the listing's metadata uses that name,
+    so every unnamed Conv, BatchNormalization, MatMul … of the export is found in its layer."""
+    model, layers, text = _golden("neg_dim_fp32")
+    fates = _fates(model, layers)
+    unnamed = [n for n in model.graph.node if not n.name]
+    assert len(unnamed) >= 7 and "Conv" in {n.op_type for n in unnamed}
+    for n in unnamed:
+        name = f"node_of_{n.output[0]}"
+        assert f"Parsing node: {name} [{n.op_type}]" in text
+        assert fates[name].evidence == "metadata" and fates[name].layers
+        assert _layers_of(layers, name) == set(fates[name].layers)

@@ -369,6 +369,11 @@ def scalar_if() -> onnx.ModelProto:
     )
 
 
+GOLDEN["neg_dim_fp32"] = (
+    FIXTURES / "neg_dim.onnx",  # Paddle2ONNX-style: 7 of 8 nodes unnamed, opset 11
+    [{"x": ([1, 3, 16, 16], [2, 3, 16, 16], [4, 3, 16, 16])}],
+    "detailed",
+)
 GOLDEN["scalar_if_fp32"] = (
     scalar_if,
     [{"x": ([1, 4, 8], [2, 4, 8], [4, 4, 8]), "sr": ([], [], [])}],
