@@ -463,3 +463,21 @@ def test_unnamed_compute_nodes_of_a_paddle2onnx_export_are_named_as_the_parser_n
         assert f"Parsing node: {name} [{n.op_type}]" in text
         assert fates[name].evidence == "metadata" and fates[name].layers
         assert _layers_of(layers, name) == set(fates[name].layers)
+
+
+def test_each_optimization_profile_of_a_fresh_build_is_accounted_with_the_same_evidence(tmp_path):
+    """Two profiles: TensorRT lists a copy of the network per profile, its tensor names tagged ' [profile 1]'; the
+    tensor evidence holds in both copies."""
+    path = tmp_path / "attention_gather.onnx"
+    onnx.save(fusion_models.attention_gather(), str(path))
+    profiles = [fusion_models.ATTENTION_PROFILE[0], {"x": ([1, 32, 32], [4, 64, 32], [8, 128, 32])}]
+    layers = parse_build_log(make_golden.build_log(path, tmp_path / "a.plan", profiles))
+    assert layers.num_profiles == 2
+    model = onnx.load(str(path))
+    by_profile = [{n.node: n for n in account_fusion(model, layers, profile=p).nodes} for p in (0, 1)]
+    for fates in by_profile:
+        assert not [n for n in fates.values() if n.fate == "unaccounted"]
+        assert fates["q_gather"].evidence == "tensors" and fates["q_scale"].evidence == "moved"
+    names = [{ly.name for ly in layers.for_profile(p)} for p in (0, 1)]
+    for p in (0, 1):  # each profile's copy is explained by that profile's own layers
+        assert by_profile[p]["q_scale"].layers and set(by_profile[p]["q_scale"].layers) <= names[p]
