@@ -481,3 +481,20 @@ def test_each_optimization_profile_of_a_fresh_build_is_accounted_with_the_same_e
     names = [{ly.name for ly in layers.for_profile(p)} for p in (0, 1)]
     for p in (0, 1):  # each profile's copy is explained by that profile's own layers
         assert by_profile[p]["q_scale"].layers and set(by_profile[p]["q_scale"].layers) <= names[p]
+
+
+def test_qdq_views_of_a_quantized_gpt2_pass_through_the_transpose_kernel_tensorrt_added():
+    """In the INT8 GPT-2 the heads' merge (Transpose → Reshape with Q/DQ around each) is done by a transpose kernel
+    with no ONNX metadata, between the attention's GEMM and the projection's (70 nodes unaccounted before)."""
+    model, layers, _ = _golden("gpt2_2layer_qdq_int8")
+    fates = _fates(model, layers)
+    listing = _listing(layers)
+    hop = [f for f in fates.values() if "a layer TensorRT added" in f.reason]
+    assert {f.op_type for f in hop} >= {"Transpose", "Reshape", "QuantizeLinear", "DequantizeLinear"}
+    for f in hop:
+        first, added, tensor, reader = re.search(
+            r": (\S+), then (\S+) \(a layer TensorRT added\), writes tensor (\S+) and (\S+) reads it",
+            f.reason,
+        ).groups()
+        assert not listing[added][0] and tensor in listing[added][2] and tensor in listing[reader][1]
+        assert listing[first][2] & listing[added][1]  # the added layer reads what the first one writes

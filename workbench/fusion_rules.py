@@ -95,6 +95,8 @@ KERNEL_TOKENS: dict[str, frozenset[str]] = {
 }
 # Kernel operations that stand for a pattern of several ONNX nodes (x·sigmoid(βx), the erf GELU).
 _COMPOSITE = frozenset({"Silu", "Gelu"})
+# Ops Myelin merges when they meet (a DQ and the next Q become one rescale; casts fold): listed once for many.
+_UNCOUNTED = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
 _KERNEL = re.compile(r"^__myl_([A-Za-z]+?)_myl\d+_\d+$")
 _PROFILE_TAG = re.compile(r" \[profile \d+\]")
 
@@ -225,8 +227,8 @@ def _op_listed(op_type: str, layer: EngineLayer, already: int = 0) -> bool:
     if ops is None or op_type in DATA_MOVEMENT or op_type not in KERNEL_TOKENS:
         return True
     matching = [o for o in ops if o in KERNEL_TOKENS[op_type]]
-    if any(o in _COMPOSITE for o in matching):  # one Silu/Gelu stands for several ONNX nodes
-        return True
+    if any(o in _COMPOSITE for o in matching) or op_type in _UNCOUNTED:  # several nodes, one kernel operation
+        return bool(matching)
     return len(matching) > already
 
 
@@ -475,15 +477,19 @@ def _view(n: GraphNode, g: _Graph, layers: Sequence[EngineLayer]) -> Explanation
     if moves:  # an engine input, as it is or as a copy TensorRT made of it (a scalar copied to the host)
         for t in up.tensors:
             written.setdefault(t, "the engine input")
-            if g.copies is None:
-                g.copies = _copies(layers)
+    if g.copies is None:
+        g.copies = _copies(layers)
+    for _hop in range(2):  # through layers TensorRT added (a transpose or copy kernel without ONNX nodes)
+        for t, by in list(written.items()):
             for copy in g.copies.get(t, []):
                 for t2 in g.tout[copy]:
-                    written.setdefault(t2, f"{layers[copy].name} (a copy of engine input {t})")
+                    written.setdefault(t2, f"{by}, then {layers[copy].name} (a layer TensorRT added),")
     producer_layers = {i for p in up.nodes for i in g.where[p]}
     links, together = [], []
     for c in sorted(down.nodes):
-        if moves and set(g.where[c]) & producer_layers:  # read inside the layer that also computes its producer
+        if (
+            moves and set(g.where[c]) & producer_layers
+        ):  # read inside the layer that also computes its producer
             together.append(c)
             continue
         link = next(((t, i) for i in g.where[c] for t in sorted(g.tin[i]) if t in written), None)

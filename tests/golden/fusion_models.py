@@ -271,6 +271,12 @@ def bert_tiny_mask_qdq() -> onnx.ModelProto:
     )
 
 
+def gpt2_2layer_qdq() -> onnx.ModelProto:
+    """The GPT-2-style decoder quantized by the workbench (minmax; random ids, no padding)."""
+    ids = np.random.default_rng(0).integers(0, 500, size=(8, 16)).astype(np.int64)
+    return _fixture_qdq("gpt2_2layer", {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+
+
 def yolo_neck_qdq() -> onnx.ModelProto:
     x = np.random.default_rng(0).random((8, 3, 64, 64)).astype(np.float32)
     return _fixture_qdq("yolo_neck", {"images": x})
@@ -369,6 +375,7 @@ def scalar_if() -> onnx.ModelProto:
     )
 
 
+GOLDEN["gpt2_2layer_qdq_int8"] = (gpt2_2layer_qdq, _text_profile("input_ids", "attention_mask"), "detailed")
 GOLDEN["neg_dim_fp32"] = (
     FIXTURES / "neg_dim.onnx",  # Paddle2ONNX-style: 7 of 8 nodes unnamed, opset 11
     [{"x": ([1, 3, 16, 16], [2, 3, 16, 16], [4, 3, 16, 16])}],
