@@ -30,10 +30,10 @@ from workbench.fusion import (
     name_conventions,
     onnx_node_name,
 )
+from workbench.fusion_rules import RULE_EVIDENCE
 from workbench.layers import load_layers, parse_build_log, parse_inspector_json
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-RULE_EVIDENCE = ("inside", "moved", "buffer", "tensors", "body", "types")
 IN_LAYERS = ("fused", "one_to_one", "split")
 
 

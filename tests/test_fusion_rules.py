@@ -387,3 +387,114 @@ def test_the_cli_text_says_how_many_nodes_were_placed_by_evidence():
     ruled = [n for n in account_fusion(model, layers).nodes if n.evidence in RULE_EVIDENCE]
     assert f"{len(ruled)} nodes no layer's metadata names were placed by evidence" in out.stdout
     assert "UNACCOUNTED" not in out.stdout and "0 unaccounted" in out.stdout
+
+
+def test_a_listing_that_names_no_node_places_nothing_by_rule():
+    """With no layer metadata at all there is no evidence anywhere: the rules place nothing, every computing node
+    is unaccounted (and the accounting stays quick: searches stop a few nodes away)."""
+    from dataclasses import replace
+
+    model, layers, _ = _golden("bert_tiny_mask_qdq_int8")
+    bare = replace(layers, layers=tuple(replace(ly, onnx_nodes=()) for ly in layers.layers))
+    report = account_fusion(model, bare)
+    assert not [n for n in report.nodes if n.layers]
+    assert not [n for n in report.nodes if n.evidence in ("inside", "moved", "body")]
+    matmuls = [n for n in report.nodes if n.op_type == "MatMul"]
+    assert matmuls and all(n.fate == "unaccounted" for n in matmuls)
+
+
+def test_a_where_repeated_with_equal_constants_is_computed_once_and_a_changed_one_is_not():
+    """GPT-2 blocks each compute the same mask ``Where`` from constants of equal value and different names; TensorRT
+    computes it once. With a constant of another value the node is no twin, and stays unaccounted."""
+    model, layers, _ = _golden("scalar_if_fp32")
+    fates = _fates(model, layers)
+    listed = {n.split(" | ")[0] for ly in layers.for_profile(0) for n in ly.onnx_nodes}
+    twin = next(f for f in fates.values() if f.evidence == "twin")
+    other = re.search(r"duplicate of (\S+) ", twin.reason).group(1)
+    assert twin.op_type == "Where" and other in listed and twin.node not in listed
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    drop = next(n for n in _by_name(model)[twin.node].input if n.endswith("/drop"))
+    init = next(t for t in changed.graph.initializer if t.name == drop)
+    init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * 2, drop))
+    again = {n.node: n for n in account_fusion(changed, layers).nodes}
+    assert again[twin.node].fate == "unaccounted"
+
+
+def test_an_unsqueeze_that_ends_an_if_branch_is_a_view_into_the_if_output():
+    model, layers, _ = _golden("scalar_if_fp32")
+    fates = _fates(model, layers)
+    listing = _listing(layers)
+    for name in ("then/unsqueeze", "else/unsqueeze"):
+        f = fates[name]
+        assert f.parent == "by_rate" and f.evidence == "tensors" and f.fate == "eliminated"
+        writer, tensor, reader = re.search(
+            r"; (\S+) \(which computes .*?\) writes tensor (.+), and (\S+), which", f.reason
+        ).groups()
+        assert tensor in listing[writer][2] and tensor in listing[reader][1] and "y_if" in listing[reader][2]
+
+
+def test_swin_style_qkv_gathers_are_views_and_the_q_scale_moves_into_the_softmax_kernel():
+    """torchvision's Swin/ViT attention takes q, k, v with Gather from one permuted QKV tensor (84 nodes of Swin-T
+    were unaccounted); each Gather is a view between the kernel writing the permuted QKV and the one reading it."""
+    model, layers, _ = _golden("attention_gather_fp32")
+    fates = _fates(model, layers)
+    listing = _listing(layers)
+    for name in ("qkv_reshape", "qkv_permute", "q_gather", "k_gather", "v_gather"):
+        f = fates[name]
+        assert (f.fate, f.evidence) == ("eliminated", "tensors"), f
+        writer, tensor, reader = re.search(
+            r": (\S+) writes tensor (\S+) and (\S+) reads it", f.reason
+        ).groups()
+        assert tensor in listing[writer][2] and tensor in listing[reader][1] and "qkv_b" in listing[writer][0]
+    scale = fates["q_scale"]
+    assert scale.evidence == "moved" and "softmax" in listing[scale.layers[0]][0]
+
+
+def test_unnamed_compute_nodes_of_a_paddle2onnx_export_are_named_as_the_parser_names_them():
+    """The parser names a node without a name ``node_of_<its first output>``; the listing's metadata uses that name,
+    so every unnamed Conv, BatchNormalization, MatMul … of the export is found in its layer."""
+    model, layers, text = _golden("neg_dim_fp32")
+    fates = _fates(model, layers)
+    unnamed = [n for n in model.graph.node if not n.name]
+    assert len(unnamed) >= 7 and "Conv" in {n.op_type for n in unnamed}
+    for n in unnamed:
+        name = f"node_of_{n.output[0]}"
+        assert f"Parsing node: {name} [{n.op_type}]" in text
+        assert fates[name].evidence == "metadata" and fates[name].layers
+        assert _layers_of(layers, name) == set(fates[name].layers)
+
+
+def test_each_optimization_profile_of_a_fresh_build_is_accounted_with_the_same_evidence(tmp_path):
+    """Two profiles: TensorRT lists a copy of the network per profile, its tensor names tagged ' [profile 1]'; the
+    tensor evidence holds in both copies."""
+    path = tmp_path / "attention_gather.onnx"
+    onnx.save(fusion_models.attention_gather(), str(path))
+    profiles = [fusion_models.ATTENTION_PROFILE[0], {"x": ([1, 32, 32], [4, 64, 32], [8, 128, 32])}]
+    layers = parse_build_log(make_golden.build_log(path, tmp_path / "a.plan", profiles))
+    assert layers.num_profiles == 2
+    model = onnx.load(str(path))
+    by_profile = [{n.node: n for n in account_fusion(model, layers, profile=p).nodes} for p in (0, 1)]
+    for fates in by_profile:
+        assert not [n for n in fates.values() if n.fate == "unaccounted"]
+        assert fates["q_gather"].evidence == "tensors" and fates["q_scale"].evidence == "moved"
+    names = [{ly.name for ly in layers.for_profile(p)} for p in (0, 1)]
+    for p in (0, 1):  # each profile's copy is explained by that profile's own layers
+        assert by_profile[p]["q_scale"].layers and set(by_profile[p]["q_scale"].layers) <= names[p]
+
+
+def test_qdq_views_of_a_quantized_gpt2_pass_through_the_transpose_kernel_tensorrt_added():
+    """In the INT8 GPT-2 the heads' merge (Transpose → Reshape with Q/DQ around each) is done by a transpose kernel
+    with no ONNX metadata, between the attention's GEMM and the projection's (70 nodes unaccounted before)."""
+    model, layers, _ = _golden("gpt2_2layer_qdq_int8")
+    fates = _fates(model, layers)
+    listing = _listing(layers)
+    hop = [f for f in fates.values() if "a layer TensorRT added" in f.reason]
+    assert {f.op_type for f in hop} >= {"Transpose", "Reshape", "QuantizeLinear", "DequantizeLinear"}
+    for f in hop:
+        first, added, tensor, reader = re.search(
+            r": (\S+), then (\S+) \(a layer TensorRT added\), writes tensor (\S+) and (\S+) reads it",
+            f.reason,
+        ).groups()
+        assert not listing[added][0] and tensor in listing[added][2] and tensor in listing[reader][1]
+        assert listing[first][2] & listing[added][1]  # the added layer reads what the first one writes

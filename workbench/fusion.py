@@ -13,6 +13,11 @@
 ``unaccounted``      in no layer and none of the above (a view nothing in the engine reads is unverified, so it is
                      here). For a real build this must be zero.
 
+Nodes no layer's metadata names are not unaccounted when :mod:`workbench.fusion_rules` finds the evidence for where
+they went (computed inside a layer holding all their producers and consumers, a concatenation elided into one buffer,
+a view between a layer writing a tensor and one reading it, a loop body's layers, …); ``NodeFate.evidence`` says
+which rule and ``reason`` gives the evidence itself.
+
 The evidence is the ONNX-layer metadata TensorRT's parser attaches to every engine layer (detailed profiling
 verbosity). Without metadata (``LAYER_NAMES_ONLY`` listings, old inspector JSON) the nodes are recovered from layer
 names (``a + b``, ``PWN(c)``, ``ForeignNode[first...last]``) and the report says so.
@@ -29,7 +34,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError, WorkbenchError
-from .fusion_rules import EVIDENCE_LABELS, RULE_EVIDENCE, SCOPE, explain, scalar_constants, tensor_types
+from .fusion_rules import (
+    EVIDENCE_LABELS,
+    RULE_EVIDENCE,
+    SCOPE,
+    constant_values,
+    explain,
+    scalar_constants,
+    tensor_types,
+)
 from .layers import EngineLayer, EngineLayers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,7 +131,7 @@ class NodeFate:
     precisions: tuple[str, ...] = ()
     reason: str = ""
     # "metadata", "layer name", "region" (inside a ForeignNode range), "graph" (no layer: the reason says why), or
-    # a rule of fusion_rules for nodes no metadata names: "inside", "buffer", "body"
+    # one of fusion_rules.RULE_EVIDENCE for nodes no metadata names (the reason gives the evidence)
     evidence: str = "metadata"
     parent: str = ""  # the If/Loop/Scan node whose body holds this node
 
@@ -616,8 +629,9 @@ def account_fusion(
         const_n | shape_n,
         const_t,
         graph_outputs,
-        scalar_constants(proto),
+        scalar_constants(proto) if left else set(),
         tensor_types(proto) if any(f.op_type == "Cast" for f in left) else {},
+        constant_values(proto) if left else {},
     )
     for i, f in enumerate(fates):
         e = explained.get(f.node)

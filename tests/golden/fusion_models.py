@@ -271,6 +271,12 @@ def bert_tiny_mask_qdq() -> onnx.ModelProto:
     )
 
 
+def gpt2_2layer_qdq() -> onnx.ModelProto:
+    """The GPT-2-style decoder quantized by the workbench (minmax; random ids, no padding)."""
+    ids = np.random.default_rng(0).integers(0, 500, size=(8, 16)).astype(np.int64)
+    return _fixture_qdq("gpt2_2layer", {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+
+
 def yolo_neck_qdq() -> onnx.ModelProto:
     x = np.random.default_rng(0).random((8, 3, 64, 64)).astype(np.float32)
     return _fixture_qdq("yolo_neck", {"images": x})
@@ -318,3 +324,96 @@ GOLDEN = {
         "detailed",
     ),
 }
+
+
+def scalar_if() -> onnx.ModelProto:
+    """Silero-VAD-like: a scalar int64 input ``sr`` → Reshape → Gather → Equal picks an If branch; each branch ends
+    in ReduceMean → Unsqueeze (the branch's output). Then two attention-mask-style ``Where`` nodes that differ only
+    by the names of their equal constants (a common subexpression)."""
+    g = _G(seed=7)
+    s = g.node(
+        "Gather",
+        [g.node("Reshape", ["sr", _i64(g, "one", [1])], "sr_reshape"), _i64(g, "zero", [0])],
+        "sr_gather",
+        axis=0,
+    )
+    c = g.node("Equal", [s, _i64(g, "rate", [16000])], "is_16k")
+
+    def branch(tag: str, k: float) -> onnx.GraphProto:
+        return helper.make_graph(
+            [
+                helper.make_node("Mul", ["x", f"{tag}_k"], [f"{tag}_mul"], name=f"{tag}/mul"),
+                helper.make_node("ReduceMean", [f"{tag}_mul"], [f"{tag}_mean"], name=f"{tag}/mean", axes=[1], keepdims=0),
+                helper.make_node("Unsqueeze", [f"{tag}_mean", "unsq_axes"], [f"{tag}_out"], name=f"{tag}/unsqueeze"),
+            ],
+            tag, [], [_vi(f"{tag}_out", ["N", 1, 8])],
+            [numpy_helper.from_array(np.array(k, np.float32), f"{tag}_k")],
+        )  # fmt: skip
+
+    _i64(g, "unsq_axes", [1])
+    g.nodes.append(
+        helper.make_node(
+            "If",
+            [c],
+            ["y_if"],
+            name="by_rate",
+            then_branch=branch("then", 2.0),
+            else_branch=branch("else", 3.0),
+        )
+    )
+    m = g.node("Greater", ["x", g.const("thr", 0.0)], "mask")
+    outs = []
+    for k in range(2):  # two Where nodes on one mask with equal constants of different names
+        w = g.node("Where", [m, g.const(f"w{k}/keep", 0.0), g.const(f"w{k}/drop", -1e4)], f"w{k}/where")
+        outs.append(g.node("Add", ["x", w], f"w{k}/add"))
+    g.node("Add", [outs[0], outs[1]], "sum")
+    g.nodes[-1].output[0] = "y"
+    return g.model(
+        "golden_scalar_if",
+        [_vi("x", ["N", 4, 8]), _vi("sr", [], TensorProto.INT64)],
+        [_vi("y_if", ["N", 1, 8]), _vi("y", ["N", 4, 8])],
+    )
+
+
+GOLDEN["gpt2_2layer_qdq_int8"] = (gpt2_2layer_qdq, _text_profile("input_ids", "attention_mask"), "detailed")
+GOLDEN["neg_dim_fp32"] = (
+    FIXTURES / "neg_dim.onnx",  # Paddle2ONNX-style: 7 of 8 nodes unnamed, opset 11
+    [{"x": ([1, 3, 16, 16], [2, 3, 16, 16], [4, 3, 16, 16])}],
+    "detailed",
+)
+GOLDEN["scalar_if_fp32"] = (
+    scalar_if,
+    [{"x": ([1, 4, 8], [2, 4, 8], [4, 4, 8]), "sr": ([], [], [])}],
+    "detailed",
+)
+
+
+def attention_gather(d: int = 32, heads: int = 4) -> onnx.ModelProto:
+    """Swin/torchvision-style attention: QKV MatMul + bias → Reshape [B,S,3,H,dₕ] → Transpose → Gather 0/1/2 for q,
+    k, v (instead of a Split); q scaled by a constant before QKᵀ."""
+    g = _G(seed=8)
+    qkv = g.node(
+        "Add",
+        [g.node("MatMul", ["x", g.rand("qkv.w", (d, 3 * d))], "qkv"), g.rand("qkv.b", (3 * d,))],
+        "qkv_b",
+    )
+    r = g.node("Reshape", [qkv, _i64(g, "shape5", [0, 0, 3, heads, d // heads])], "qkv_reshape")
+    t = g.node("Transpose", [r], "qkv_permute", perm=[2, 0, 3, 1, 4])
+    q, k, v = (
+        g.node("Gather", [t, g.const(f"i{j}", np.array(j), np.int64)], f"{n}_gather", axis=0)
+        for j, n in enumerate("qkv")
+    )
+    q = g.node("Mul", [q, g.const("scale", (d // heads) ** -0.5)], "q_scale")
+    s = g.node("MatMul", [q, g.node("Transpose", [k], "k_t", perm=[0, 1, 3, 2])], "qk")
+    o = g.node("MatMul", [g.node("Softmax", [s], "softmax", axis=-1), v], "av")
+    o = g.node(
+        "Reshape",
+        [g.node("Transpose", [o], "o_t", perm=[0, 2, 1, 3]), _i64(g, "oshape", [0, 0, d])],
+        "o_reshape",
+    )
+    g.node("MatMul", [o, g.rand("out.w", (d, d))], "out")
+    g.nodes[-1].output[0] = "y"
+    return g.model("golden_attention_gather", [_vi("x", ["B", "S", d])], [_vi("y", ["B", "S", d])])
+
+
+GOLDEN["attention_gather_fp32"] = (attention_gather, ATTENTION_PROFILE, "detailed")
