@@ -131,16 +131,16 @@ job_dir = wb.jobs.job_dir(job_id)
 with ui.error_boundary("Comparison result"):
     result, ba = _result(str(job_dir), opt.stamp(job_dir))
     (st.warning if result.is_simulation else st.success)(
-        f"Candidate **{result.candidate}** — {result.kind_label}."
+        f"Candidate **{ui.md(result.candidate)}** — {ui.md(result.kind_label)}."
     )
-    st.caption(f"Source: {result.candidate_source}. Reference ran on "
+    st.caption(f"Source: {ui.md(result.candidate_source)}. Reference ran on "
                f"{result.reference_provider or 'an unrecorded provider'} (ONNX Runtime)"
                + (f"; candidate on {result.candidate_provider}." if result.candidate_provider else "."))
     errors, warnings = opt.alerts(result)
     for text in errors:
-        st.error(text)
+        st.error(ui.md_lines(text))
     for text in warnings:
-        st.warning(text)
+        st.warning(ui.md_lines(text))
     ui.metric_row(opt.headline(result))  # columns as wide as their values: a tensor name is not cut
     names = [
         "Along the network",
@@ -183,8 +183,8 @@ with ui.error_boundary("Comparison result"):
             if keep and again is None:
                 st.caption(
                     "Comparing again needs a candidate the workbench made: an INT8/FP8 or FP16 simulation, or "
-                    "a build's network. With the CLI: `trt-workbench quantize … --exclude "
-                    f"{' '.join(keep)}`."
+                    "a build's network. With the CLI: `trt-workbench quantize … --exclude` "
+                    f"{ui.md(' '.join(keep))}."
                 )
             what = ("Convert to FP16 again keeping these in FP32, and compare" if fp16
                     else "Re-quantize without these and compare")

@@ -30,7 +30,7 @@ if not backends:
 
 form, panel = st.columns([1, 1], gap="large")
 with form:
-    st.caption(f"Model **{ref.name}** · {summary.node_count} nodes")
+    st.caption(f"Model **{ui.md(ref.name)}** · {summary.node_count} nodes")
     names = [b.name for b in backends]
     backend_name = st.selectbox("Backend", names, format_func=lambda n: next(b.label for b in backends
                                                                              if b.name == n), key="build.backend")
@@ -122,6 +122,8 @@ with form:
             hw = st.checkbox("Hardware compatible (Ampere and newer)", key="build.hw_compat")
             vc = st.checkbox("Version compatible", key="build.version_compat")
 
+    if warning := wb.build_time_warning(ref):
+        st.warning(ui.md(warning))
     if st.button("Build", type="primary", key="build.submit", disabled=not ok):
         with ui.error_boundary("Build"):
             built_profiles = []

@@ -33,7 +33,7 @@ with right, ui.error_boundary("Samples and recent models"):  # a sample or model
         with ui.error_boundary(f"Sample {choice}"):
             ui.set_current_model(wb.import_path(samples[choice].path))
     if choice:
-        st.caption(samples[choice].description)
+        st.caption(ui.md_lines(samples[choice].description))
     with st.popover("…or open a model already on the server"):
         server_path = st.text_input("Path of the .onnx file", key="model.server_path",
                                     help="For models over the upload limit (weights in external-data files): "
@@ -59,9 +59,10 @@ if ref is None:
 
 with ui.error_boundary(ref.name):
     s = ui.model_summary(ref.digest)
-    st.subheader(ref.name)
+    st.subheader(ui.md(ref.name))
     st.caption(f"sha256 {ref.digest} · IR {s.ir_version} · opsets "
-               + ", ".join(f"{d} {v}" for d, v in s.opsets.items()) + (f" · producer {s.producer}" if s.producer else ""))
+               + ", ".join(f"{ui.md(d)} {v}" for d, v in s.opsets.items())
+               + (f" · producer {ui.md(s.producer)}" if s.producer else ""))
     c = st.columns(5)
     c[0].metric("Nodes", f"{s.node_count:,}", help=f"+{s.subgraph_node_count} inside subgraphs"
                 if s.subgraph_node_count else None)
@@ -71,7 +72,7 @@ with ui.error_boundary(ref.name):
     c[4].metric("File", f"{s.file_bytes / 2**20:.2f} MiB",
                 help=f"+{s.external_data_bytes / 2**20:.1f} MiB external data" if s.external_data_bytes else None)
     for w in s.warnings:
-        st.warning(w)
+        st.warning(ui.md_lines(w))
 
     def io_table(tensors):
         return pd.DataFrame([{"name": t.name, "dtype": t.dtype, "shape": t.shape_text(),

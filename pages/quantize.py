@@ -13,7 +13,7 @@ if ref is None:
     st.stop()
 wb = ui.workbench()
 summary = ui.model_summary(ref.digest)
-st.caption(f"Model **{ref.name}** · explicit quantization: calibrate with ONNX Runtime and write a Q/DQ model "
+st.caption(f"Model **{ui.md(ref.name)}** · explicit quantization: calibrate with ONNX Runtime and write a Q/DQ model "
            "(symmetric INT8 activations, per-channel weights) that TensorRT ≥ 11 and TensorRT-RTX build directly.")
 
 form, panel = st.columns([1, 1], gap="large")
@@ -61,7 +61,7 @@ with panel:
                 c[1].metric("Kept in float", len(res.get("excluded", [])))
                 c[2].metric("Samples", res.get("n_samples"))
                 for w in res.get("warnings", []):
-                    st.warning(w)
+                    st.warning(ui.md_lines(w))
                 d = st.columns(2)
                 with d[0]:
                     ui.download_file("Download Q/DQ model", wb.jobs.artifact(job.id, "model_qdq.onnx"),
@@ -84,7 +84,7 @@ with panel:
                 test_name = (job.payload.get("request") or {}).get("test_data_path")
                 why = " (highest top-1, then lowest max abs error)" if res.get("labelled") else " (lowest max abs error)"
                 if res.get("held_out", bool(test_name)):
-                    st.markdown(f"**Calibrators on held-out data** ({res.get('scored_on', test_name)}) — best: "
+                    st.markdown(f"**Calibrators on held-out data** ({ui.md(res.get('scored_on', test_name))}) — best: "
                                 f"**{res.get('best')}**{why}")
                 else:
                     st.markdown(f"**Calibrators scored on the calibration data** — best: **{res.get('best')}**{why}")

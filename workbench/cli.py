@@ -142,6 +142,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     wb = Workbench.open(args.workspace)
     ref = wb.import_path(Path(args.model))
     spec = _spec_from_args(args, set(wb.summary(ref).op_histogram))
+    if warning := wb.build_time_warning(ref):
+        _err(f"warning: {warning}")
     job_id = wb.submit_build(ref, spec)
     _err(f"Building {ref.name} ({spec.summary()}) as job {job_id} …")
     echo = _stderr_echo if args.verbose else None
