@@ -57,11 +57,18 @@ def workbench() -> Workbench:
     return Workbench.open()
 
 
+_PRUNED_AT_START = False
+
+
 @st.cache_resource(show_spinner="Preparing the Netron viewer …")
 def netron_base() -> str:
     """Prepare the offline Netron copy in ``static/netron`` once per server process; its page's URL path."""
-    from .netron import prepare_netron
+    from .netron import prepare_netron, prune_published
 
+    global _PRUNED_AT_START
+    if not _PRUNED_AT_START:  # once per server process (not on a cache clear): last run's publications
+        _PRUNED_AT_START = True  # (run.sh also removes them before Streamlit measures static/)
+        prune_published(STATIC_DIR)
     prepare_netron(STATIC_DIR / "netron")
     base = str(st.get_option("server.baseUrlPath") or "").strip("/")  # Streamlit serves static/ below it
     return f"{'/' + base if base else ''}/app/static/netron/index.html"
@@ -164,7 +171,8 @@ def netron_view(path: Path, select: Sequence[str] = (), height: int = 620) -> No
     nodes to highlight. Changing only ``select`` re-selects in the loaded view without reloading it."""
     from .netron import viewer_url
 
-    url = viewer_url(published_model_url(path), select=select, netron_base=netron_base())
+    base = netron_base()  # first: at start-up it removes the last run's publications
+    url = viewer_url(published_model_url(path), select=select, netron_base=base)
     st.iframe(url, height=height, alt=f"Netron graph of {Path(path).name}")
     st.caption(f"[Open the graph in a new tab]({url})")
 
