@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkbenchError
+from .errors import ModelError, WorkbenchError
 
 log = logging.getLogger("workbench.cli")
 
@@ -68,6 +68,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .model import summarize
 
     model = Path(args.model)
+    from .archives import is_archive
+
+    if is_archive(model.name):
+        raise ModelError(
+            f"'{model.name}' is an archive: 'inspect' reads one .onnx file.",
+            f"Unpack it and pass its .onnx file (with its external-data files next to it), or give the archive to "
+            f"'trt-workbench build {model.name}', which unpacks and checks it.",
+        )
     summary = summarize(model)  # validates first: a hostile file never reaches the backend's parser
     parsed, skipped = (None, "--no-parse") if args.no_parse else _parser_result(model, args.backend)
     if args.json:
