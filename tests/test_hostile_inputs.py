@@ -688,16 +688,20 @@ def test_a_file_swapped_for_a_link_to_a_secret_never_reaches_the_workspace(wb, t
 # ------------------------------------------------------------------------ Markdown from a model's strings
 
 BEACON_PORT = 9  # nothing listens there; the test checks what the page would make a browser fetch
-BEACON = (f"![x](http://127.0.0.1:{BEACON_PORT}/beacon.png) [click](http://127.0.0.1:{BEACON_PORT}/c) "
-          f"www.example.com :red[red] $x^2$ <img src=http://127.0.0.1:{BEACON_PORT}/i.png>")
+def beacon_text(port: int = BEACON_PORT) -> str:
+    return (f"![x](http://127.0.0.1:{port}/beacon.png) [click](http://127.0.0.1:{port}/c) "
+            f"www.example.com :red[red] $x^2$ <img src=http://127.0.0.1:{port}/i.png>")
+
+
+BEACON = beacon_text()
 _PLAIN_OPTIONS = {"selectbox", "multiselect"}
 _NOT_MARKDOWN = {"plotly_chart", "arrow_data_frame", "iframe", "html", "code", "text", "json", "graphviz_chart"}
 
 
-def beacon_model(tag: str = "") -> bytes:
+def beacon_model(tag: str = "", port: int = BEACON_PORT) -> bytes:
     """A real model whose producer, doc string, tensor, node and metadata strings are Markdown that would
     fetch an image and draw links."""
-    b = BEACON + tag
+    b = beacon_text(port) + tag
     # (input and output keep plain names: TensorRT-RTX refuses profiles for an input named like this one)
     g = helper.make_graph(
         [helper.make_node("Relu", ["x"], [f"mid {b}"], name=f"node {b}"),
