@@ -156,7 +156,7 @@ with ui.error_boundary("Comparison result"):
         metric = st.selectbox(
             "Metric", metrics, format_func=lambda k: figs.METRICS[k][0], key="accuracy.metric"
         )
-        st.plotly_chart(figs.depth_figure(result, metric), key="accuracy.depth")
+        ui.plotly_chart(figs.depth_figure(result, metric), key="accuracy.depth")
     with tabs["Table"]:
         table = figs.tensor_table(result)
         st.dataframe(table, hide_index=True, key="accuracy.table", column_config=ui.number_columns(table))
@@ -166,13 +166,13 @@ with ui.error_boundary("Comparison result"):
         if shown:
             first = shown.index(figs.default_tensor(result, shown))
             name = st.selectbox("Tensor", shown, index=first, key="accuracy.tensor")
-            st.plotly_chart(figs.histogram_figure(name, *samples[name]), key="accuracy.hist")
-            st.plotly_chart(figs.scatter_figure(name, *samples[name]), key="accuracy.scatter")
+            ui.plotly_chart(figs.histogram_figure(name, *samples[name]), key="accuracy.hist")
+            ui.plotly_chart(figs.scatter_figure(name, *samples[name]), key="accuracy.scatter")
     with tabs["Culprits"]:
         if not result.culprits:
             st.info("Run a per-layer comparison of a reduced-precision candidate to rank the culprits.")
         else:
-            st.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
+            ui.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
             culprits = figs.culprit_table(result)
             st.dataframe(culprits, hide_index=True, column_config=ui.number_columns(culprits))
             choices = ui.node_choices(ref.digest)
@@ -202,7 +202,7 @@ with ui.error_boundary("Comparison result"):
                         st.switch_page("pages/build.py")
     if ba:
         with tabs["Before / after"]:
-            st.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")
+            ui.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")
             st.dataframe(figs.before_after_table(ba), hide_index=True)
     with tabs["Export"]:
         mimes = {"report": "text/html", "qdq": "application/octet-stream"}

@@ -138,13 +138,13 @@ if tabs[2].open:
         kind = st.segmented_control(
             "Fusion groups as", ["sunburst", "treemap"], default="sunburst", key="fusion.kind"
         )
-        st.plotly_chart(
+        ui.plotly_chart(
             ff.fusion_groups(report, kind=kind or "sunburst"), width="stretch", key="fusion.fig.groups"
         )
         a, b = st.columns(2)
-        a.plotly_chart(ff.node_fates(report), width="stretch", key="fusion.fig.fates")
-        b.plotly_chart(ff.precision_breakdown(report), width="stretch", key="fusion.fig.precision")
-        st.plotly_chart(ff.layer_type_breakdown(report), width="stretch", key="fusion.fig.types")
+        ui.plotly_chart(ff.node_fates(report), a, width="stretch", key="fusion.fig.fates")
+        ui.plotly_chart(ff.precision_breakdown(report), b, width="stretch", key="fusion.fig.precision")
+        ui.plotly_chart(ff.layer_type_breakdown(report), width="stretch", key="fusion.fig.types")
 
 if tabs[3].open:
     import pandas as pd

@@ -95,7 +95,7 @@ with ui.error_boundary(ref.name):
                                 help="Netron highlights them without reloading the graph.")
         ui.netron_view(ref.path, select=picked)
     with tab_ops:
-        st.plotly_chart(op_histogram(s), key="model.ops")
+        ui.plotly_chart(op_histogram(s), key="model.ops")
     with tab_parse:
         backends = [b.name for b in ui.installed_backends()]
         if not backends:

@@ -794,3 +794,23 @@ def test_markdown_in_a_models_strings_is_shown_as_text_on_every_page(app_ws, tmp
     at.button(key="model.open_server").click().run()
     assert at.error and md(BEACON) in at.error[0].value, [e.value for e in at.error]
     assert not {t: _live_markdown(t) for t in _markdown_texts(at) if _live_markdown(t)}
+
+
+def test_a_link_in_an_op_type_is_drawn_as_text_in_the_charts(app_ws):
+    """Plotly draws <a href> in labels as a live link: an op type (a custom op) named like one is shown as text
+    in the Model page's op chart."""
+    from tests.conftest import open_page
+    from workbench import ui
+
+    link = f'<a href="http://127.0.0.1:{BEACON_PORT}/c">click</a><span style="color:red">x</span>'
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["h"], name="relu"),
+                           helper.make_node(link, ["h"], ["y"], name="custom", domain="evil.ops")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("evil.ops", 1)])
+    ref = app_ws.import_upload(model.SerializeToString(), "custom.onnx")
+    at = open_page("model", **{ui.MODEL_DIGEST: ref.digest})
+    assert not at.exception, [e.value for e in at.exception]
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert specs and any("&lt;a href" in spec for spec in specs), "the op type is not in the chart"
+    assert not any(re.search(r"<a\b|<span\b", spec) for spec in specs)

@@ -41,3 +41,25 @@ def md(text: object) -> str:
 def md_lines(text: object) -> str:
     """Like :func:`md`, keeping line breaks as Markdown line breaks (for a multi-line message or doc string)."""
     return "  \n".join(md(line) for line in _LINE_BREAKS.split(str(text)))
+
+
+# Plotly draws text (tick labels, hover text, legend names, titles) with a few HTML-like tags of its own; of those,
+# <a href> draws a live link and <span style> restyles. A figure's strings from a file are made plain text by
+# writing their "<" as "&lt;", which Plotly shows as "<" without reading a tag. Our own templates keep theirs.
+_PLOTLY_TAG = re.compile(r"<(?=\s*/?\s*(?:a|span)\b)", re.IGNORECASE)
+_PLOTLY_TEMPLATES = frozenset({"hovertemplate", "texttemplate"})
+
+
+def inert_plotly(obj: object, key: str = "") -> object:
+    """A Plotly figure's dict (``fig.to_dict()``) whose strings can draw no link: every ``<a``/``<span`` tag
+    written as text."""
+    if isinstance(obj, str):
+        return obj if key in _PLOTLY_TEMPLATES else _PLOTLY_TAG.sub("&lt;", obj)
+    if isinstance(obj, dict):
+        return {k: inert_plotly(v, k) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [inert_plotly(v, key) for v in obj]
+    kind = getattr(getattr(obj, "dtype", None), "kind", "")
+    if kind in ("O", "U", "S") and hasattr(obj, "tolist"):  # numpy arrays of strings
+        return inert_plotly(obj.tolist(), key)
+    return obj

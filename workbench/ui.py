@@ -21,7 +21,7 @@ import streamlit as st
 from .errors import WorkbenchError
 from .model import ModelRef, ModelSummary
 from .service import Workbench
-from .text import md, md_lines
+from .text import inert_plotly, md, md_lines
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,15 @@ def metric_row(items: Sequence[tuple[str, str, str | None, str | None]], notes: 
         plain = delta is None or label in notes or bool(_ZERO_DELTA.match(str(delta).strip()))
         col.metric(md(label), md(value), _md_delta(delta), help=md_lines(tip) if tip else None, delta_color="off" if plain else "normal",
                    delta_arrow="off" if plain else "auto")
+
+
+def plotly_chart(fig: Any, container: Any = None, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` (or ``container.plotly_chart``) of ``fig`` with every string that came from a file made
+    plain text: a tensor or node named ``<a href=...>`` draws no link."""
+    import plotly.graph_objects as go
+
+    safe = go.Figure(inert_plotly(fig.to_dict()))
+    return (container or st).plotly_chart(safe, **kwargs)
 
 
 def _md_delta(delta: str | None) -> str | None:
