@@ -51,6 +51,8 @@ browser() {
 case "${1:-app}" in
     app)
         setup
+        # Last run's graph-view publications go before Streamlit measures static/ (it stops serving past 1 GiB).
+        "$VENV/bin/python" -c "from workbench.netron import prune_published; prune_published('static')"
         exec "$VENV/bin/python" -m streamlit run app.py --server.port "${PORT:-8501}" "${@:2}"
         ;;
     test)

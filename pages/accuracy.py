@@ -214,16 +214,16 @@ job_dir = wb.jobs.job_dir(job_id)
 with ui.error_boundary("Comparison result"):
     result, ba = _result(str(job_dir), opt.stamp(job_dir))
     (st.warning if result.is_simulation else st.success)(
-        f"Candidate **{result.candidate}** — {result.kind_label}."
+        f"Candidate **{ui.md(result.candidate)}** — {ui.md(result.kind_label)}."
     )
-    st.caption(f"Source: {result.candidate_source.rstrip('.')}. {result.n_samples} samples compared. Reference ran "
+    st.caption(f"Source: {ui.md(result.candidate_source.rstrip('.'))}. {result.n_samples} samples compared. Reference ran "
                f"on {result.reference_provider or 'an unrecorded provider'} (ONNX Runtime)"
                + (f"; candidate on {result.candidate_provider}." if result.candidate_provider else "."))
     errors, warnings = opt.alerts(result)
     for text in errors:
-        st.error(text)
+        st.error(ui.md_lines(text))
     for text in warnings:
-        st.warning(text)
+        st.warning(ui.md_lines(text))
     ui.metric_row(opt.headline(result))  # columns as wide as their values: a tensor name is not cut
     names = [
         "Along the network",
@@ -239,7 +239,7 @@ with ui.error_boundary("Comparison result"):
         metric = st.selectbox(
             "Metric", metrics, format_func=lambda k: figs.METRICS[k][0], key="accuracy.metric"
         )
-        st.plotly_chart(figs.depth_figure(result, metric), key="accuracy.depth")
+        ui.plotly_chart(figs.depth_figure(result, metric), key="accuracy.depth")
     with tabs["Table"]:
         table = figs.tensor_table(result)
         st.dataframe(table, hide_index=True, key="accuracy.table", column_config=ui.number_columns(table))
@@ -249,21 +249,21 @@ with ui.error_boundary("Comparison result"):
         if shown:
             first = shown.index(figs.default_tensor(result, shown))
             name = st.selectbox("Tensor", shown, index=first, key="accuracy.tensor")
-            st.plotly_chart(figs.histogram_figure(name, *samples[name]), key="accuracy.hist")
-            st.plotly_chart(figs.scatter_figure(name, *samples[name]), key="accuracy.scatter")
+            ui.plotly_chart(figs.histogram_figure(name, *samples[name]), key="accuracy.hist")
+            ui.plotly_chart(figs.scatter_figure(name, *samples[name]), key="accuracy.scatter")
     with tabs["Culprits"]:
         if not result.culprits:
             st.info("Run a per-layer comparison of a reduced-precision candidate to rank the culprits.")
         else:
-            st.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
+            ui.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
             culprits = figs.culprit_table(result)
             st.dataframe(culprits, hide_index=True, column_config=ui.number_columns(culprits))
             root_build, kept_before = loop_view.chain_root(wb.jobs, job)
             kept_now = list(dict.fromkeys([*kept_before, *result.kept_float]))
             if kept_now:
-                st.caption(f"Already in higher precision ({len(kept_now)}): " + ", ".join(f"`{n}`" for n in kept_now))
+                st.caption(f"Already in higher precision ({len(kept_now)}): " + ", ".join(ui.code(n) for n in kept_now))
             if result.jump_note:
-                st.caption(f"Error jumps at `{result.jump}`: {result.jump_note}")
+                st.caption(f"Error jumps at {ui.code(result.jump)}: {ui.md(result.jump_note)}")
             if result.recovered:
                 st.success(f"Task metric recovered — {result.recovery}: nothing needs to be kept in higher "
                            "precision; the culprits above are for reading only.")
@@ -275,8 +275,8 @@ with ui.error_boundary("Comparison result"):
             if keep and again is None:
                 st.caption(
                     "Comparing again needs a candidate the workbench made: an INT8/FP8 or FP16 simulation, or "
-                    "a build's network. With the CLI: `trt-workbench quantize … --exclude "
-                    f"{' '.join(keep)}`."
+                    "a build's network. With the CLI: `trt-workbench quantize … --exclude` "
+                    f"{ui.md(' '.join(keep))}."
                 )
             what = ("Convert to FP16 again keeping these in FP32, and compare" if fp16
                     else "Re-quantize without these and compare")
@@ -294,7 +294,7 @@ with ui.error_boundary("Comparison result"):
                         st.switch_page("pages/build.py")
     if ba:
         with tabs["Before / after"]:
-            st.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")
+            ui.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")
             st.dataframe(figs.before_after_table(ba), hide_index=True)
     with tabs["Export"]:
         mimes = {"report": "text/html", "qdq": "application/octet-stream"}

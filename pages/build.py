@@ -34,7 +34,7 @@ shown = ui.shown_build(ref)  # the build on the right: always this model's
 ui.sync_build_form(ref, shown)  # the form on the left holds that build's settings
 form, panel = st.columns([1, 1], gap="large")
 with form:
-    st.caption(f"Model **{ref.name}** · {summary.node_count} nodes")
+    st.caption(f"Model **{ui.md(ref.name)}** · {summary.node_count} nodes")
     names = [b.name for b in backends]
     backend_name = st.selectbox("Backend", names, format_func=lambda n: next(b.label for b in backends
                                                                              if b.name == n), key="build.backend")
@@ -145,9 +145,11 @@ with form:
     if rejected:
         issues = parsed["issues"]
         st.error(f"The parser check with {backend_name} rejects {len(issues)} node(s) of this model ("
-                 + ", ".join(f"`{i.get('node') or '?'}`" for i in issues[:5]) + (" …" if len(issues) > 5 else "")
+                 + ", ".join(ui.code(i.get('node') or '?') for i in issues[:5]) + (" …" if len(issues) > 5 else "")
                  + "): a build would fail the same way. Replace them, or give TensorRT a plugin for them; the "
                  "details are on the Model page, tab Parser check.")
+    if warning := wb.build_time_warning(ref):
+        st.warning(ui.md(warning))
     if st.button("Build", type="primary", key="build.submit", disabled=not ok or rejected):
         with ui.error_boundary("Build"):
             built_profiles = []

@@ -38,7 +38,7 @@ if selected_id is None:
     st.stop()
 
 job = by_id[selected_id]
-st.subheader(job.title)
+st.subheader(ui.md(job.title))
 st.caption(f"job `{job.id}`")
 a, b, c, d = st.columns(4)
 if a.button("Open on the Build page", key="engines.open"):
@@ -55,7 +55,7 @@ if not job.active and d.button("Delete", key="engines.delete", type="secondary")
     st.session_state[ui.ENGINES_CONFIRM_DELETE] = job.id  # asked below; the answer applies to this id only
 if not job.active and st.session_state.get(ui.ENGINES_CONFIRM_DELETE) == job.id:
     with st.container(border=True):
-        st.warning(f"Delete **{job.title}** (job `{job.id}`)? Its plan, log and reports are removed from the "
+        st.warning(f"Delete **{ui.md(job.title)}** (job `{job.id}`)? Its plan, log and reports are removed from the "
                    "workspace; this cannot be undone.")
         yes, no = st.columns(2)
         if yes.button("Yes, delete this build", key="engines.delete_confirm", type="primary"):

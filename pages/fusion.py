@@ -17,7 +17,7 @@ if ref is None:
     st.stop()
 builds = [j for j in wb.builds() if j.model_digest == ref.digest and j.status == "succeeded"]
 if not builds:
-    st.info(f"No finished build of **{ref.name}** yet: build one on the **Build** page.")
+    st.info(f"No finished build of **{ui.md(ref.name)}** yet: build one on the **Build** page.")
     st.stop()
 
 labels = {j.id: f"{j.title} · {time.strftime('%m-%d %H:%M', time.localtime(j.created))} · {j.id[:8]}" for j in builds}
@@ -61,14 +61,14 @@ m[2].metric("Fused", counts["fused"], help="in one engine layer together with ot
 m[3].metric("Split", counts["split"], help="in several engine layers (e.g. a convolution and its epilogue)")
 m[4].metric("Eliminated / folded", counts["eliminated"] + counts["constant_folded"])
 m[5].metric("Unaccounted", counts["unaccounted"], help="in no layer and not explained: should be 0")
-st.write(report.summary())
+st.markdown(ui.md_lines(report.summary()))
 if report.unaccounted:
     st.error(
         "ONNX nodes in no engine layer, unexplained: "
-        + ", ".join(f"`{n.node}` ({n.op_type})" for n in report.unaccounted[:20])
+        + ", ".join(f"'{ui.md(n.node)}' ({ui.md(n.op_type)})" for n in report.unaccounted[:20])
     )
 for note in report.notes + layers.warnings:
-    st.caption(note)
+    st.caption(ui.md_lines(note))
 
 SELECTED = "fusion.selected_layer"  # survives tab switches (the table widget's own state does not)
 tabs = st.tabs(
@@ -97,8 +97,9 @@ with tabs[0]:
     if tabs[0].open and selected is None:
         st.caption("Select a layer to see its ONNX nodes and tensors.")
     elif tabs[0].open:
-        st.subheader(selected.name)
-        st.caption(f"{selected.type} · {selected.precision_label} · tactic `{selected.tactic or '-'}`")
+        st.subheader(ui.md(selected.name))
+        st.caption(f"{ui.md(selected.type)} · {ui.md(selected.precision_label)} · tactic "
+                   f"{ui.md(selected.tactic or '-')}")
         st.markdown("**ONNX nodes in this layer**")
         if selected.onnx_nodes:
             st.dataframe(pd.DataFrame(report.layer_node_rows(selected)), hide_index=True, width="stretch")
@@ -133,13 +134,13 @@ if tabs[2].open:
         kind = st.segmented_control(
             "Fusion groups as", ["sunburst", "treemap"], default="sunburst", key="fusion.kind"
         )
-        st.plotly_chart(
+        ui.plotly_chart(
             ff.fusion_groups(report, kind=kind or "sunburst"), width="stretch", key="fusion.fig.groups"
         )
         a, b = st.columns(2)
-        a.plotly_chart(ff.node_fates(report), width="stretch", key="fusion.fig.fates")
-        b.plotly_chart(ff.precision_breakdown(report), width="stretch", key="fusion.fig.precision")
-        st.plotly_chart(ff.layer_type_breakdown(report), width="stretch", key="fusion.fig.types")
+        ui.plotly_chart(ff.node_fates(report), a, width="stretch", key="fusion.fig.fates")
+        ui.plotly_chart(ff.precision_breakdown(report), b, width="stretch", key="fusion.fig.precision")
+        ui.plotly_chart(ff.layer_type_breakdown(report), width="stretch", key="fusion.fig.types")
 
 if tabs[3].open:
     import pandas as pd
@@ -161,7 +162,7 @@ if tabs[3].open:
                                    for k, v in report.conventions.items()))
         if report.unknown_metadata:
             st.warning(
-                "Layer metadata names nodes this model lacks: " + ", ".join(report.unknown_metadata[:20])
+                "Layer metadata names nodes this model lacks: " + ", ".join(map(ui.md, report.unknown_metadata[:20]))
             )
 
 if tabs[4].open:

@@ -33,7 +33,7 @@ with right, ui.error_boundary("Samples and recent models"):  # a sample or model
         with ui.error_boundary(f"Sample {choice}"):
             ui.set_current_model(wb.import_path(samples[choice].path))
     if choice:
-        st.caption(samples[choice].description)
+        st.caption(ui.md_lines(samples[choice].description))
     with st.popover("…or open a model already on the server"):
         server_path = st.text_input("Path of the .onnx file", key="model.server_path",
                                     help="For models over the upload limit (weights in external-data files): "
@@ -58,10 +58,11 @@ if ref is None:
 
 with ui.error_boundary(ref.name):
     s = ui.model_summary(ref.digest)
-    st.subheader(ref.name)
+    st.subheader(ui.md(ref.name))
     st.caption(f"content id {ref.short} (sha256 over the model and its external data, not the file's own "
                f"sha256) · IR {s.ir_version} · opsets "
-               + ", ".join(f"{d} {v}" for d, v in s.opsets.items()) + (f" · producer {s.producer}" if s.producer else ""))
+               + ", ".join(f"{ui.md(d)} {v}" for d, v in s.opsets.items())
+               + (f" · producer {ui.md(s.producer)}" if s.producer else ""))
     c = st.columns(5)
     c[0].metric("Nodes", f"{s.node_count:,}", help=f"+{s.subgraph_node_count} inside subgraphs"
                 if s.subgraph_node_count else None)
@@ -76,7 +77,7 @@ with ui.error_boundary(ref.name):
                 f"{' or '.join(p.upper() for p in q.precisions) or 'INT8'}: no calibration data needed, TensorRT "
                 "uses the model's own scales.", icon=":material/stacked_bar_chart:")
     for w in s.warnings:
-        st.warning(w)
+        st.warning(ui.md_lines(w))
 
     def io_table(tensors):
         return pd.DataFrame([{"name": t.name, "dtype": t.dtype, "shape": t.shape_text(),
@@ -99,7 +100,7 @@ with ui.error_boundary(ref.name):
                                 help="Netron highlights them without reloading the graph.")
         ui.netron_view(ref.path, select=picked)
     with tab_ops:
-        st.plotly_chart(op_histogram(s), key="model.ops")
+        ui.plotly_chart(op_histogram(s), key="model.ops")
     with tab_parse:
         backends = [b.name for b in ui.installed_backends()]
         if not backends:

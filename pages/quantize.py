@@ -13,10 +13,10 @@ if ref is None:
     st.stop()
 wb = ui.workbench()
 summary = ui.model_summary(ref.digest)
-st.caption(f"Model **{ref.name}** · explicit quantization: calibrate with ONNX Runtime and write a Q/DQ model "
+st.caption(f"Model **{ui.md(ref.name)}** · explicit quantization: calibrate with ONNX Runtime and write a Q/DQ model "
            "(symmetric INT8 activations, per-channel weights) that TensorRT ≥ 11 and TensorRT-RTX build directly.")
 if summary.quantization is not None:  # quantizing it again would stack Q/DQ nodes on its own
-    st.info(f"Nothing to quantize: **{ref.name}** is already {summary.quantization.describe()}. Build it as it is; "
+    st.info(f"Nothing to quantize: **{ui.md(ref.name)}** is already {summary.quantization.describe()}. Build it as it is; "
             "to calibrate differently, open the FP32 model it was made from.")
     st.page_link("pages/build.py", label="Build it as it is", icon=":material/build:")
     st.stop()
@@ -66,7 +66,7 @@ with panel:
                 c[1].metric("Kept in float", len(res.get("excluded", [])))
                 c[2].metric("Samples", res.get("n_samples"))
                 for w in res.get("warnings", []):
-                    st.warning(w)
+                    st.warning(ui.md_lines(w))
                 d = st.columns(2)
                 with d[0]:
                     ui.download_file("Download Q/DQ model", wb.jobs.artifact(job.id, "model_qdq.onnx"),
@@ -90,7 +90,7 @@ with panel:
                 why = " (highest top-1, then lowest max abs error)" if res.get("labelled") else " (lowest max abs error)"
                 n_scored = f", {res['n_scored']} samples" if res.get("n_scored") else ""
                 if res.get("held_out", bool(test_name)):
-                    st.markdown(f"**Calibrators on held-out data** ({res.get('scored_on', test_name)}{n_scored}) — best: "
+                    st.markdown(f"**Calibrators on held-out data** ({ui.md(res.get('scored_on', test_name))}{n_scored}) — best: "
                                 f"**{res.get('best')}**{why}")
                 else:
                     st.markdown(f"**Calibrators scored on the calibration data**{f' ({n_scored[2:]})' if n_scored else ''}"

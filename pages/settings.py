@@ -43,6 +43,19 @@ st.write(f"`{wb.ws.root}` (set `WORKBENCH_HOME` to move it) · concurrent builds
          "`WORKBENCH_MAX_PARSE_JOBS`)")
 st.caption("Everyone using this app shares this workspace (models and builds); give each team its own app and "
            "`WORKBENCH_HOME` to keep their work apart.")
+
+
+def _set_job_timeout() -> None:
+    with ui.error_boundary("Job time limit"):
+        wb.jobs.set_timeout_s(int(st.session_state["settings.job_timeout"]) * 60)
+
+
+st.number_input(
+    "Job time limit (minutes; 0: none)", min_value=0, max_value=7 * 24 * 60, step=5,
+    value=round(wb.jobs.timeout_s / 60), key="settings.job_timeout", on_change=_set_job_timeout,
+    help="Every build, quantization and comparison submitted from now on, by any session of this workspace, is "
+         "stopped and marked failed once it has run this long, so one huge model cannot hold the build slot for "
+         "everyone. The default comes from WORKBENCH_JOB_TIMEOUT (seconds), else 15 minutes.")
 upload_mb = int(st.get_option("server.maxUploadSize"))
 st.write(f"Upload limit: {upload_mb} MB (`server.maxUploadSize` in `.streamlit/config.toml`)")
 limits = ArchiveLimits()

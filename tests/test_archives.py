@@ -190,3 +190,32 @@ def test_unpacking_never_eats_the_last_free_disk_space(tmp_path, kind):
         extract_archive(src, tmp_path / "out", ArchiveLimits(keep_free_bytes=free + 1024))
     assert not (tmp_path / "out").exists()
     assert extract_archive(src, tmp_path / "ok", ArchiveLimits(keep_free_bytes=0))  # the same with room
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+@pytest.mark.parametrize("entry", ["model.onnx", "sub/dir/weights.bin"])
+def test_a_duplicate_entry_is_named_as_in_the_archive_never_by_a_server_path(workspace, tmp_path, kind, entry):
+    """An archive holding one name twice: the error names the entry as the archive does; the workspace's path
+    (and the staging folder's) never appears in what the user sees."""
+    import warnings
+
+    model = onnx_models.static_mlp().SerializeToString()
+    buf = io.BytesIO()
+    if kind == "zip":
+        with warnings.catch_warnings(), zipfile.ZipFile(buf, "w") as zf:
+            warnings.simplefilter("ignore")  # "Duplicate name": exactly what this archive is about
+            for data in (model, model) if entry == "model.onnx" else (model, b"1", b"2"):
+                zf.writestr(entry if data is not model or entry == "model.onnx" else "model.onnx", data)
+    else:
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            items = [("model.onnx", model)] + [(entry, b"12")] * 2 if entry != "model.onnx" else [(entry, model)] * 2
+            for name, data in items:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(ArchiveError) as err:
+        import_model(workspace, buf.getvalue(), f"bundle.{kind}")
+    text = str(err.value)
+    assert f"entry '{entry}' appears twice" in text, text
+    assert str(workspace.root) not in text and "upload-" not in text and "/tmp" not in text, text
+    assert not any(workspace.tmp_dir.iterdir())

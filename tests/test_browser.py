@@ -223,6 +223,51 @@ def test_a_model_whose_external_data_is_named_like_a_page_is_drawn_and_its_page_
         guard.assert_clean()
 
 
+def test_a_model_whose_strings_are_markdown_images_and_links_makes_the_browser_fetch_nothing(app, browser):
+    """A model whose producer, doc string and node names are Markdown images and links to a local beacon server,
+    opened from "Recent models" in a fresh browser: the page shows the text, no image or link is drawn from it,
+    and the beacon receives no request."""
+    import http.server
+    import threading
+
+    from tests.browser_support import free_port
+    from tests.test_hostile_inputs import beacon_model
+    from workbench.service import Workbench
+
+    hits: list[str] = []
+
+    class Beacon(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Beacon)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        Workbench.open(app.home).import_upload(beacon_model(port=port), "beacon.onnx")
+        with fresh_context(browser) as (context, guard):
+            page = context.new_page()
+            open_app(page, app)
+            page.get_by_label("Recent models").click()
+            page.get_by_role("option").filter(has_text="beacon.onnx").first.click()
+            page.get_by_role("heading", name="beacon.onnx", exact=True).wait_for(timeout=DRAW_TIMEOUT_MS)
+            main = main_area(page)
+            page.get_by_test_id("stCaptionContainer").first.wait_for(timeout=10_000)
+            time.sleep(2)  # time for any image the page would load
+            assert hits == [], f"the page made the browser fetch {hits}"
+            assert main.locator(f'img[src*="127.0.0.1:{port}"]').count() == 0
+            assert main.locator(f'a[href*="127.0.0.1:{port}"]').count() == 0
+            main.get_by_text("producer ![x](http://127.0.0.1", exact=False).first.wait_for(timeout=10_000)
+            guard.assert_clean()
+    finally:
+        server.shutdown()
+
+
 def test_control_netron_as_shipped_phones_home_asks_consent_and_expires(app, browser, published):
     """The checks above can fail: the unpatched viewer, served from the same origin, trips every one."""
     from workbench.netron import netron_source

@@ -231,3 +231,48 @@ def test_quantizing_an_already_quantized_model_again_is_exit_2_saying_why(run, i
     assert out.returncode == 2, out.stderr
     assert "'qdq_cnn.onnx' is already explicitly quantized" in out.stderr and "Build it as it is" in out.stderr
     assert not (tmp_path / "again.onnx").exists()
+
+
+def test_layers_given_a_model_or_another_file_is_bad_input_saying_what_it_is(run, tmp_path, models_dir):
+    """`layers` reads what a build made: an ONNX model (by its suffix or its content), an archive or any other
+    file is exit 2 naming what the file is and what to pass, never "the build log has no listing" (exit 1)."""
+    import shutil
+    import tarfile
+
+    shutil.copyfile(models_dir / "static_mlp.onnx", tmp_path / "mlp.onnx")
+    shutil.copyfile(models_dir / "static_mlp.onnx", tmp_path / "weights.pb")  # ONNX under another suffix
+    (tmp_path / "noise.bin").write_bytes(bytes(range(256)) * 16)
+    (tmp_path / "notes.txt").write_text("no listing here\n")
+    with tarfile.open(tmp_path / "bundle.tgz", "w:gz") as tf:
+        tf.add(tmp_path / "mlp.onnx", "mlp.onnx")
+    for name, words in [("mlp.onnx", "is an ONNX model, not a build"), ("weights.pb", "is an ONNX model"),
+                        ("noise.bin", "is neither a plan nor a build log"), ("notes.txt", "is neither a plan nor"),
+                        ("bundle.tgz", "is an archive")]:
+        out = run("layers", name)
+        assert out.returncode == 2, (name, out.returncode, out.stderr)
+        assert f"'{name}' {words}" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert "build log has no engine layer listing" not in out.stderr
+    assert "trt-workbench build mlp.onnx" in run("layers", "mlp.onnx").stderr
+
+
+def test_inspect_of_an_archive_says_it_is_an_archive_and_what_to_do(run, tmp_path, models_dir):
+    import tarfile
+
+    with tarfile.open(tmp_path / "x.tgz", "w:gz") as tf:
+        tf.add(models_dir / "static_mlp.onnx", "static_mlp.onnx")
+    out = run("inspect", "x.tgz")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "'x.tgz' is an archive" in out.stderr and "trt-workbench build x.tgz" in out.stderr, out.stderr
+    assert "nested too deeply" not in out.stderr
+
+
+def test_the_note_that_the_engine_inspector_cannot_run_is_printed_once(run, tmp_path, models_dir):
+    from workbench.backends import backend_info
+
+    if backend_info("tensorrt-rtx").can_run_engines:
+        pytest.skip("this machine deserializes plans: the inspector runs and there is no note")
+    assert run("build", str(models_dir / "static_mlp.onnx"), "-o", "mlp.plan").returncode == 0
+    out = run("layers", "mlp.plan")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("inspector cannot run") == 1, out.stderr
+    assert out.stderr.count("using the layer listing saved at build time") == 1

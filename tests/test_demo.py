@@ -136,3 +136,43 @@ def test_the_demo_report_carries_plotly_once_and_every_plot_draws_offline(wb, tm
                 offline.page.goto(offline.url)
                 _all_plots_drawn(offline.page, doc.count("Plotly.newPlot("))
                 assert offline.attempted == [], (alone.name, offline.attempted)
+
+
+def test_one_demo_at_a_time_and_cancelling_it_cancels_the_jobs_it_submitted(wb):
+    """Ten clicks at once (several sessions) start one demo: the others join it. Cancelling the demo cancels the
+    builds it queued: no work is left behind to run later."""
+    import threading
+    import time
+
+    from workbench.jobs import CANCELLED, SUCCEEDED
+
+    ids: list[str] = []
+    threads = [threading.Thread(target=lambda: ids.append(wb.start_demo()[1])) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(ids) == 10 and len(set(ids)) == 1, ids
+    demo_id = ids[0]
+    assert [j.id for j in wb.jobs.list("demo")] == [demo_id]
+    deadline = time.monotonic() + 120
+    while len(children := [j for j in wb.jobs.list() if j.parent == demo_id]) < 2:  # its FP32 and INT8 builds
+        assert time.monotonic() < deadline, "the demo never submitted its builds"
+        assert wb.jobs.get(demo_id).active, wb.jobs.get(demo_id).error
+        time.sleep(0.2)
+    assert {j.kind for j in children} == {"build"}
+    wb.jobs.cancel(demo_id)
+    deadline = time.monotonic() + 60
+    while any(j.active for j in wb.jobs.list()):
+        assert time.monotonic() < deadline, [(j.kind, j.status) for j in wb.jobs.list() if j.active]
+        time.sleep(0.2)
+    assert wb.jobs.get(demo_id).status == CANCELLED
+    children = [j for j in wb.jobs.list() if j.parent == demo_id]
+    assert all(j.status in (CANCELLED, SUCCEEDED) for j in children), [(j.title, j.status) for j in children]
+    assert any(j.status == CANCELLED for j in children)
+    assert len(wb.jobs.list()) == 1 + len(children)  # nothing else was queued
+    # Once it is over, a new click starts a new demo.
+    _, again = wb.start_demo()
+    assert again != demo_id
+    wb.jobs.cancel(again)
+    wb.jobs.wait(again, timeout=60)

@@ -7,6 +7,7 @@ A killed worker, a server restart mid-build, cancelling and two sessions buildin
 from __future__ import annotations
 
 import ast
+import contextlib
 import http.client
 import json
 import os
@@ -544,3 +545,50 @@ def test_a_damaged_parser_cache_is_treated_as_missing_and_a_failed_check_can_be_
     write_cache(cache, ParseResult("tensorrt-rtx", "x", True, 1))
     assert read_cache(cache) == ParseResult("tensorrt-rtx", "x", True, 1)
     assert sorted(p.name for p in cache.parent.glob("parse-*")) == ["parse-tensorrt-rtx.json"]
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real, small file system (a 4 MiB tmpfs; mounting needs root, else the test is skipped)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Write until the file system is really full (ENOSPC)."""
+    with open(folder / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError as err:
+            assert err.errno == 28, err  # ENOSPC
+    with contextlib.suppress(OSError):  # the last partial block too
+        with open(folder / "filler2", "wb") as fh:
+            while True:
+                fh.write(b"\0" * 512)
+                fh.flush()
+
+
+def test_a_full_disk_at_submission_is_a_clear_error_and_leaves_no_job_folder(small_disk, monkeypatch):
+    """The workspace's disk fills up: submitting a build says the disk is full and leaves no half-written job
+    folder (a '.job.json.<pid>.tmp' orphan used to stay) — on a real full file system, not a simulation."""
+    from workbench.service import Workbench
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(small_disk / "ws"))
+    wb = Workbench.open(small_disk / "ws")
+    ref = wb.import_path(onnx_models.with_external_data(small_disk / "src"))
+    _fill(small_disk)
+    before = sorted(p.name for p in wb.ws.jobs_dir.iterdir() if p.is_dir())
+    with pytest.raises(JobError) as err:
+        wb.submit_build(ref, BuildSpec())
+    assert "Not enough disk space" in err.value.message and "nothing was kept" in err.value.message
+    assert sorted(p.name for p in wb.ws.jobs_dir.iterdir() if p.is_dir()) == before == []
+    assert wb.jobs.list() == []

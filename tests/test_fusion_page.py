@@ -9,6 +9,7 @@ from tests.conftest import open_page
 from workbench import ui
 from workbench.fusion import engine_as_onnx, job_report
 from workbench.samples import get_sample
+from workbench.text import md
 
 TIMEOUT = 60
 
@@ -66,7 +67,7 @@ def test_selecting_a_layer_shows_its_onnx_nodes_and_tensors(session_wb, cnn_buil
     at.session_state["fusion.table"] = {"selection": {"rows": [row], "columns": []}}
     at.run()
     _ok(at)
-    assert [s.value for s in at.subheader] == [layer.name]
+    assert [s.value for s in at.subheader] == [md(layer.name)]  # as Markdown that shows the name as it is
     frames = [d.value for d in at.dataframe]
     node_table = next(f for f in frames if "fate" in f.columns and "node" in f.columns)
     assert list(node_table["node"]) == list(layer.onnx_nodes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import tarfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from workbench.errors import ArchiveError, DataError, ModelError, SpecError, Wor
 from workbench.model import import_model, list_models
 from workbench.samples import get_sample
 from workbench.spec import BuildSpec, Profile, ShapeRange
+from workbench.text import md
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -681,3 +683,134 @@ def test_a_file_swapped_for_a_link_to_a_secret_never_reaches_the_workspace(wb, t
                                             "is missing", "could not be resolved")) for m in refusals), set(refusals)
     assert [m.digest for m in wb.models()] == [wb.models()[0].digest]  # only the real model was stored
     assert not any(wb.ws.tmp_dir.iterdir())
+
+
+# ------------------------------------------------------------------------ Markdown from a model's strings
+
+BEACON_PORT = 9  # nothing listens there; the test checks what the page would make a browser fetch
+def beacon_text(port: int = BEACON_PORT) -> str:
+    return (f"![x](http://127.0.0.1:{port}/beacon.png) [click](http://127.0.0.1:{port}/c) "
+            f"www.example.com :red[red] $x^2$ <img src=http://127.0.0.1:{port}/i.png>")
+
+
+BEACON = beacon_text()
+_PLAIN_OPTIONS = {"selectbox", "multiselect"}
+_NOT_MARKDOWN = {"plotly_chart", "arrow_data_frame", "iframe", "html", "code", "text", "json", "graphviz_chart"}
+
+
+def beacon_model(tag: str = "", port: int = BEACON_PORT) -> bytes:
+    """A real model whose producer, doc string, tensor, node and metadata strings are Markdown that would
+    fetch an image and draw links."""
+    b = beacon_text(port) + tag
+    # (input and output keep plain names: TensorRT-RTX refuses profiles for an input named like this one)
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], [f"mid {b}"], name=f"node {b}"),
+         helper.make_node("Sigmoid", [f"mid {b}"], ["y"], name=f"sigmoid {b}")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], doc_string=b)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name=b, doc_string=b)
+    helper.set_model_props(m, {"author": b})
+    return m.SerializeToString()
+
+
+def _strings(msg) -> Iterator[str]:
+    for _field, value in msg.ListFields():
+        items = value if isinstance(value, Iterable) and not isinstance(value, str | bytes) else [value]
+        for item in items:
+            if isinstance(item, str):
+                yield item
+            elif hasattr(item, "ListFields"):
+                yield from _strings(item)
+
+
+def _markdown_texts(at) -> list[str]:
+    """Every string of every element Streamlit renders as Markdown (bodies, labels, values, help), payload-
+    derived ones only."""
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if getattr(node, "type", None) not in _NOT_MARKDOWN and getattr(node, "proto", None) is not None:
+            if node.type in _PLAIN_OPTIONS:  # options of these are plain text; their label and help are not
+                found.extend(s for s in (node.proto.label, node.proto.help) if "127.0.0.1" in s)
+            elif not hasattr(node, "children") or not node.children:
+                found.extend(s for s in _strings(node.proto) if "127.0.0.1" in s or "example.com" in s)
+            elif hasattr(node.proto, "ListFields"):  # a block's own label (expander, tab)
+                found.extend(s for f, s in node.proto.ListFields() if isinstance(s, str) and "127.0.0.1" in s)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
+def _live_markdown(text: str) -> list[str]:
+    """What in ``text`` Markdown would turn into a link, an image, HTML, a directive or math."""
+    live = []
+    if re.search(r"(?<!\\)[\[\]<>$]", text):
+        live.append("unescaped [ ] < > or $")
+    if re.search(r"(?<!\\)://", text) or "www." in text.lower():
+        live.append("an address GitHub Markdown links by itself")
+    return live
+
+
+def test_markdown_in_a_models_strings_is_shown_as_text_on_every_page(app_ws, tmp_path, monkeypatch):
+    """A model whose producer, doc string, metadata, input, output and node names are Markdown images and
+    links: the Model, Build, Engines and Fusion pages (layer names come from the node names) show them as
+    text; an error message quoting such a name too. Nothing on a page would make the browser fetch or link."""
+    from tests.conftest import open_page
+    from workbench import ui
+    from workbench.spec import BuildSpec
+
+    ref = app_ws.import_upload(beacon_model(), "beacon.onnx")
+    job_id = app_ws.submit_build(ref, BuildSpec())
+    job = app_ws.jobs.wait(job_id, timeout=300)
+    assert job.status == "succeeded", job.error
+    shown = []
+    for page, state in [("model", {ui.MODEL_DIGEST: ref.digest}),
+                        ("build", {ui.MODEL_DIGEST: ref.digest, ui.BUILD_JOB: job_id}),
+                        ("engines", {ui.MODEL_DIGEST: ref.digest}),
+                        ("fusion", {ui.MODEL_DIGEST: ref.digest, ui.FUSION_JOB: job_id})]:
+        at = open_page(page, **state)
+        assert not at.exception, [e.value for e in at.exception]
+        if page == "fusion":  # pick the first layer: its name (from the node's) is shown as a heading
+            at.session_state["fusion.table"] = {"selection": {"rows": [0], "columns": []}}
+            at.run()
+            assert len(at.subheader) == 1, "no layer shown"  # (TensorRT names the fused layer itself)
+        texts = _markdown_texts(at)
+        bad = {t: _live_markdown(t) for t in texts if _live_markdown(t)}
+        assert not bad, (page, list(bad))
+        shown += texts
+    assert any(md(BEACON) in t for t in shown), "the model's strings were not shown at all: the test proved nothing"
+    # An error naming a tensor: a model on the server with an absurd dim on an input named like the payload.
+    root = tmp_path / "server"
+    root.mkdir()
+    monkeypatch.setenv("WORKBENCH_DATA_ROOTS", str(root))
+    g = helper.make_graph([helper.make_node("Relu", [BEACON], ["y"])], "g",
+                          [helper.make_tensor_value_info(BEACON, TensorProto.FLOAT, [2**31, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2**31, 4])])
+    onnx.save(helper.make_model(g), str(root / "huge.onnx"))
+    at = open_page("model")
+    at.text_input(key="model.server_path").input(str(root / "huge.onnx")).run()
+    at.button(key="model.open_server").click().run()
+    assert at.error and md(BEACON) in at.error[0].value, [e.value for e in at.error]
+    assert not {t: _live_markdown(t) for t in _markdown_texts(at) if _live_markdown(t)}
+
+
+def test_a_link_in_an_op_type_is_drawn_as_text_in_the_charts(app_ws):
+    """Plotly draws <a href> in labels as a live link: an op type (a custom op) named like one is shown as text
+    in the Model page's op chart."""
+    from tests.conftest import open_page
+    from workbench import ui
+
+    link = f'<a href="http://127.0.0.1:{BEACON_PORT}/c">click</a><span style="color:red">x</span>'
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["h"], name="relu"),
+                           helper.make_node(link, ["h"], ["y"], name="custom", domain="evil.ops")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("evil.ops", 1)])
+    ref = app_ws.import_upload(model.SerializeToString(), "custom.onnx")
+    at = open_page("model", **{ui.MODEL_DIGEST: ref.digest})
+    assert not at.exception, [e.value for e in at.exception]
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert specs and any("&lt;a href" in spec for spec in specs), "the op type is not in the chart"
+    assert not any(re.search(r"<a\b|<span\b", spec) for spec in specs)

@@ -231,3 +231,66 @@ def test_parser_checks_have_their_own_small_bound_so_many_sessions_cannot_start_
     build = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
     assert wb.jobs.get(build).status in (RUNNING, SUCCEEDED)
     assert wb.jobs.wait(build, timeout=120).status == SUCCEEDED
+
+
+def test_a_build_over_the_time_limit_is_stopped_marked_timed_out_and_frees_the_slot(wb, slow_model, models_dir,
+                                                                                   monkeypatch):
+    """A build that runs past the job time limit (WORKBENCH_JOB_TIMEOUT, or the Settings page's, which wins) is
+    stopped and marked failed, its log kept; the queued job says what it waits for, then runs."""
+    monkeypatch.setenv("WORKBENCH_JOB_TIMEOUT", "3600")
+    assert wb.jobs.timeout_s == 3600
+    wb.jobs.set_timeout_s(3)  # the Settings page
+    assert wb.jobs.timeout_s == 3
+    ref = wb.import_path(slow_model)
+    victim = wb.submit_build(ref, SLOW_SPEC)  # ~10 s of building here: over the limit
+    assert wb.jobs.get(victim).status == RUNNING
+    wb.jobs.set_timeout_s(600)  # for jobs submitted from now on; the running one keeps its 3 s
+    queued = wb.submit_build(wb.import_path(models_dir / "static_mlp.onnx"), BuildSpec())
+    waits = wb.jobs.waiting_for(wb.jobs.get(queued))
+    title = wb.jobs.get(victim).title
+    assert "build slot" in waits and f"held by '{title}'" in waits and "stopped at the latest in" in waits, waits
+    pid = wb.jobs.get(victim).pid
+    job = wb.jobs.wait(victim, timeout=60)
+    assert job.status == FAILED and job.error.startswith("Timed out after 3 s"), job.error
+    assert "Settings" in job.hint and "WORKBENCH_JOB_TIMEOUT" in job.hint
+    assert job.duration is not None and job.duration < 3 + 5
+    for _ in range(50):  # SIGKILL is delivered at once; the exit takes a moment
+        if _proc_start(pid) == "":
+            break
+        time.sleep(0.1)
+    assert _proc_start(pid) == "", "the timed-out worker is still running"
+    log = wb.jobs.read_log(victim)[0]
+    assert f"Worker {pid} started build job" in log and "Timed out after 3 s" in log  # the log up to the stop
+    assert not (wb.jobs.job_dir(victim) / "engine.plan").exists()
+    nxt = wb.jobs.wait(queued, timeout=120)
+    assert nxt.status == SUCCEEDED, nxt.error
+    assert nxt.timeout_s == 600 and wb.jobs.waiting_for(nxt) == ""
+
+
+def test_the_worker_stops_itself_at_the_limit_even_when_nobody_polls(wb, slow_model):
+    """Nobody watching (no page, no CLI polling): the kernel ends the worker at the limit all the same."""
+    wb.jobs.set_timeout_s(3)
+    job_id = wb.submit_build(wb.import_path(slow_model), SLOW_SPEC)
+    pid = wb.jobs.get(job_id).pid
+    start = _proc_start(pid)
+    deadline = time.monotonic() + 30
+    while _proc_start(pid) == start and time.monotonic() < deadline:
+        time.sleep(0.2)  # only watching /proc: no JobStore call that could kill it
+    assert _proc_start(pid) != start, "the worker outlived its time limit"
+    job = wb.jobs.get(job_id)
+    assert job.status == FAILED and "Timed out after 3 s" in job.error
+
+
+def test_a_very_large_graph_gets_a_build_time_warning_before_it_is_submitted(wb, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"], name=f"relu{i}") for i in range(10_000)]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("t10000", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "chain.onnx"))
+    ref = wb.import_path(tmp_path / "chain.onnx")
+    warning = wb.build_time_warning(ref)
+    assert warning and "10,000 nodes" in warning and "holds the build slot" in warning and "15 min" in warning
+    onnx.save(onnx_models.static_mlp(), str(tmp_path / "small.onnx"))
+    assert wb.build_time_warning(wb.import_path(tmp_path / "small.onnx")) is None

@@ -316,12 +316,12 @@ def test_showing_a_model_again_restarts_its_grace_period_and_makes_it_the_most_r
 
 
 def _publish_in_child(static: str, paths: list[str]) -> list[str]:
-    return [publish_model(Path(static), Path(p), keep=1) for p in paths]
+    return [publish_model(Path(static), Path(p), keep=4) for p in paths]  # at most 16 publications in all
 
 
 def test_sessions_publishing_at_once_in_several_processes_leave_every_recent_model_served(tmp_path, model):
     static = tmp_path / "static"
-    mine = publish_model(static, model, keep=1)
+    mine = publish_model(static, model, keep=4)
     paths = [str(p) for p in _copies(tmp_path, 12)]
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -329,7 +329,7 @@ def test_sessions_publishing_at_once_in_several_processes_leave_every_recent_mod
     with concurrent.futures.ProcessPoolExecutor(3, mp_context=context) as procs:
         futures = [procs.submit(_publish_in_child, str(static), paths[i::3]) for i in range(3)]
         while not all(f.done() for f in futures):  # session A keeps rerunning its page meanwhile
-            assert publish_model(static, model, keep=1) == mine
+            assert publish_model(static, model, keep=4) == mine
             assert _served(static, mine).is_file()
         urls = [u for f in futures for u in f.result(timeout=120)]
     assert _exposed(static) == {_served(static, u).parent.name for u in [mine, *urls]}
@@ -374,27 +374,17 @@ def test_copies_on_disk_are_bounded_but_never_at_the_cost_of_a_model_being_shown
     assert two.is_file(), "a publication that holds no copies was pruned for room it does not take"
 
 
-def test_a_linked_model_costs_nothing_and_a_copy_that_does_not_fit_is_refused(tmp_path, model):
+def test_a_linked_model_counts_by_its_apparent_size_and_one_that_does_not_fit_is_refused(tmp_path, model):
+    """Streamlit measures its static folder by apparent size, hard links in full: so does the byte cap."""
     static = tmp_path / "static"
-    linked = publish_model(static, model, max_total_bytes=0)
-    assert os.path.samefile(_served(static, linked), model)
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("needs /dev/shm on another file system than the test's temp folder to force a copy")
-    elsewhere = Path(tempfile.mkdtemp(dir=shm, prefix="wb-model-")) / "far.onnx"
-    try:
-        shutil.copyfile(model, elsewhere)
-        size = elsewhere.stat().st_size
-        with pytest.raises(ModelError) as caught:
-            publish_model(static, elsewhere, max_total_bytes=size - 1)
-        assert "far.onnx" in caught.value.message and "copied" in caught.value.message
-        assert "few minutes" in (caught.value.hint or "")
-        assert _exposed(static) == {_served(static, linked).parent.name}, "a refused model left files"
-        # Room for it (and the few bytes of the first publication's identity file): copied.
-        copied = _served(static, publish_model(static, elsewhere, max_total_bytes=size + 1024))
-        assert copied.read_bytes() == model.read_bytes() and not os.path.samefile(copied, elsewhere)
-    finally:
-        shutil.rmtree(elsewhere.parent, ignore_errors=True)
+    size = model.stat().st_size
+    with pytest.raises(ModelError) as caught:
+        publish_model(static, model, max_total_bytes=size - 1)
+    assert "tiny_cnn.onnx" in caught.value.message and "1 GiB" in caught.value.message
+    assert "few minutes" in (caught.value.hint or "")
+    assert _exposed(static) == set(), "a refused model left files"
+    linked = _served(static, publish_model(static, model, max_total_bytes=size + 1024))
+    assert os.path.samefile(linked, model)  # linked, not copied: still counted in full
 
 
 def test_external_data_files_are_copied_next_to_the_model_and_the_original_still_loads(tmp_path):
@@ -532,3 +522,54 @@ def test_a_model_file_named_like_a_page_is_published_as_onnx(tmp_path, model, na
     shutil.copyfile(model, renamed)
     url = publish_model(tmp_path / "static", renamed)
     assert url.endswith("/graph.onnx") and _served(tmp_path / "static", url).read_bytes() == model.read_bytes()
+
+
+def test_publications_are_capped_even_within_the_grace_period(tmp_path):
+    """A busy server: at most `keep` publications beyond the grace period, and never more than 4 x `keep` even
+    within it (the oldest go first); the most recent ones are all served."""
+    static = tmp_path / "static"
+    urls = [publish_model(static, p, keep=2) for p in _copies(tmp_path, 12)]  # all within the grace period
+    assert len(_exposed(static)) == 8
+    assert _exposed(static) == {_served(static, u).parent.name for u in urls[-8:]}
+    _age(static, GRACE_SECONDS + 1)
+    (last,) = [publish_model(static, p, keep=2) for p in _copies(tmp_path, 1, prefix="late")]
+    assert _exposed(static) == {_served(static, u).parent.name for u in (urls[-1], last)}
+
+
+def _sparse(path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size)  # apparent size only: costs no disk
+    return path
+
+
+def test_the_static_folder_stays_under_streamlits_1_gib_by_apparent_size(tmp_path):
+    """Streamlit stops serving static/ at start-up past 1 GiB, measured by apparent size (hard links in full):
+    publications of linked models keep the whole folder under it, as Streamlit's own function measures it."""
+    from streamlit.file_util import get_directory_size
+
+    from workbench.netron import STATIC_FOLDER_LIMIT, default_max_total_bytes
+
+    static = tmp_path / "static"
+    _sparse(static / "netron" / "viewer.bin", 600 * 2**20)  # the rest of the static folder
+    assert default_max_total_bytes(static) < STATIC_FOLDER_LIMIT - 600 * 2**20
+    models = [_sparse(tmp_path / "ws" / f"m{i}" / f"big{i}.bin", 150 * 2**20) for i in range(5)]
+    for m in models[:2]:  # within the grace period: they fit
+        assert os.path.samefile(_served(static, publish_model(static, m)), m)  # linked: no disk, still counted
+    with pytest.raises(ModelError, match="static folder may hold"):
+        publish_model(static, models[2])  # would pass 1 GiB: refused while the others are being shown
+    assert get_directory_size(str(static)) < STATIC_FOLDER_LIMIT
+    for m in models[2:]:  # later, older ones make room
+        _served(static, publish_model(static, m, grace_seconds=0))
+        assert get_directory_size(str(static)) < STATIC_FOLDER_LIMIT
+
+
+def test_publications_are_removed_at_start_up(tmp_path, model):
+    from workbench.netron import prune_published
+
+    static = tmp_path / "static"
+    urls = [publish_model(static, p) for p in _copies(tmp_path, 3)]
+    assert prune_published(static) == 3
+    assert _exposed(static) == set() and not any((static / "m").iterdir())
+    assert all(not _served(static, u).exists() for u in urls)
+    assert prune_published(tmp_path / "nothing-yet") == 0

@@ -214,6 +214,7 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits | None = None)
     limits = limits or ArchiveLimits()
     name = path.name.lower()
     raw: IO[bytes] | None = None
+    current = ""  # the entry being unpacked
     try:
         if path.stat().st_size == 0:
             raise ArchiveError(
@@ -238,6 +239,7 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits | None = None)
         root = dest.resolve()
         written: list[Path] = []
         for member, fh in entries:
+            current = str(member)  # errors name the entry as the archive does, never the server's path
             target = (root / Path(*member.parts)).resolve() if member.parts else root
             if not target.is_relative_to(root):
                 raise ArchiveError(f"{path.name}: entry '{member}' would unpack outside its folder.")
@@ -255,7 +257,8 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits | None = None)
         raise
     except FileExistsError as err:
         shutil.rmtree(dest, ignore_errors=True)
-        raise ArchiveError(f"{path.name}: entry '{err.filename}' appears twice in the archive.") from err
+        raise ArchiveError(f"{path.name}: entry '{current}' appears twice in the archive.",
+                           "Pack each file once.") from err
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         shutil.rmtree(dest, ignore_errors=True)
         raise ArchiveError(f"{path.name}: the archive is damaged or truncated ({err}).") from err
@@ -266,7 +269,7 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits | None = None)
                 f"{path.name}: the disk is full; unpacking stopped and nothing was kept ({err.strerror}).",
                 "Free disk space in the workspace (WORKBENCH_HOME) and upload it again.",
             ) from err
-        where = Path(err.filename).name if err.filename else path.name
+        where = current or path.name
         raise ArchiveError(
             f"{path.name}: could not unpack it: '{where}': {err.strerror or err}.",
             "Check that the workspace (WORKBENCH_HOME) is writable.",

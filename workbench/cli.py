@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkbenchError
+from .errors import ModelError, WorkbenchError
 
 log = logging.getLogger("workbench.cli")
 
@@ -79,6 +79,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .model import summarize
 
     model = Path(args.model)
+    from .archives import is_archive
+
+    if is_archive(model.name):
+        raise ModelError(
+            f"'{model.name}' is an archive: 'inspect' reads one .onnx file.",
+            f"Unpack it and pass its .onnx file (with its external-data files next to it), or give the archive to "
+            f"'trt-workbench build {model.name}', which unpacks and checks it.",
+        )
     summary = summarize(model)  # validates first: a hostile file never reaches the backend's parser
     parsed, skipped = (None, "--no-parse") if args.no_parse else _parser_result(model, args.backend)
     if args.json:
@@ -174,6 +182,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     ref = wb.import_path(Path(args.model))
     summary = wb.summary(ref)
     spec = _spec_from_args(args, set(summary.op_histogram), quantized=summary.quantization is not None)
+    if warning := wb.build_time_warning(ref):
+        _err(f"warning: {warning}")
     job_id = wb.submit_build(ref, spec)
     _err(f"Building {ref.name} ({spec.summary()}) as job {job_id} …")
     echo = _stderr_echo if args.verbose else None

@@ -10,6 +10,7 @@ machine) the layer listing saved at build time beside it is used, and the comman
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections import Counter
 from pathlib import Path
@@ -109,6 +110,7 @@ def resolve(args: argparse.Namespace) -> tuple[Any, Path | None, str]:
                 except WorkbenchError:
                     model = None
             return layers, model, path.name
+        _refuse_other_files(path)
         return load_layers(path), model, path.name
     if path.suffix.lower() in _PLAN_SUFFIXES or path.suffix.lower() in (".json", ".log") or "/" in source:
         raise WorkbenchError(
@@ -120,6 +122,43 @@ def resolve(args: argparse.Namespace) -> tuple[Any, Path | None, str]:
     job = wb.finished_build(source)
     job_dir = wb.jobs.job_dir(job.id)
     return load_layers(job_dir), model or job_network_model(job_dir), f"{job.title or job.id}"
+
+
+_WANTED = "Pass a plan (with its .layers.json beside it), a build job id or folder, a layers.json or a build log."
+
+
+def _refuse_other_files(path: Path) -> None:
+    """Bad input (exit 2) naming what the file is, for anything that cannot hold layer information: an ONNX
+    model, an archive, data, any other file without a layer listing."""
+    from .archives import is_archive
+
+    what = ""
+    suffix = path.suffix.lower()
+    if is_archive(path.name):
+        what = "an archive"
+    elif suffix == ".onnx":
+        what = "an ONNX model"
+    elif suffix in (".npz", ".npy"):
+        what = "a data file"
+    elif suffix != ".json":
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+        if b"Layers:" not in head and b"Engine Layer Information:" not in head:
+            what = "neither a plan nor a build log (it has no engine layer listing)"
+            if b"\0" in head[:4096]:
+                with contextlib.suppress(WorkbenchError):
+                    from .model import load_proto
+
+                    load_proto(path)
+                    what = "an ONNX model"
+    if what == "an ONNX model":
+        raise WorkbenchError(
+            f"'{path.name}' is an ONNX model, not a build: 'layers' reads what a build made.",
+            f"Build it first (trt-workbench build {path.name} -o model.plan), then pass the plan or the build's job "
+            f"id; give the ONNX model with --model to account for its nodes.",
+        )
+    if what:
+        raise WorkbenchError(f"'{path.name}' is {what}: 'layers' reads a build's layer information.", _WANTED)
 
 
 def cmd_layers(args: argparse.Namespace) -> int:

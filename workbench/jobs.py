@@ -42,6 +42,14 @@ CANCEL_GRACE_S = 5.0
 LIGHT_KINDS = ("parse", "demo")
 PARSE_KIND = "parse"
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
+# Wall-clock limit per job (seconds; 0: none): one build of a huge graph must not hold the single build slot
+# (WORKBENCH_MAX_JOBS=1) for everyone for hours. Set by WORKBENCH_JOB_TIMEOUT or on the Settings page (kept in
+# the workspace's settings.json, which wins). Demos only wait for the jobs they submit, which have their own.
+ENV_JOB_TIMEOUT = "WORKBENCH_JOB_TIMEOUT"
+DEFAULT_JOB_TIMEOUT_S = 900
+SETTINGS_FILE = "settings.json"
+UNTIMED_KINDS = ("demo",)
+ENV_PARENT_JOB = "WORKBENCH_PARENT_JOB"  # set in a worker: the jobs it submits are its children
 
 
 def _new_job_id() -> str:
@@ -81,6 +89,8 @@ class Job:
     result: dict[str, Any] = field(default_factory=dict)
     progress: float = 0.0
     phase: str = ""
+    timeout_s: int = 0  # wall-clock limit of this job (0: none), fixed when it was submitted
+    parent: str = ""  # the job (a demo) that submitted this one: cancelling that cancels this
 
     @property
     def finished_ok(self) -> bool:
@@ -138,6 +148,30 @@ class JobStore:
         env = os.environ.get("WORKBENCH_MAX_PARSE_JOBS")
         self.max_parse = max(1, int(max_parse or (env if env and env.isdigit() else 2)))
 
+    @property
+    def timeout_s(self) -> int:
+        """The wall-clock limit new jobs get: the Settings page's (kept in the workspace), else
+        WORKBENCH_JOB_TIMEOUT, else 15 minutes. 0 means no limit."""
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            value = json.loads((self.ws.root / SETTINGS_FILE).read_text()).get("job_timeout_s")
+            if isinstance(value, int) and value >= 0:
+                return value
+        env = os.environ.get(ENV_JOB_TIMEOUT, "").strip()
+        return int(env) if env.isdigit() else DEFAULT_JOB_TIMEOUT_S
+
+    def set_timeout_s(self, seconds: int) -> None:
+        """Keep ``seconds`` as the limit for jobs submitted from now on, for every session of this workspace."""
+        if not isinstance(seconds, int) or seconds < 0 or seconds > 7 * 24 * 3600:
+            raise JobError(f"A job time limit of {seconds!r} s is not allowed.",
+                           "Give whole seconds from 0 (no limit) to 604800 (a week).")
+        path = self.ws.root / SETTINGS_FILE
+        data: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            loaded = json.loads(path.read_text())
+            data = loaded if isinstance(loaded, dict) else {}
+        data["job_timeout_s"] = seconds
+        _write_json(path, data)
+
     # ------------------------------------------------------------------ paths and locking
     def job_dir(self, job_id: str) -> Path:
         if not isinstance(job_id, str) or not _ID.fullmatch(job_id):
@@ -167,14 +201,26 @@ class JobStore:
 
     # ------------------------------------------------------------------ public interface
     def submit(self, kind: str, payload: dict[str, Any], *, title: str, model_digest: str = "",
-               model_name: str = "") -> str:
+               model_name: str = "", parent: str = "") -> str:
+        """Queue a job; its folder is removed again when it cannot be written (a full disk), so nothing is left."""
         job_id = _new_job_id()
         job_dir = self.ws.jobs_dir / job_id
         job_dir.mkdir()
         job = Job(id=job_id, kind=kind, title=title, status=QUEUED, created=time.time(), payload=payload,
-                  model_digest=model_digest, model_name=model_name)
-        self._save(job_dir, job)
-        (job_dir / LOG_FILE).touch()
+                  model_digest=model_digest, model_name=model_name,
+                  parent=parent or os.environ.get(ENV_PARENT_JOB, ""),
+                  timeout_s=0 if kind in UNTIMED_KINDS else self.timeout_s)
+        try:
+            self._save(job_dir, job)
+            (job_dir / LOG_FILE).touch()
+        except BaseException as err:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            from .archives import is_disk_full
+
+            if isinstance(err, OSError) and is_disk_full(err):
+                raise JobError(f"Not enough disk space to queue the job ({err.strerror}); nothing was kept.",
+                               "Free disk space in the workspace (WORKBENCH_HOME), then submit it again.") from err
+            raise
         log.info("submitted %s job %s: %s", kind, job_id, title)
         self.schedule()
         return job_id
@@ -200,15 +246,63 @@ class JobStore:
         return sorted(jobs, key=lambda j: -j.created)
 
     def cancel(self, job_id: str) -> Job:
+        """Cancel a job, and every job it submitted (a demo's builds, comparisons) that has not finished."""
         job_dir = self.job_dir(job_id)
         with self._lock():
-            job = self._read(job_dir)
-            if job.status == QUEUED:
-                job.status, job.finished, job.error = CANCELLED, time.time(), "Cancelled before it started."
-                self._save(job_dir, job)
-            elif job.status == RUNNING:
-                (job_dir / CANCEL_FILE).touch()
+            self._cancel_locked(job_dir, self._read(job_dir))
+            self._cancel_children_locked(job_id)
         return self.get(job_id)
+
+    def cancel_children(self, job_id: str) -> None:
+        """Cancel the unfinished jobs ``job_id`` submitted (and theirs): a demo that stops leaves no work behind."""
+        with self._lock():
+            self._cancel_children_locked(job_id)
+
+    def _cancel_children_locked(self, job_id: str) -> None:
+        pending = [job_id]
+        while pending:
+            parent = pending.pop()
+            for job_file in self.ws.jobs_dir.glob(f"*/{JOB_FILE}"):
+                with contextlib.suppress(JobError):
+                    child = self._read(job_file.parent)
+                    if child.parent == parent and child.id != job_id:
+                        self._cancel_locked(job_file.parent, child)
+                        pending.append(child.id)
+
+    def _cancel_locked(self, job_dir: Path, job: Job) -> None:
+        if job.status == QUEUED:
+            job.status, job.finished, job.error = CANCELLED, time.time(), "Cancelled before it started."
+            self._save(job_dir, job)
+        elif job.status == RUNNING:
+            (job_dir / CANCEL_FILE).touch()
+
+    def waiting_for(self, job: Job) -> str:
+        """What a queued job waits for, in words: the slot it needs, the jobs holding it and those ahead of it."""
+        if job.status != QUEUED:
+            return ""
+        heavy = job.kind not in LIGHT_KINDS
+        holders, ahead = [], 0
+        for other in self.list():
+            same_pool = (other.kind == PARSE_KIND) == (job.kind == PARSE_KIND) and other.kind not in UNTIMED_KINDS
+            if not same_pool or other.id == job.id:
+                continue
+            if other.status == RUNNING:
+                holders.append(other)
+            elif other.status == QUEUED and other.created < job.created:
+                ahead += 1
+        slots = self.max_running if heavy else self.max_parse
+        what = "build slot" if heavy and slots == 1 else f"one of the {slots} worker slots" if heavy else \
+            "a parser-check slot"
+        parts = [f"waits for the {what} (builds, quantizations and comparisons take turns)" if heavy
+                 else f"waits for {what}"]
+        for other in holders[:3]:
+            ran = time.time() - (other.started or time.time())
+            limit = (f", stopped at the latest in {max(0, other.timeout_s - ran) / 60:.0f} min" if other.timeout_s
+                     else "")
+            parts.append(f"held by '{other.title}' (running {ran / 60:.0f} min{limit})")
+        if ahead:
+            parts.append(f"{ahead} queued job(s) ahead of it")
+        return "; ".join(parts) + "."
 
     def delete(self, job_id: str) -> None:
         job_dir = self.job_dir(job_id)
@@ -333,6 +427,10 @@ class JobStore:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(job.pid, signal.SIGKILL)
             alive = False
+        if alive and self._over_time(job):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(job.pid, signal.SIGKILL)
+            alive = False
         if alive:
             return job
         ctx = contextlib.nullcontext() if locked else self._lock()
@@ -345,6 +443,14 @@ class JobStore:
             job.finished = time.time()
             if cancel_flag.exists():
                 job.status, job.error = CANCELLED, "Cancelled by the user (the worker was stopped)."
+            elif self._over_time(job) or code == -signal.SIGALRM:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if job.pid:
+                        os.killpg(job.pid, signal.SIGKILL)  # what the worker started, too
+                job.status, job.exit_code = FAILED, 1
+                job.error = f"Timed out after {job.timeout_s} s (the job time limit); the worker was stopped."
+                job.hint = ("The log up to that point is kept. Raise the limit on the Settings page (or "
+                            f"{ENV_JOB_TIMEOUT}), or build fewer profiles or a smaller model.")
             elif proc is None and not _owner_alive(job):
                 job.status, job.exit_code = FAILED, 1
                 job.error = (f"Interrupted: the worker (pid {job.pid}) was gone when the server came back; the "
@@ -363,6 +469,10 @@ class JobStore:
                 fh.write(f"[E] [workbench] {job.error}\n")
         _POPENS.pop(job.pid or -1, None)
         return job
+
+    @staticmethod
+    def _over_time(job: Job) -> bool:
+        return bool(job.timeout_s and job.started and time.time() - job.started >= job.timeout_s)
 
     def _with_progress(self, job_dir: Path, job: Job) -> Job:
         if job.status == RUNNING:

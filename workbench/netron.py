@@ -53,7 +53,11 @@ MAX_STATIC_BYTES = 200 * 1024 * 1024  # Streamlit's static serving answers 404 f
 MARKER = ".workbench-netron.json"
 PUBLISH_DIR = "m"
 GRACE_SECONDS = 15 * 60  # a model published or reused this recently is never pruned: a page may be showing it
-MAX_PUBLISHED_BYTES = 2 * 2**30  # copies the publications may hold (links to workspace files count nothing)
+# Streamlit (1.67) stops serving static/ at start-up when the folder passes 1 GiB by apparent size (each path
+# counted in full, hard links included): the publications, counted the same way, stay under what is left of it.
+STATIC_FOLDER_LIMIT = 2**30
+STATIC_MARGIN = 64 * 2**20
+MAX_PUBLICATIONS_FACTOR = 4  # never more than keep x this many publications, even within the grace period
 _IDENTITY = ".source"  # in each publication: which file it was made from (hashed)
 SELECT_SCRIPT = "workbench.js"
 
@@ -542,39 +546,58 @@ def _touch_newest(folder: Path, newest: int) -> None:
     os.utime(folder, ns=(stamp, stamp))
 
 
-class _DiskUse:
-    """What publication folders hold on disk: the bytes of files nothing outside them links to.
+def _apparent_bytes(folder: Path) -> int:
+    """The size of ``folder`` as Streamlit measures its static folder: every file's size, a hard link in full."""
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for file in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(parent, file)).st_size
+    return total
 
-    A model hard-linked from the workspace costs nothing while the workspace keeps it; copies (external
-    data, models from another file system) and links whose workspace file is gone do. :meth:`drop` tells
-    what removing one folder frees, counting a file shared by several folders once, when its last goes.
-    """
+
+def default_max_total_bytes(static_root: Path) -> int:
+    """What the publications may hold: Streamlit's 1 GiB static-folder limit, less the rest of the static
+    folder (the Netron viewer, ~29 MiB) and a margin."""
+    rest = 0
+    with contextlib.suppress(OSError):
+        for entry in Path(static_root).iterdir():
+            if entry.name != PUBLISH_DIR:
+                rest += _apparent_bytes(entry) if entry.is_dir() else entry.lstat().st_size
+    return max(0, STATIC_FOLDER_LIMIT - STATIC_MARGIN - rest)
+
+
+class _DiskUse:
+    """What publication folders weigh, as Streamlit counts its static folder: apparent sizes, hard links in
+    full (a model linked from the workspace costs no disk, but it counts against the 1 GiB all the same)."""
 
     def __init__(self, folders: Sequence[Path]) -> None:
-        self._keys: dict[Path, list[tuple[int, int]]] = {}
-        seen: dict[tuple[int, int], list[int]] = {}  # (dev, inode) -> [size, links, links in these folders]
-        for folder in folders:
-            keys = self._keys.setdefault(folder, [])
-            for parent, _, files in os.walk(folder):
-                for file in files:
-                    with contextlib.suppress(OSError):
-                        st = os.lstat(os.path.join(parent, file))
-                        key = (st.st_dev, st.st_ino)
-                        seen.setdefault(key, [st.st_size, st.st_nlink, 0])[2] += 1
-                        keys.append(key)
-        self._held = {key: [size, count] for key, (size, links, count) in seen.items() if count >= links}
-        self.bytes = sum(size for size, _ in self._held.values())
+        self._sizes = {folder: _apparent_bytes(folder) for folder in folders}
+        self.bytes = sum(self._sizes.values())
 
     def drop(self, folder: Path) -> None:
-        for key in self._keys.pop(folder, ()):
-            entry = self._held.get(key)
-            if entry is not None:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    self.bytes -= entry[0]
+        self.bytes -= self._sizes.pop(folder, 0)
 
 
-def _prune(root: Path, keep: int, grace_seconds: float, max_bytes: int, incoming: int = 0) -> int:
+def prune_published(static_root: Path) -> int:
+    """Remove every publication (at server start-up: no page shows one yet, and a browser still open reruns its
+    page, which publishes its model again). Run before Streamlit measures the static folder. Returns how many."""
+    root = Path(static_root) / PUBLISH_DIR
+    removed: list[Path] = []
+    with contextlib.suppress(FileNotFoundError), _locked(_lock_path(root)):
+        for entry in root.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                trash = root / f".trash-{uuid.uuid4().hex}"
+                with contextlib.suppress(OSError):
+                    os.rename(entry, trash)
+                    removed.append(trash)
+    for trash in removed:
+        shutil.rmtree(trash, ignore_errors=True)
+    return len(removed)
+
+
+def _prune(root: Path, keep: int, grace_seconds: float, max_bytes: int, incoming: int = 0,
+           hard_cap: int | None = None, making: Path | None = None) -> int:
     """Stop serving old publications; return the bytes that the remaining ones (and those being made) hold.
 
     A publication published or reused in the last ``grace_seconds`` is never removed: a page of some
@@ -588,10 +611,13 @@ def _prune(root: Path, keep: int, grace_seconds: float, max_bytes: int, incoming
     with _locked(_lock_path(root)):
         now = time.time_ns()
         pubs = _publications(root)
-        disk = _DiskUse([folder for *_, folder in pubs] + [p for p in root.glob(".tmp-*") if p.is_dir()])
+        disk = _DiskUse([folder for *_, folder in pubs]  # and other publications being made (not ours: incoming)
+                        + [p for p in root.glob(".tmp-*") if p.is_dir() and p != making])
         surplus = len(pubs) - keep
+        over_cap = len(pubs) - (hard_cap if hard_cap is not None else len(pubs))
         for mtime, token, folder in pubs:  # oldest first
-            if now - mtime < grace_seconds * 1e9 or (surplus <= 0 and disk.bytes + incoming <= max_bytes):
+            if over_cap <= 0 and (now - mtime < grace_seconds * 1e9
+                                  or (surplus <= 0 and disk.bytes + incoming <= max_bytes)):
                 break
             trash = root / f".trash-{token}"
             try:
@@ -601,6 +627,7 @@ def _prune(root: Path, keep: int, grace_seconds: float, max_bytes: int, incoming
             removed.append(trash)
             disk.drop(folder)
             surplus -= 1
+            over_cap -= 1
         held = disk.bytes
     for trash in removed:
         shutil.rmtree(trash, ignore_errors=True)
@@ -647,7 +674,7 @@ def publish_model(
     url_prefix: str = STATIC_URL_PREFIX,
     max_external_bytes: int = MAX_STATIC_BYTES,
     grace_seconds: float = GRACE_SECONDS,
-    max_total_bytes: int = MAX_PUBLISHED_BYTES,
+    max_total_bytes: int | None = None,
 ) -> str:
     """Serve ``model_path`` as ``static_root/m/<token>/<safe name>``; return its same-origin URL path.
 
@@ -660,15 +687,18 @@ def publish_model(
     Publishing the same file again (same path, inode, size and modification time) returns the same URL
     without copying anything, so it is cheap to call on every page rerun. Publications are shared by every
     session of the server. One published or reused in the last ``grace_seconds`` (default 15 minutes) is
-    never removed, so a page still showing it keeps working; older ones are removed, least recently used
-    first, beyond the ``keep`` most recent, and while all publications together would hold more than
-    ``max_total_bytes`` of copies (hard links to the workspace's files count nothing). A model that has to
-    be copied (another file system) and does not fit in that room is refused with a
+    never removed (unless more than ``keep`` x 4 publications exist: the oldest go first), so a page still
+    showing it keeps working; older ones are removed, least recently used first, beyond the ``keep`` most
+    recent, and while all publications together would weigh more than ``max_total_bytes`` by apparent size
+    (hard links counted in full, as Streamlit measures its static folder; default: what is left of its 1 GiB
+    after the Netron viewer, less a margin). A model that does not fit in that room is refused with a
     :class:`~workbench.errors.ModelError`, as is one over Streamlit's 200 MiB static limit. ``url_prefix``
     is where Streamlit serves ``static_root`` (``/app/static``, behind ``server.baseUrlPath`` if one is set).
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
+    if max_total_bytes is None:
+        max_total_bytes = default_max_total_bytes(Path(static_root))
     if grace_seconds < 0 or max_total_bytes < 0:
         raise ValueError(
             f"grace_seconds and max_total_bytes cannot be negative, got {grace_seconds} and {max_total_bytes}"
@@ -716,21 +746,21 @@ def publish_model(
     try:
         tmp.mkdir()
         copy_bytes = st.st_size if renamed or not _linked(model_path, tmp / name) else 0
-        # The new publication will be the most recent: room for it among the `keep`, and for its copies.
-        held = _prune(root, keep - 1, grace_seconds, max_total_bytes, incoming=copy_bytes + extra_bytes)
+        # The new publication will be the most recent: room for it among the `keep`, and for its bytes (linked
+        # or copied: Streamlit counts both against its static-folder limit).
+        held = _prune(root, keep - 1, grace_seconds, max_total_bytes, incoming=st.st_size + extra_bytes,
+                      hard_cap=keep * MAX_PUBLICATIONS_FACTOR - 1, making=tmp)
         room = max_total_bytes - held
-        if copy_bytes > room:
-            why = ("its external data is published under neutral names" if renamed else
-                   "the workspace and the app's static folder are on different file systems")
+        if st.st_size > room:
             raise ModelError(
-                f"Cannot show '{model_path.name}' in the graph view right now: it has to be copied "
-                f"({_amount(copy_bytes)}; {why}) and the models opened in the last {grace_seconds / 60:g} minutes "
-                f"already hold "
-                f"{_amount(held)} of the {_amount(max_total_bytes)} the graph view may use.",
-                "Try again in a few minutes, when older models are released; or keep the workspace on the "
-                "app's file system, where models are linked instead of copied.",
+                f"Cannot show '{model_path.name}' in the graph view right now ({_amount(st.st_size)}): the models "
+                f"opened in the last {grace_seconds / 60:g} minutes already take {_amount(held)} of the "
+                f"{_amount(max_total_bytes)} the app's static folder may hold (Streamlit stops serving it past "
+                "1 GiB).",
+                "Try again in a few minutes, when older models are released, or open it in Netron on your own "
+                "machine (pip install netron; netron model.onnx).",
             )
-        if extra_bytes > room - copy_bytes:
+        if extra_bytes > room - st.st_size:
             extras = []  # (warned below)
         if renamed:
             _write_renamed(model_path, {location: rel for _, location, rel in extras}, tmp / name)

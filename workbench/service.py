@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -29,6 +30,9 @@ from .workspace import Workspace
 if TYPE_CHECKING:
     from .calibration_data import InputSpec
     from .calibration_images import ImagePreprocess
+
+
+LARGE_GRAPH_NODES = 5000  # a graph this big (nodes, subgraphs included) gets a build-time warning at submit
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,19 @@ class Workbench:
             model_digest=ref.digest,
             model_name=ref.name,
         )
+
+    def build_time_warning(self, ref: ModelRef) -> str | None:
+        """A warning to show before building a very large graph: the build may take many minutes, holds the build
+        slot meanwhile, and stops at the job time limit. None for an ordinary model."""
+        summary = self.summary(ref)
+        nodes = summary.node_count + summary.subgraph_node_count
+        if nodes < LARGE_GRAPH_NODES:
+            return None
+        limit = self.jobs.timeout_s
+        stop = (f"it is stopped after {limit // 60} min {limit % 60} s (the job time limit, Settings)"
+                if limit else "no job time limit is set")
+        return (f"'{ref.name}' has {nodes:,} nodes: building it may take many minutes on this machine, during which "
+                f"it holds the build slot that every user's builds, quantizations and comparisons share; {stop}.")
 
     @staticmethod
     def _check_build_data(summary: ModelSummary, spec: BuildSpec) -> None:
@@ -349,12 +366,19 @@ class Workbench:
         ]
 
     def start_demo(self) -> tuple[ModelRef, str]:
-        """Open the digits sample and run the whole flow on it as one demo job: (model, demo job id)."""
-        from .demo import SAMPLE, submit_demo
+        """Open the digits sample and run the whole flow on it as one demo job: (model, demo job id). While a demo
+        runs in this workspace, that one is returned instead of starting another."""
+        from .demo import KIND, SAMPLE, submit_demo
         from .samples import get_sample
 
         ref = self.import_path(get_sample(SAMPLE).path)
-        return ref, submit_demo(self.jobs, ref)
+        # One demo at a time per workspace: a second start (another click, another session) joins the running one.
+        with open(self.ws.jobs_dir / ".demo.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            running = [j for j in self.jobs.list(KIND) if j.active]
+            if running:
+                return self.model(running[-1].model_digest), running[-1].id
+            return ref, submit_demo(self.jobs, ref)
 
     def rebuild_keeping_float(self, build_job_id: str, nodes: Sequence[str]) -> str:
         """The same build again with ``nodes`` (names or op types) kept in higher precision: out of quantization

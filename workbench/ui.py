@@ -21,6 +21,8 @@ import streamlit as st
 from .errors import WorkbenchError
 from .model import ModelRef, ModelSummary
 from .service import Workbench
+from .text import code as code  # re-exported for pages: names as inline code
+from .text import inert_plotly, md, md_lines
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,18 @@ def workbench() -> Workbench:
     return Workbench.open()
 
 
+_PRUNED_AT_START = False
+
+
 @st.cache_resource(show_spinner="Preparing the Netron viewer …")
 def netron_base() -> str:
     """Prepare the offline Netron copy in ``static/netron`` once per server process; its page's URL path."""
-    from .netron import prepare_netron
+    from .netron import prepare_netron, prune_published
 
+    global _PRUNED_AT_START
+    if not _PRUNED_AT_START:  # once per server process (not on a cache clear): last run's publications
+        _PRUNED_AT_START = True  # (run.sh also removes them before Streamlit measures static/)
+        prune_published(STATIC_DIR)
     prepare_netron(STATIC_DIR / "netron")
     base = str(st.get_option("server.baseUrlPath") or "").strip("/")  # Streamlit serves static/ below it
     return f"{'/' + base if base else ''}/app/static/netron/index.html"
@@ -131,10 +140,11 @@ def error_boundary(what: str = "") -> Iterator[None]:
     try:
         yield
     except WorkbenchError as err:
-        st.error((f"**{what}:** " if what else "") + err.message + (f"\n\n{err.hint}" if err.hint else ""))
+        st.error((f"**{md(what)}:** " if what else "") + md_lines(err.message)
+                 + (f"\n\n{md_lines(err.hint)}" if err.hint else ""))
     except Exception as err:  # a bug: say so plainly, keep the app alive, keep the details in the server log
         log.exception("unexpected error%s", f" in {what}" if what else "")
-        st.error(f"Unexpected error{' in ' + what if what else ''}: {type(err).__name__}: {err}. "
+        st.error(f"Unexpected error{' in ' + md(what) if what else ''}: {type(err).__name__}: {md(err)}. "
                  "Details are in the server log.")
 
 
@@ -249,7 +259,8 @@ def netron_view(path: Path, select: Sequence[str] = (), height: int = 620) -> No
     nodes to highlight. Changing only ``select`` re-selects in the loaded view without reloading it."""
     from .netron import viewer_url
 
-    url = viewer_url(published_model_url(path), select=select, netron_base=netron_base())
+    base = netron_base()  # first: at start-up it removes the last run's publications
+    url = viewer_url(published_model_url(path), select=select, netron_base=base)
     st.iframe(url, height=height, alt=f"Netron graph of {Path(path).name}")
     st.caption(f"[Open the graph in a new tab]({url})")
 
@@ -279,27 +290,29 @@ def job_status_line(job: Any) -> None:
     if job.status == RUNNING:
         st.progress(min(max(job.progress, 0.0), 1.0), text=f"{job.phase or 'Running'} · {elapsed}")
     elif job.status == QUEUED:
-        st.info(f"Queued (started {time.strftime('%H:%M:%S', time.localtime(job.created))}); waits for a free "
-                "worker slot (builds, calibration and comparisons take turns).")
+        st.info(f"Queued (submitted {time.strftime('%H:%M:%S', time.localtime(job.created))}); "
+                + md(workbench().jobs.waiting_for(job)))
     elif job.status == SUCCEEDED:
         st.success(f"Finished in {elapsed}.")
     elif job.status == CANCELLED:
-        st.warning(f"Cancelled. {job.error}")
+        st.warning(f"Cancelled. {md_lines(job.error or '')}")
     elif job.status == FAILED:
-        st.error(failure_markdown(job.error, job.hint))
+        st.error(failure_markdown(job.error or "", job.hint))
 
 
 def failure_markdown(error: str, hint: str | None) -> str:
     """A failure for ``st.error``: the backend's quoted ``[E] …`` lines (see workbench.backend_log) as a code block,
-    verbatim (its layer names carry underscores Markdown would eat), the rest as text."""
+    verbatim (its layer names carry underscores Markdown would eat), the rest as inert text (file-derived names)."""
     head: list[str] = []
     quoted: list[str] = []
     for line in error.splitlines():
         (quoted if line.startswith("[E] ") else head).append(line)
-    text = "Failed: " + "\n".join(head)
+    text = "Failed: " + md_lines("\n".join(head))
     if quoted:
-        text += "\n\n```\n" + "\n".join(quoted) + "\n```"
-    return text + (f"\n\n{hint}" if hint else "")
+        body = "\n".join(quoted)
+        fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", body)), default=0))  # longer than any run inside
+        text += f"\n\n{fence}\n{body}\n{fence}"
+    return text + (f"\n\n{md_lines(hint)}" if hint else "")
 
 
 EAGER_DOWNLOAD_BYTES = 16 << 20
@@ -356,8 +369,26 @@ def metric_row(items: Sequence[tuple[str, str, str | None, str | None]], notes: 
     for col, (label, value, delta, tip) in zip(st.columns([max(len(str(v)), 7) for _, v, _, _ in items]),
                                                items, strict=True):
         plain = delta is None or label in notes or bool(_ZERO_DELTA.match(str(delta).strip()))
-        col.metric(label, value, delta, help=tip, delta_color="off" if plain else "normal",
+        col.metric(md(label), md(value), _md_delta(delta), help=md_lines(tip) if tip else None, delta_color="off" if plain else "normal",
                    delta_arrow="off" if plain else "auto")
+
+
+def plotly_chart(fig: Any, container: Any = None, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` (or ``container.plotly_chart``) of ``fig`` with every string that came from a file made
+    plain text: a tensor or node named ``<a href=...>`` draws no link."""
+    import plotly.graph_objects as go
+
+    safe = go.Figure(inert_plotly(fig.to_dict()))
+    return (container or st).plotly_chart(safe, **kwargs)
+
+
+def _md_delta(delta: str | None) -> str | None:
+    """A metric's delta as inert Markdown, its leading sign kept as written (it sets the arrow's direction)."""
+    if delta is None:
+        return None
+    text = str(delta)
+    sign = text[:1] if text[:1] in "+-−" else ""
+    return sign + md(text[len(sign):])
 
 
 SCORE_COLUMNS = {"accuracy_fp32": "top-1 FP32", "accuracy_qdq": "top-1 Q/DQ", "accuracy_delta_pp": "Δ top-1 (pp)",
@@ -401,7 +432,7 @@ def parser_check_panel(ref: ModelRef, backend: str) -> None:
         try:
             result, job_id = wb.parse_check(ref, backend)
         except BackendError as err:  # the last check failed (its worker died, ...): say why, offer another
-            st.error(f"**Parser check:** {err.message}" + (f"\n\n{err.hint}" if err.hint else ""))
+            st.error(f"**Parser check:** {md_lines(err.message)}" + (f"\n\n{md_lines(err.hint)}" if err.hint else ""))
             if not st.button("Check again", key=f"model.parse_retry.{backend}"):
                 return
             result, job_id = wb.parse_check(ref, backend, retry=True)
@@ -435,10 +466,10 @@ def wait_for_job(job_id: str, label: str) -> None:
         job = workbench().jobs.get(job_id)
         if not job.active:
             if job.status != "succeeded":
-                st.error(f"{label} failed: {job.error}")
+                st.error(f"{md(label)} failed: {md_lines(job.error or '')}")
                 return
             st.rerun()
-        st.caption(f"{label} … ({job.status})")
+        st.caption(f"{md(label)} … ({job.status})")
 
     poll()
 
@@ -466,7 +497,7 @@ def build_results(job: Any) -> None:
     c[2].metric("Precision", spec.precision.upper())
     peak = f" · peak memory {res['peak_rss_mib']:.0f} MiB" if res.get("peak_rss_mib") else ""
     st.caption(f"{res.get('backend')} {res.get('backend_version', '')} · built on "
-               f"{res.get('built_on') or 'an unknown machine'}{peak}")
+               f"{md(res.get('built_on') or 'an unknown machine')}{peak}")
     d = st.columns(3)
     with d[0]:
         download_file("Download plan", wb.jobs.artifact(job.id, "engine.plan"), key=f"dl.plan.{job.id}",
@@ -486,11 +517,11 @@ def build_results(job: Any) -> None:
                       key=f"dl.report.{job.id}", file_name=download_name(job, ".report.md"))
     check = res.get("precision_check") or {}
     if check.get("summary"):
-        (st.success if check.get("honoured", True) else st.warning)(check["summary"])
+        (st.success if check.get("honoured", True) else st.warning)(md_lines(check["summary"]))
     for w in res.get("warnings", []):
-        st.warning(w)
+        st.warning(md_lines(w))
     for n in res.get("notes", []):
-        st.caption(n)
+        st.caption(md_lines(n))
     port = portability(spec, res.get("backend_version", ""))
     with st.container(border=True):
         st.markdown("**Portability**")
@@ -531,8 +562,8 @@ def build_diff_panel(layers: Any, other: Any, profile: int, label_a: str, label_
         return label.split(": ", 1)[-1].rsplit(" · ", 2)[0] + " · " + label.rsplit(" · ", 1)[-1]
 
     diff = diff_builds(layers, other, profile=profile)
-    st.markdown(f"**A** (the build picked above): {label_a}  \n**B**: {label_b}")
-    st.write(diff.summary())
+    st.markdown(f"**A** (the build picked above): {md(label_a)}  \n**B**: {md(label_b)}")
+    st.markdown(md_lines(diff.summary()))
     only = st.toggle("Only nodes that changed", value=True, key="fusion.only_changed")
     rows = diff.to_rows(changed_only=only)
     if rows:
@@ -580,7 +611,7 @@ def calibration_preview(ref: ModelRef, data_path: str) -> None:
 
     with error_boundary("Calibration data"):
         stats, n, values_read = _calibration_stats(str(ref.path), data_path)
-        st.caption(f"{n} samples in {Path(data_path).name}")
+        st.caption(f"{n} samples in {md(Path(data_path).name)}")
         st.dataframe(stats, width="stretch", hide_index=True)
         if not values_read:
             st.caption(f"Shapes and types checked. Over {PREVIEW_MAX_BYTES // 2**20} MiB of arrays, so the values "
@@ -681,7 +712,7 @@ def random_shape_inputs(ref: ModelRef, shapes: dict[str, list[int]], key: str) -
     known = opt.random_shapes(ref.path, ref.name, shapes)
     missing = ""
     for name, text in opt.shapes_needed(ref.path, known):
-        typed = st.text_input(f"Per-sample shape of input '{name}' {text} for random data (no batch axis)",
+        typed = st.text_input(f"Per-sample shape of input '{md(name)}' {md(text)} for random data (no batch axis)",
                               key=f"{key}.{name}", placeholder="e.g. 64x64")
         if typed.strip():
             with error_boundary("Shape"):
@@ -721,7 +752,7 @@ def scoring_data_source(ref: ModelRef, key: str) -> str | None:
 def _images_preview(job: Any) -> None:
     """What a finished images job made: the .npz, its notes, thumbnails of samples as the model sees them."""
     res = job.result
-    st.caption(f"{res['n']} images → {Path(res['npz']).name} · " + " · ".join(res["notes"]))
+    st.caption(f"{res['n']} images → {md(Path(res['npz']).name)} · " + " · ".join(md(n) for n in res["notes"]))
     thumbs = res.get("thumbs") or []
     if thumbs:
         jobs = workbench().jobs
@@ -745,7 +776,7 @@ def _image_source(ref: ModelRef, key: str, source: str, roots: tuple[str, ...] |
     norms = [*ci.NORMALIZATIONS, "custom"]
     preset = next((n for n, v in ci.NORMALIZATIONS.items() if v == (d.scale, d.mean, d.std)), "custom")
     with st.form(f"{k}.form"):
-        st.caption(f"Preprocessing for input '{spec.name}' {spec.shape_text()}")
+        st.caption(f"Preprocessing for input '{md(spec.name)}' {md(spec.shape_text())}")
         c5 = st.columns(5)
         mode = str(c5[0].selectbox("Resize", ["shorter side", "exact", "none"], key=f"{k}.resize_mode"))
         r0 = d.resize if isinstance(d.resize, int) else 256
@@ -797,7 +828,7 @@ def job_panel(job_id: str, what: str = "Job", levels: Sequence[str] = ("error", 
 
     wb = workbench()
     job = wb.jobs.get(job_id)
-    st.markdown(f"**{job.title}**  \n`job {job.id}`")
+    st.markdown(f"**{md(job.title)}**  \n`job {job.id}`")
     if job.active:
 
         @st.fragment(run_every=0.5)
@@ -893,7 +924,7 @@ def demo_panel() -> None:
                           "The tensor whose error grows most over its input's: keep its node in higher precision "
                           "(Accuracy page, Culprits) and compare again."))
         metric_row(items, notes=("FP32 plan", "INT8 plan", "Adds the most error"))
-        st.caption(cmp.get("candidate_label", ""))
+        st.caption(md(cmp.get("candidate_label", "")))
         d = st.columns(3)
         with d[0]:
             download_file("Download the demo report (HTML)", workbench().jobs.artifact(job_id, REPORT), "text/html",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -16,7 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WorkbenchError
-from .jobs import CANCEL_FILE, CANCELLED, FAILED, JOB_FILE, PROGRESS_FILE, SUCCEEDED, Job, _write_json
+from .jobs import (
+    CANCEL_FILE,
+    CANCELLED,
+    ENV_PARENT_JOB,
+    FAILED,
+    JOB_FILE,
+    PROGRESS_FILE,
+    SUCCEEDED,
+    Job,
+    _write_json,
+)
 from .progress import Cancelled
 
 _PREFIX = {logging.DEBUG: "[V]", logging.INFO: "[I]", logging.WARNING: "[W]", logging.ERROR: "[E]",
@@ -46,12 +57,16 @@ class JobReporter:
 
 def run_job(job_dir: Path) -> int:
     job = Job.from_dict(json.loads((job_dir / JOB_FILE).read_text()))
+    os.environ[ENV_PARENT_JOB] = job.id  # jobs this one submits (a demo's builds) are cancelled with it
+    if job.timeout_s:  # the kernel ends this process at the limit, whatever the backend is doing (no handler)
+        signal.alarm(job.timeout_s)
     reporter = JobReporter(job_dir)
     reporter.log(f"Worker {os.getpid()} started {job.kind} job {job.id}: {job.title}")
     reporter.progress(0.0, "Starting")
     status, error, hint, result, code = SUCCEEDED, "", "", {}, 0
     try:
         result = _dispatch(job, job_dir, reporter)
+        signal.alarm(0)
     except Cancelled as err:
         status, error = CANCELLED, str(err) or "Cancelled by the user."
     except WorkbenchError as err:
@@ -73,6 +88,8 @@ def run_job(job_dir: Path) -> int:
     else:
         reporter.log("Finished.")
     sys.stdout.flush()
+    if status != SUCCEEDED:
+        _cancel_children(job_dir, job.id)
     job = Job.from_dict(json.loads((job_dir / JOB_FILE).read_text()))
     job.status, job.error, job.hint, job.result, job.finished = status, error, hint, result, time.time()
     job.exit_code = code
@@ -89,6 +106,17 @@ def _dispatch(job: Job, job_dir: Path, reporter: JobReporter) -> dict[str, Any]:
     if runner is None:
         raise WorkbenchError(f"Unknown job kind '{job.kind}'.")
     return runner(job, job_dir, reporter)
+
+
+def _cancel_children(job_dir: Path, job_id: str) -> None:
+    """A job that failed or was cancelled cancels the jobs it submitted and that have not finished."""
+    try:
+        from .jobs import JobStore
+        from .workspace import Workspace
+
+        JobStore(Workspace.at(job_dir.parent.parent)).cancel_children(job_id)
+    except Exception:
+        traceback.print_exc()
 
 
 def _start_next(job_dir: Path) -> None:
