@@ -20,6 +20,11 @@ def _no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def _recent(at: AppTest):
+    """The "Recent models" picker (its key changes with the current model)."""
+    return next(s for s in at.selectbox if s.label == "Recent models")
+
+
 def _heading(at: AppTest) -> str:
     return at.subheader[0].value
 
@@ -36,14 +41,14 @@ def _open_sample(at: AppTest, name: str) -> AppTest:
 def test_an_upload_after_a_sample_opens_the_upload_everywhere(app_ws):
     at = _open_sample(open_page("model", TIMEOUT), "cnn_residual")
     assert _heading(at) == "cnn_residual.onnx"
-    assert at.selectbox(key="model.recent").value == at.session_state[ui.MODEL_DIGEST]
+    assert _recent(at).value == at.session_state[ui.MODEL_DIGEST]
 
     at.file_uploader(key="model.uploader").upload("digits_mlp.onnx", get_sample("digits_mlp").path.read_bytes()).run()
     _no_exception(at)
     uploaded = app_ws.import_path(get_sample("digits_mlp").path)
     assert at.session_state[ui.MODEL_DIGEST] == uploaded.digest
     assert _heading(at) == "digits_mlp.onnx"
-    assert at.selectbox(key="model.recent").value == uploaded.digest  # the picker says so too
+    assert _recent(at).value == uploaded.digest  # the picker says so too
     at.run()  # and it stays: the picker's old value does not switch the model back on the next rerun
     assert _heading(at) == "digits_mlp.onnx"
     at.switch_page("pages/build.py").run()
@@ -53,13 +58,13 @@ def test_an_upload_after_a_sample_opens_the_upload_everywhere(app_ws):
 def test_a_pick_then_a_sample_then_the_demo_each_win(app_ws):
     cnn = app_ws.import_path(get_sample("cnn_residual").path)
     at = open_page("model", TIMEOUT)
-    at.selectbox(key="model.recent").select(cnn.digest).run()
+    _recent(at).select(cnn.digest).run()
     assert _heading(at) == "cnn_residual.onnx"
     at = _open_sample(at, "transformer_block")
     assert _heading(at) == "transformer_block.onnx"
     at.run()
     assert _heading(at) == "transformer_block.onnx"
-    at.selectbox(key="model.recent").select(cnn.digest).run()
+    _recent(at).select(cnn.digest).run()
     assert _heading(at) == "cnn_residual.onnx"
     at.button(key="demo.start").click().run()
     _no_exception(at)

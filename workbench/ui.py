@@ -109,12 +109,33 @@ def set_current_model(ref: ModelRef) -> None:
     st.session_state[MODEL_DIGEST] = ref.digest
 
 
-def recent_model_picked() -> None:
-    """``on_change`` of the "Recent models" picker: a pick is the newest choice (the picker itself is set to the
-    current model before it is drawn, so a stale value of it never switches the model back)."""
-    picked = st.session_state.get(MODEL_RECENT)
+def recent_key(current: str | None) -> str:
+    """The "Recent models" picker's key: one per current model, so the picker is drawn anew (showing the current
+    model) whenever another one is opened, never keeping an older value in the browser."""
+    return f"{MODEL_RECENT}.{(current or 'none')[:16]}"
+
+
+def recent_model_picked(key: str) -> None:
+    """``on_change`` of the "Recent models" picker: a pick is the newest choice (a stale value of the picker never
+    switches the model back: only a change made in it calls this)."""
+    picked = st.session_state.get(key)
     if picked:
         st.session_state[MODEL_DIGEST] = picked
+
+
+def keyed_for(prefix: str, labels: dict[str, str], chosen: str | None) -> str:
+    """A picker's key that changes whenever its labels or the page's choice change. The browser's picker keeps
+    the text it has shown: a comparison that failed meanwhile kept its old label, a newer job set by the page
+    showed as the old one. A new key draws the picker anew; ``copy_choice`` keeps the user's pick."""
+    import hashlib
+
+    sig = hashlib.sha1(repr((sorted(labels.items()), chosen)).encode()).hexdigest()[:12]
+    return f"{prefix}.{sig}"
+
+
+def copy_choice(widget_key: str, state_key: str) -> None:
+    """``on_change`` of a picker keyed by :func:`keyed_for`: the pick goes to the page's own state key."""
+    st.session_state[state_key] = st.session_state.get(widget_key)
 
 
 def show_job(key: str, job: Any) -> None:
