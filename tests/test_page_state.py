@@ -4,6 +4,8 @@ shown; a model is matched to a bundled sample by content, never by its file name
 
 from __future__ import annotations
 
+import re
+
 import onnx
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -237,3 +239,27 @@ def test_accuracy_compares_all_the_data_and_says_how_many_samples(app_ws):
 def test_quoted_names_are_code_in_markdown():
     assert ui.quoted_as_code("'__myl_<Ops>' is a kernel; the convolution's output") == (
         "`__myl_<Ops>` is a kernel; the convolution's output")
+
+
+def test_data_errors_name_the_users_file_and_the_box(app_ws, tmp_path):
+    """Held-out data whose arrays do not fit the model: the error names the user's file (never the stored
+    '<digest>-name.npz') and says it is about the held-out box, not the calibration box."""
+    import io
+
+    import numpy as np
+
+    mlp = app_ws.import_path(get_sample("digits_mlp").path)
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((40, 64), np.float32), y=np.zeros(40, np.int64))
+    at = open_page("quantize", TIMEOUT, **{ui.MODEL_DIGEST: mlp.digest})
+    at.radio(key="quantize.test.source").set_value("upload").run()
+    at.file_uploader(key="quantize.test.upload").upload("my_heldout.npz", buf.getvalue()).run()
+    _no_exception(at)
+    said = [e.value for e in at.error]
+    assert any(s.startswith("**Held-out data my_heldout.npz:**") for s in said), said
+    assert not any(re.search(r"[0-9a-f]{24}-my_heldout", s) for s in said), said
+
+
+def test_the_demo_explains_an_int8_plan_larger_than_fp32():
+    note = ui.plan_size_note({"plan_bytes": 40_000, "layers": 4}, {"plan_bytes": 60_000, "layers": 9})
+    assert "larger than the FP32 one (59 vs 39 KiB)" in note and "9 engine layers against 4" in note

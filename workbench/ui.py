@@ -152,7 +152,7 @@ def error_boundary(what: str = "") -> Iterator[None]:
     try:
         yield
     except WorkbenchError as err:
-        st.error((f"**{what}:** " if what else "") + err.message + (f"\n\n{err.hint}" if err.hint else ""))
+        st.error(user_names((f"**{what}:** " if what else "") + err.message + (f"\n\n{err.hint}" if err.hint else "")))
     except Exception as err:  # a bug: say so plainly, keep the app alive, keep the details in the server log
         log.exception("unexpected error%s", f" in {what}" if what else "")
         st.error(f"Unexpected error{' in ' + what if what else ''}: {type(err).__name__}: {err}. "
@@ -307,7 +307,7 @@ def job_status_line(job: Any) -> None:
     elif job.status == CANCELLED:
         st.warning(f"Cancelled. {job.error}")
     elif job.status == FAILED:
-        st.error(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""))
+        st.error(user_names(f"Failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else "")))
 
 
 EAGER_DOWNLOAD_BYTES = 16 << 20
@@ -576,12 +576,13 @@ def _calibration_stats(model_path: str, data_path: str) -> Any:
     return pd.DataFrame(p.columns), p.n_samples, p.values_read
 
 
-def calibration_preview(ref: ModelRef, data_path: str) -> None:
+def calibration_preview(ref: ModelRef, data_path: str, what: str = "Calibration data") -> None:
+    """``what``: which box the data are for (an error says so: calibration data, or held-out data)."""
     from .calibration_data import PREVIEW_MAX_BYTES
 
-    with error_boundary("Calibration data"):
+    with error_boundary(f"{what} {_user_name(data_path)}"):
         stats, n, values_read = _calibration_stats(str(ref.path), data_path)
-        st.caption(f"{n} samples in {Path(data_path).name}")
+        st.caption(f"{n} samples in {_user_name(data_path)}")
         st.dataframe(stats, width="stretch", hide_index=True)
         if not values_read:
             st.caption(f"Shapes and types checked. Over {PREVIEW_MAX_BYTES // 2**20} MiB of arrays, so the values "
@@ -603,6 +604,12 @@ def stored_upload(up: Any, kind: str = "data") -> str:
         wb = workbench()
         seen[up.file_id] = str(wb.import_upload(up, up.name).path if kind == "onnx" else wb.store_data(up, up.name))
     return str(seen[up.file_id])
+
+
+def user_names(text: str) -> str:
+    """``text`` with every stored data file's name as the user gave it: the workspace stores uploads as
+    ``<24 hex digits>-name.npz``, a name the user never saw."""
+    return re.sub(r"\b[0-9a-f]{24}-(?=[^\s/'\"]+)", "", text)
 
 
 def _user_name(path: str) -> str:
@@ -715,7 +722,7 @@ def scoring_data_source(ref: ModelRef, key: str) -> str | None:
         st.caption("Without held-out data each calibrator is scored on the samples it calibrated on, which "
                    "flatters all of them.")
     if data_path:
-        calibration_preview(ref, data_path)
+        calibration_preview(ref, data_path, "Held-out data")
     return data_path
 
 
@@ -854,6 +861,15 @@ def ranges_choice(ref: ModelRef, key: str) -> str | None:
     return choice or None
 
 
+def plan_size_note(fp32: dict[str, Any], int8: dict[str, Any]) -> str:
+    """Why an INT8 plan can be larger than the FP32 one (it looks backwards)."""
+    return (f"The INT8 plan is larger than the FP32 one ({int8['plan_bytes'] / 1024:.0f} vs "
+            f"{fp32['plan_bytes'] / 1024:.0f} KiB): this model's weights are a few KiB, so what INT8 saves on them "
+            f"is less than what it adds — quantization scales, and the layers that convert to and from INT8 "
+            f"({int8['layers']} engine layers against {fp32['layers']}). On models with megabytes of weights the "
+            "INT8 plan is the smaller one.")
+
+
 DEMO_JOB = "demo.job_id"
 
 
@@ -894,6 +910,8 @@ def demo_panel() -> None:
                           "The tensor whose error grows most over its input's: keep its node in higher precision "
                           "(Accuracy page, Culprits) and compare again."))
         metric_row(items, notes=("FP32 plan", "INT8 plan", "Adds the most error"))
+        if (res["int8"]["plan_bytes"] or 0) > (res["fp32"]["plan_bytes"] or 0):
+            st.caption(plan_size_note(res["fp32"], res["int8"]))
         st.caption(cmp.get("candidate_label", ""))
         d = st.columns(3)
         with d[0]:
