@@ -85,6 +85,7 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
         data_path = _upload(
             "Data .npz (one array per input; 'label' enables top-1)", "npz", "accuracy.data_upload"
         )
+        data_path = data_path and ui.mapped_data(ref, data_path, "accuracy.data", labels=True)  # x/y → input/label
     shapes = opt.build_profile_shapes(wb.jobs, kw.get("build_job"))
     if data_src == "random" or kw.get("calib_random"):
         blocked = blocked or ui.random_shape_inputs(ref, shapes, "accuracy.shape")

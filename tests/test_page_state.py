@@ -263,3 +263,49 @@ def test_data_errors_name_the_users_file_and_the_box(app_ws, tmp_path):
 def test_the_demo_explains_an_int8_plan_larger_than_fp32():
     note = ui.plan_size_note({"plan_bytes": 40_000, "layers": 4}, {"plan_bytes": 60_000, "layers": 9})
     assert "larger than the FP32 one (59 vs 39 KiB)" in note and "9 engine layers against 4" in note
+
+
+def _xy_npz(n: int = 40) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez(buf, x=rng.normal(size=(n, 64)).astype(np.float32), y=rng.integers(0, 10, n).astype(np.int64))
+    return buf.getvalue()
+
+
+def test_held_out_data_with_other_array_names_can_be_mapped_on_the_page(app_ws):
+    import numpy as np
+
+    mlp = app_ws.import_path(get_sample("digits_mlp").path)
+    at = open_page("quantize", TIMEOUT, **{ui.MODEL_DIGEST: mlp.digest})
+    at.radio(key="quantize.test.source").set_value("upload").run()
+    at.file_uploader(key="quantize.test.upload").upload("xy.npz", _xy_npz()).run()
+    _no_exception(at)
+    assert any("xy.npz holds `x`, `y`; the model reads `input`" in i.value for i in at.info)
+    at.selectbox(key="quantize.test.upload.map.input").select("x").run()
+    at.selectbox(key="quantize.test.upload.map.label").select("y").run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any(c.value.startswith("40 samples in xy.mapped-") for c in at.caption), [c.value for c in at.caption]
+    shown = next(c.value for c in at.caption if c.value.startswith("40 samples in ")).removeprefix("40 samples in ")
+    mapped = next(p for p in app_ws.ws.root.rglob("*xy.mapped-*.npz") if p.name.endswith(shown))
+    with np.load(mapped) as npz:
+        assert sorted(npz.files) == ["input", "label"] and npz["input"].shape == (40, 64)
+
+
+def test_the_cli_maps_an_npz_and_says_what_is_wrong(tmp_path):
+    import numpy as np
+
+    from workbench.cli import main
+
+    src = tmp_path / "xy.npz"
+    src.write_bytes(_xy_npz())
+    out = tmp_path / "mapped.npz"
+    assert main(["map-data", str(src), "-o", str(out), "--map", "input=x", "label=y"]) == 0
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["input", "label"]
+    assert main(["map-data", str(src), "-o", str(out), "--map", "input=z"]) == 2
+    assert main(["map-data", str(src), "-o", str(out), "--map", "input"]) == 2

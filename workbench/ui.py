@@ -612,6 +612,38 @@ def user_names(text: str) -> str:
     return re.sub(r"\b[0-9a-f]{24}-(?=[^\s/'\"]+)", "", text)
 
 
+def mapped_data(ref: ModelRef, data_path: str, key: str, labels: bool) -> str | None:
+    """An uploaded .npz as the model reads it: as is when it names every model input, else mapped — a picker per
+    model input (and for the labels when ``labels``) choosing one of its arrays — into a new .npz. None until
+    every input is mapped."""
+    from .calibration_data import model_inputs
+    from .npz_mapping import LABEL, array_names, mapped_path, remap_npz
+
+    names = array_names(data_path)
+    inputs = [i.name for i in model_inputs(ref.path)]
+    if set(inputs) <= set(names):
+        return data_path
+    st.info(f"{_user_name(data_path)} holds {', '.join(f'`{n}`' for n in names)}; the model reads "
+            f"{', '.join(f'`{n}`' for n in inputs)}. Say which array is which.")
+    mapping: dict[str, str] = {}
+    cols = st.columns(len(inputs) + int(labels))
+    for col, name in zip(cols, inputs, strict=False):
+        picked = col.selectbox(f"Model input '{name}' ←", names, index=None, key=f"{key}.map.{name}")
+        if picked:
+            mapping[name] = picked
+    if labels:
+        picked = cols[-1].selectbox("Labels (for top-1) ←", ["(none)", *names], key=f"{key}.map.{LABEL}",
+                                    index=names.index(LABEL) + 1 if LABEL in names else 0)
+        if picked and picked != "(none)":
+            mapping[LABEL] = picked
+    if set(inputs) - set(mapping):
+        return None
+    with error_boundary(f"Mapping {_user_name(data_path)}"):
+        out = mapped_path(data_path, mapping)
+        return str(out if out.is_file() else remap_npz(data_path, out, mapping, name=_user_name(data_path)))
+    return None
+
+
 def _user_name(path: str) -> str:
     """A stored data file's name as the user gave it (without the content digest the workspace puts in front)."""
     return re.sub(r"^[0-9a-f]{24}-", "", Path(path).name)
@@ -645,7 +677,7 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
                               "never unpickled)", type=["npz"], key=f"{key}.upload")
         if up is not None:
             with error_boundary(f"Calibration data {up.name}"):
-                data_path = stored_upload(up)
+                data_path = mapped_data(ref, stored_upload(up), f"{key}.upload", labels=False)
     elif source == "images":
         up = st.file_uploader("Images (.zip or .tar.gz of PNG, JPEG, BMP, ...; other files are skipped)",
                               type=["zip", "tar.gz", "tgz", "tar"], key=f"{key}.images")
@@ -716,8 +748,8 @@ def scoring_data_source(ref: ModelRef, key: str) -> str | None:
         up = st.file_uploader("Held-out data (.npz: one array per model input and a 'label' array of class "
                               "indices for top-1; never unpickled)", type=["npz"], key=f"{key}.upload")
         if up is not None:
-            with error_boundary(f"Test data {up.name}"):
-                data_path = stored_upload(up)
+            with error_boundary(f"Held-out data {up.name}"):
+                data_path = mapped_data(ref, stored_upload(up), f"{key}.upload", labels=True)
     else:
         st.caption("Without held-out data each calibrator is scored on the samples it calibrated on, which "
                    "flatters all of them.")
