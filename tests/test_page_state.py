@@ -309,3 +309,14 @@ def test_the_cli_maps_an_npz_and_says_what_is_wrong(tmp_path):
         assert sorted(npz.files) == ["input", "label"]
     assert main(["map-data", str(src), "-o", str(out), "--map", "input=z"]) == 2
     assert main(["map-data", str(src), "-o", str(out), "--map", "input"]) == 2
+
+
+def test_accuracies_read_as_percentages_in_the_calibrator_table():
+    import pandas as pd
+
+    frame = pd.DataFrame({"calibrator": ["minmax"], "accuracy_fp32": [0.9819], "accuracy_qdq": [0.9766],
+                          "max_abs_err": [0.0123]})
+    config = ui.number_columns(frame, labels=ui.SCORE_COLUMNS)
+    assert config["accuracy_fp32"]["type_config"]["format"] == "percent"
+    assert config["accuracy_qdq"]["label"] == "top-1 Q/DQ"
+    assert config["max_abs_err"]["type_config"]["format"] != "percent"

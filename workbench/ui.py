@@ -372,6 +372,9 @@ SCORE_COLUMNS = {"accuracy_fp32": "top-1 FP32", "accuracy_qdq": "top-1 Q/DQ", "a
                  "max_abs_err": "max abs err", "mean_abs_err": "mean abs err", "quantize_s": "time (s)"}
 
 
+PERCENT_COLUMNS = ("accuracy_fp32", "accuracy_qdq")  # fractions shown as 98.19 %, as on the Accuracy page
+
+
 def number_columns(frame: Any, fmt: str = "%.4g", labels: dict[str, str] | None = None) -> dict[str, Any]:
     """``column_config`` for a table: its float columns in ``fmt`` (0.9997 keeps its digits, 1.2884001 loses the
     noise), or in scientific notation where the magnitudes call for it (a max relative error of 7.9E14 beside
@@ -382,7 +385,9 @@ def number_columns(frame: Any, fmt: str = "%.4g", labels: dict[str, str] | None 
     labels = labels or {}
     config: dict[str, Any] = {}
     for name in frame.columns:
-        if pd.api.types.is_float_dtype(frame[name]):
+        if name in PERCENT_COLUMNS and pd.api.types.is_numeric_dtype(frame[name]):
+            config[name] = st.column_config.NumberColumn(labels.get(name, name), format="percent")
+        elif pd.api.types.is_float_dtype(frame[name]):
             mags = np.abs(frame[name].to_numpy(dtype=float))
             mags = mags[np.isfinite(mags) & (mags > 0)]
             wide = mags.size > 0 and (mags.max() >= 1e6 or mags.min() < 1e-4)
