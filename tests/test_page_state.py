@@ -320,3 +320,16 @@ def test_accuracies_read_as_percentages_in_the_calibrator_table():
     assert config["accuracy_fp32"]["type_config"]["format"] == "percent"
     assert config["accuracy_qdq"]["label"] == "top-1 Q/DQ"
     assert config["max_abs_err"]["type_config"]["format"] != "percent"
+
+
+def test_the_before_after_figure_reads_full_values_from_the_input_on():
+    from types import SimpleNamespace as NS
+
+    from workbench.reports.accuracy_figures import before_after_figure
+
+    def res(scale: float):
+        return NS(tensors=[NS(order=o, rel_rms=scale * (o + 2), name=f"t{o}") for o in (-1, 0, 1, 2)])
+
+    fig = before_after_figure(NS(before=res(1e-3), after=res(1e-4), added_exclusions=("fc1",)))
+    assert fig.layout.yaxis.tickformat == ".2~g"  # 0.0003, not 300µ
+    assert list(fig.layout.xaxis.ticktext) == ["input", "0", "1", "2"]
