@@ -259,3 +259,61 @@ def test_demo_then_two_own_models_build_fusion_accuracy_culprits_download(app, b
             assert _sha256(data) == _sha256((app.home / "jobs" / again / "engine.plan").read_bytes())
             _no_traceback(page)
         guard.assert_clean()
+
+
+def test_a_download_clicked_while_the_page_reruns_still_arrives(app, browser, tmp_path):
+    """The click of "Download plan" reaches the server only after a rerun of the page finished (a loaded server,
+    a slow link: held here on the page's websocket, so it happens every time). A deferred download's id is
+    revoked by that rerun ("Deferred file … not found", no file); the plan handed over with the page still
+    arrives, byte for byte."""
+    from workbench.samples import get_sample
+
+    held: list = []
+    hold = {"next": False}
+
+    def stream(ws) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message) -> None:
+            if hold["next"]:  # the first message after the click: kept back until the rerun is over
+                hold["next"] = False
+                held.append((server, message))
+                return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    s = get_sample("cnn_residual")
+    with fresh_context(browser, accept_downloads=True) as (context, guard):
+        page = context.new_page()
+        page.route_web_socket(re.compile(r"/_stcore/stream$"), stream)
+        main = main_area(page)
+        with evidence_on_failure(page, app, tmp_path):
+            open_app(page, app)
+            from tests.browser_support import open_sample
+
+            open_sample(page, s.title, s.path.name)
+            go_to(page, "Build")
+            main.get_by_role("button", name="Build", exact=True).click()
+            wait_finished(main, JOB_TIMEOUT_MS)
+            job_id = shown_job_id(main)
+            plan = (app.home / "jobs" / job_id / "engine.plan").read_bytes()
+
+            with page.expect_download(timeout=UI_TIMEOUT_MS) as info:
+                hold["next"] = True
+                main.get_by_role("button", name="Download plan").click()
+                page.wait_for_timeout(300)  # let a click message, if the button sends one, be held
+                hold["next"] = False
+                # a rerun of the page, seen through to its end: INT8 picked, its calibration form drawn, and no
+                # element of the page left stale (Streamlit marks what the running script has not redrawn yet)
+                main.get_by_label("Precision").click()
+                page.get_by_role("option", name="INT8", exact=True).click()
+                main.get_by_text("Calibration", exact=True).wait_for(timeout=UI_TIMEOUT_MS)
+                page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')",
+                                       timeout=UI_TIMEOUT_MS)
+                for server, message in held:  # now the click reaches the server
+                    server.send(message)
+            download = info.value
+            assert download.suggested_filename == f"cnn_residual.fp32.{job_id[:8]}.plan"
+            assert _sha256(Path(download.path()).read_bytes()) == _sha256(plan)
+        guard.assert_clean()
