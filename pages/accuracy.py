@@ -88,6 +88,7 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
         data_path = _upload(
             "Data .npz (one array per input; 'label' enables top-1)", "npz", "accuracy.data_upload"
         )
+        data_path = data_path and ui.mapped_data(ref, data_path, "accuracy.data", labels=True)  # x/y → input/label
     shapes = opt.build_profile_shapes(wb.jobs, kw.get("build_job"))
     if data_src == "random" or kw.get("calib_random"):
         blocked = blocked or ui.random_shape_inputs(ref, shapes, "accuracy.shape")
@@ -205,7 +206,9 @@ if not earlier:
 if st.session_state.get(JOB) not in {j.id for j in earlier}:
     st.session_state[JOB] = earlier[0].id
 labels = {j.id: opt.comparison_label(j) for j in earlier}
-job_id = st.selectbox("Comparison", list(labels), format_func=labels.get, key=JOB)
+pick = ui.keyed_for("accuracy.pick", labels, st.session_state[JOB])  # drawn anew when a label or the choice changes
+job_id = st.selectbox("Comparison", list(labels), index=list(labels).index(st.session_state[JOB]),
+                      format_func=labels.get, key=pick, on_change=ui.copy_choice, args=(pick, JOB))
 job = ui.job_panel(job_id, "Comparison")
 if job.status != "succeeded":
     st.stop()

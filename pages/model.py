@@ -46,10 +46,11 @@ with right, ui.error_boundary("Samples and recent models"):  # a sample or model
         current = st.session_state.get(ui.MODEL_DIGEST)
         digests = [r.digest for r in recent]
         names = {r.digest: f"{r.name} · {r.short}" for r in recent}
-        # Shows the current model, whichever way it was opened; only a pick here (on_change) opens another.
-        st.session_state[ui.MODEL_RECENT] = current if current in digests else None
-        st.selectbox("Recent models", digests, format_func=names.get, key=ui.MODEL_RECENT,
-                     on_change=ui.recent_model_picked)
+        # Shows the current model, whichever way it was opened (a new widget per current model: the browser's
+        # picker never keeps an older value); only a pick here (on_change) opens another.
+        key = ui.recent_key(current)
+        st.selectbox("Recent models", digests, index=digests.index(current) if current in digests else None,
+                     format_func=names.get, key=key, on_change=ui.recent_model_picked, args=(key,))
 
 ref = ui.current_model()
 if ref is None:

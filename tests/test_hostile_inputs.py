@@ -576,7 +576,7 @@ def test_a_model_folder_removed_while_the_model_page_lists_models_is_no_tracebac
         at = open_page("model", 60, **{ui.MODEL_DIGEST: keep.digest})
         assert not at.exception, [e.value for e in at.exception]
         assert at.subheader[0].value == "cnn_residual.onnx"
-        recent = at.selectbox(key="model.recent")
+        recent = at.selectbox(key=ui.recent_key(keep.digest))
         assert recent.options == [f"cnn_residual.onnx · {keep.short}"]
     finally:
         st.cache_resource.clear()

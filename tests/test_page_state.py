@@ -4,6 +4,8 @@ shown; a model is matched to a bundled sample by content, never by its file name
 
 from __future__ import annotations
 
+import re
+
 import onnx
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -18,6 +20,11 @@ TIMEOUT = 60
 
 def _no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def _recent(at: AppTest):
+    """The "Recent models" picker (its key changes with the current model)."""
+    return next(s for s in at.selectbox if s.label == "Recent models")
 
 
 def _heading(at: AppTest) -> str:
@@ -36,14 +43,14 @@ def _open_sample(at: AppTest, name: str) -> AppTest:
 def test_an_upload_after_a_sample_opens_the_upload_everywhere(app_ws):
     at = _open_sample(open_page("model", TIMEOUT), "cnn_residual")
     assert _heading(at) == "cnn_residual.onnx"
-    assert at.selectbox(key="model.recent").value == at.session_state[ui.MODEL_DIGEST]
+    assert _recent(at).value == at.session_state[ui.MODEL_DIGEST]
 
     at.file_uploader(key="model.uploader").upload("digits_mlp.onnx", get_sample("digits_mlp").path.read_bytes()).run()
     _no_exception(at)
     uploaded = app_ws.import_path(get_sample("digits_mlp").path)
     assert at.session_state[ui.MODEL_DIGEST] == uploaded.digest
     assert _heading(at) == "digits_mlp.onnx"
-    assert at.selectbox(key="model.recent").value == uploaded.digest  # the picker says so too
+    assert _recent(at).value == uploaded.digest  # the picker says so too
     at.run()  # and it stays: the picker's old value does not switch the model back on the next rerun
     assert _heading(at) == "digits_mlp.onnx"
     at.switch_page("pages/build.py").run()
@@ -53,13 +60,13 @@ def test_an_upload_after_a_sample_opens_the_upload_everywhere(app_ws):
 def test_a_pick_then_a_sample_then_the_demo_each_win(app_ws):
     cnn = app_ws.import_path(get_sample("cnn_residual").path)
     at = open_page("model", TIMEOUT)
-    at.selectbox(key="model.recent").select(cnn.digest).run()
+    _recent(at).select(cnn.digest).run()
     assert _heading(at) == "cnn_residual.onnx"
     at = _open_sample(at, "transformer_block")
     assert _heading(at) == "transformer_block.onnx"
     at.run()
     assert _heading(at) == "transformer_block.onnx"
-    at.selectbox(key="model.recent").select(cnn.digest).run()
+    _recent(at).select(cnn.digest).run()
     assert _heading(at) == "cnn_residual.onnx"
     at.button(key="demo.start").click().run()
     _no_exception(at)
@@ -232,3 +239,97 @@ def test_accuracy_compares_all_the_data_and_says_how_many_samples(app_ws):
 def test_quoted_names_are_code_in_markdown():
     assert ui.quoted_as_code("'__myl_<Ops>' is a kernel; the convolution's output") == (
         "`__myl_<Ops>` is a kernel; the convolution's output")
+
+
+def test_data_errors_name_the_users_file_and_the_box(app_ws, tmp_path):
+    """Held-out data whose arrays do not fit the model: the error names the user's file (never the stored
+    '<digest>-name.npz') and says it is about the held-out box, not the calibration box."""
+    import io
+
+    import numpy as np
+
+    mlp = app_ws.import_path(get_sample("digits_mlp").path)
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((40, 64), np.float32), y=np.zeros(40, np.int64))
+    at = open_page("quantize", TIMEOUT, **{ui.MODEL_DIGEST: mlp.digest})
+    at.radio(key="quantize.test.source").set_value("upload").run()
+    at.file_uploader(key="quantize.test.upload").upload("my_heldout.npz", buf.getvalue()).run()
+    _no_exception(at)
+    said = [e.value for e in at.error]
+    assert any(s.startswith("**Held-out data my_heldout.npz:**") for s in said), said
+    assert not any(re.search(r"[0-9a-f]{24}-my_heldout", s) for s in said), said
+
+
+def test_the_demo_explains_an_int8_plan_larger_than_fp32():
+    note = ui.plan_size_note({"plan_bytes": 40_000, "layers": 4}, {"plan_bytes": 60_000, "layers": 9})
+    assert "larger than the FP32 one (59 vs 39 KiB)" in note and "9 engine layers against 4" in note
+
+
+def _xy_npz(n: int = 40) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez(buf, x=rng.normal(size=(n, 64)).astype(np.float32), y=rng.integers(0, 10, n).astype(np.int64))
+    return buf.getvalue()
+
+
+def test_held_out_data_with_other_array_names_can_be_mapped_on_the_page(app_ws):
+    import numpy as np
+
+    mlp = app_ws.import_path(get_sample("digits_mlp").path)
+    at = open_page("quantize", TIMEOUT, **{ui.MODEL_DIGEST: mlp.digest})
+    at.radio(key="quantize.test.source").set_value("upload").run()
+    at.file_uploader(key="quantize.test.upload").upload("xy.npz", _xy_npz()).run()
+    _no_exception(at)
+    assert any("xy.npz holds `x`, `y`; the model reads `input`" in i.value for i in at.info)
+    at.selectbox(key="quantize.test.upload.map.input").select("x").run()
+    at.selectbox(key="quantize.test.upload.map.label").select("y").run()
+    _no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any(c.value.startswith("40 samples in xy.mapped-") for c in at.caption), [c.value for c in at.caption]
+    shown = next(c.value for c in at.caption if c.value.startswith("40 samples in ")).removeprefix("40 samples in ")
+    mapped = next(p for p in app_ws.ws.root.rglob("*xy.mapped-*.npz") if p.name.endswith(shown))
+    with np.load(mapped) as npz:
+        assert sorted(npz.files) == ["input", "label"] and npz["input"].shape == (40, 64)
+
+
+def test_the_cli_maps_an_npz_and_says_what_is_wrong(tmp_path):
+    import numpy as np
+
+    from workbench.cli import main
+
+    src = tmp_path / "xy.npz"
+    src.write_bytes(_xy_npz())
+    out = tmp_path / "mapped.npz"
+    assert main(["map-data", str(src), "-o", str(out), "--map", "input=x", "label=y"]) == 0
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["input", "label"]
+    assert main(["map-data", str(src), "-o", str(out), "--map", "input=z"]) == 2
+    assert main(["map-data", str(src), "-o", str(out), "--map", "input"]) == 2
+
+
+def test_accuracies_read_as_percentages_in_the_calibrator_table():
+    import pandas as pd
+
+    frame = pd.DataFrame({"calibrator": ["minmax"], "accuracy_fp32": [0.9819], "accuracy_qdq": [0.9766],
+                          "max_abs_err": [0.0123]})
+    config = ui.number_columns(frame, labels=ui.SCORE_COLUMNS)
+    assert config["accuracy_fp32"]["type_config"]["format"] == "percent"
+    assert config["accuracy_qdq"]["label"] == "top-1 Q/DQ"
+    assert config["max_abs_err"]["type_config"]["format"] != "percent"
+
+
+def test_the_before_after_figure_reads_full_values_from_the_input_on():
+    from types import SimpleNamespace as NS
+
+    from workbench.reports.accuracy_figures import before_after_figure
+
+    def res(scale: float):
+        return NS(tensors=[NS(order=o, rel_rms=scale * (o + 2), name=f"t{o}") for o in (-1, 0, 1, 2)])
+
+    fig = before_after_figure(NS(before=res(1e-3), after=res(1e-4), added_exclusions=("fc1",)))
+    assert fig.layout.yaxis.tickformat == ".2~g"  # 0.0003, not 300µ
+    assert list(fig.layout.xaxis.ticktext) == ["input", "0", "1", "2"]

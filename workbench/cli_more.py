@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 # Each module has ``register(sub)`` adding its subcommand.
-SUBCOMMAND_MODULES = ("cli_quantize", "cli_layers", "cli_compare")
+SUBCOMMAND_MODULES = ("cli_quantize", "cli_layers", "cli_compare", "cli_map")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -138,7 +138,7 @@ def run_demo(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
             "layers": len(int8_layers.layers),
             "int8_layers": sum("INT8" in ly.precision for ly in int8_layers.layers),
         },
-        "fusion_changes": len(getattr(diff, "changes", ()) or ()),
+        "fusion_changes": len(getattr(diff, "changed", ()) or ()),  # ONNX nodes that changed, not all of them
         "compare": cmp_job.result,
     }
     (job_dir / REPORT).write_text(render_demo(summary, fusion_html, accuracy_html))
@@ -180,7 +180,7 @@ def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -
             f"{(summary['int8']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['int8']['layers']} layers, "
             f"{summary['int8']['int8_layers']} in INT8",
         ),
-        ("Layers whose fusion or precision changed", str(summary["fusion_changes"])),
+        ("ONNX nodes whose fusion or precision changed", str(summary["fusion_changes"])),
         ("Accuracy candidate", str(cmp.get("candidate_label") or cmp.get("candidate_kind") or "")),
         (
             "Outputs and tensors within tolerance",

@@ -118,12 +118,33 @@ def set_current_model(ref: ModelRef) -> None:
     st.session_state[MODEL_DIGEST] = ref.digest
 
 
-def recent_model_picked() -> None:
-    """``on_change`` of the "Recent models" picker: a pick is the newest choice (the picker itself is set to the
-    current model before it is drawn, so a stale value of it never switches the model back)."""
-    picked = st.session_state.get(MODEL_RECENT)
+def recent_key(current: str | None) -> str:
+    """The "Recent models" picker's key: one per current model, so the picker is drawn anew (showing the current
+    model) whenever another one is opened, never keeping an older value in the browser."""
+    return f"{MODEL_RECENT}.{(current or 'none')[:16]}"
+
+
+def recent_model_picked(key: str) -> None:
+    """``on_change`` of the "Recent models" picker: a pick is the newest choice (a stale value of the picker never
+    switches the model back: only a change made in it calls this)."""
+    picked = st.session_state.get(key)
     if picked:
         st.session_state[MODEL_DIGEST] = picked
+
+
+def keyed_for(prefix: str, labels: dict[str, str], chosen: str | None) -> str:
+    """A picker's key that changes whenever its labels or the page's choice change. The browser's picker keeps
+    the text it has shown: a comparison that failed meanwhile kept its old label, a newer job set by the page
+    showed as the old one. A new key draws the picker anew; ``copy_choice`` keeps the user's pick."""
+    import hashlib
+
+    sig = hashlib.sha1(repr((sorted(labels.items()), chosen)).encode()).hexdigest()[:12]
+    return f"{prefix}.{sig}"
+
+
+def copy_choice(widget_key: str, state_key: str) -> None:
+    """``on_change`` of a picker keyed by :func:`keyed_for`: the pick goes to the page's own state key."""
+    st.session_state[state_key] = st.session_state.get(widget_key)
 
 
 def show_job(key: str, job: Any) -> None:
@@ -140,8 +161,8 @@ def error_boundary(what: str = "") -> Iterator[None]:
     try:
         yield
     except WorkbenchError as err:
-        st.error((f"**{md(what)}:** " if what else "") + md_lines(err.message)
-                 + (f"\n\n{md_lines(err.hint)}" if err.hint else ""))
+        st.error((f"**{md(what)}:** " if what else "") + md_lines(user_names(err.message))
+                 + (f"\n\n{md_lines(user_names(err.hint))}" if err.hint else ""))
     except Exception as err:  # a bug: say so plainly, keep the app alive, keep the details in the server log
         log.exception("unexpected error%s", f" in {what}" if what else "")
         st.error(f"Unexpected error{' in ' + md(what) if what else ''}: {type(err).__name__}: {md(err)}. "
@@ -307,12 +328,12 @@ def failure_markdown(error: str, hint: str | None) -> str:
     quoted: list[str] = []
     for line in error.splitlines():
         (quoted if line.startswith("[E] ") else head).append(line)
-    text = "Failed: " + md_lines("\n".join(head))
+    text = "Failed: " + md_lines(user_names("\n".join(head)))
     if quoted:
         body = "\n".join(quoted)
         fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", body)), default=0))  # longer than any run inside
         text += f"\n\n{fence}\n{body}\n{fence}"
-    return text + (f"\n\n{md_lines(hint)}" if hint else "")
+    return text + (f"\n\n{md_lines(user_names(hint))}" if hint else "")
 
 
 EAGER_DOWNLOAD_BYTES = 16 << 20
@@ -395,6 +416,9 @@ SCORE_COLUMNS = {"accuracy_fp32": "top-1 FP32", "accuracy_qdq": "top-1 Q/DQ", "a
                  "max_abs_err": "max abs err", "mean_abs_err": "mean abs err", "quantize_s": "time (s)"}
 
 
+PERCENT_COLUMNS = ("accuracy_fp32", "accuracy_qdq")  # fractions shown as 98.19 %, as on the Accuracy page
+
+
 def number_columns(frame: Any, fmt: str = "%.4g", labels: dict[str, str] | None = None) -> dict[str, Any]:
     """``column_config`` for a table: its float columns in ``fmt`` (0.9997 keeps its digits, 1.2884001 loses the
     noise), or in scientific notation where the magnitudes call for it (a max relative error of 7.9E14 beside
@@ -405,7 +429,9 @@ def number_columns(frame: Any, fmt: str = "%.4g", labels: dict[str, str] | None 
     labels = labels or {}
     config: dict[str, Any] = {}
     for name in frame.columns:
-        if pd.api.types.is_float_dtype(frame[name]):
+        if name in PERCENT_COLUMNS and pd.api.types.is_numeric_dtype(frame[name]):
+            config[name] = st.column_config.NumberColumn(labels.get(name, name), format="percent")
+        elif pd.api.types.is_float_dtype(frame[name]):
             mags = np.abs(frame[name].to_numpy(dtype=float))
             mags = mags[np.isfinite(mags) & (mags > 0)]
             wide = mags.size > 0 and (mags.max() >= 1e6 or mags.min() < 1e-4)
@@ -606,12 +632,13 @@ def _calibration_stats(model_path: str, data_path: str) -> Any:
     return pd.DataFrame(p.columns), p.n_samples, p.values_read
 
 
-def calibration_preview(ref: ModelRef, data_path: str) -> None:
+def calibration_preview(ref: ModelRef, data_path: str, what: str = "Calibration data") -> None:
+    """``what``: which box the data are for (an error says so: calibration data, or held-out data)."""
     from .calibration_data import PREVIEW_MAX_BYTES
 
-    with error_boundary("Calibration data"):
+    with error_boundary(f"{what} {_user_name(data_path)}"):
         stats, n, values_read = _calibration_stats(str(ref.path), data_path)
-        st.caption(f"{n} samples in {md(Path(data_path).name)}")
+        st.caption(f"{n} samples in {md(_user_name(data_path))}")
         st.dataframe(stats, width="stretch", hide_index=True)
         if not values_read:
             st.caption(f"Shapes and types checked. Over {PREVIEW_MAX_BYTES // 2**20} MiB of arrays, so the values "
@@ -633,6 +660,44 @@ def stored_upload(up: Any, kind: str = "data") -> str:
         wb = workbench()
         seen[up.file_id] = str(wb.import_upload(up, up.name).path if kind == "onnx" else wb.store_data(up, up.name))
     return str(seen[up.file_id])
+
+
+def user_names(text: str) -> str:
+    """``text`` with every stored data file's name as the user gave it: the workspace stores uploads as
+    ``<24 hex digits>-name.npz``, a name the user never saw."""
+    return re.sub(r"\b[0-9a-f]{24}-(?=[^\s/'\"]+)", "", text)
+
+
+def mapped_data(ref: ModelRef, data_path: str, key: str, labels: bool) -> str | None:
+    """An uploaded .npz as the model reads it: as is when it names every model input, else mapped — a picker per
+    model input (and for the labels when ``labels``) choosing one of its arrays — into a new .npz. None until
+    every input is mapped."""
+    from .calibration_data import model_inputs
+    from .npz_mapping import LABEL, array_names, mapped_path, remap_npz
+
+    names = array_names(data_path)
+    inputs = [i.name for i in model_inputs(ref.path)]
+    if set(inputs) <= set(names):
+        return data_path
+    st.info(f"{_user_name(data_path)} holds {', '.join(f'`{n}`' for n in names)}; the model reads "
+            f"{', '.join(f'`{n}`' for n in inputs)}. Say which array is which.")
+    mapping: dict[str, str] = {}
+    cols = st.columns(len(inputs) + int(labels))
+    for col, name in zip(cols, inputs, strict=False):
+        picked = col.selectbox(f"Model input '{name}' ←", names, index=None, key=f"{key}.map.{name}")
+        if picked:
+            mapping[name] = picked
+    if labels:
+        picked = cols[-1].selectbox("Labels (for top-1) ←", ["(none)", *names], key=f"{key}.map.{LABEL}",
+                                    index=names.index(LABEL) + 1 if LABEL in names else 0)
+        if picked and picked != "(none)":
+            mapping[LABEL] = picked
+    if set(inputs) - set(mapping):
+        return None
+    with error_boundary(f"Mapping {_user_name(data_path)}"):
+        out = mapped_path(data_path, mapping)
+        return str(out if out.is_file() else remap_npz(data_path, out, mapping, name=_user_name(data_path)))
+    return None
 
 
 def _user_name(path: str) -> str:
@@ -668,7 +733,7 @@ def calibration_source(ref: ModelRef, key: str, label: str = "Calibration data")
                               "never unpickled)", type=["npz"], key=f"{key}.upload")
         if up is not None:
             with error_boundary(f"Calibration data {up.name}"):
-                data_path = stored_upload(up)
+                data_path = mapped_data(ref, stored_upload(up), f"{key}.upload", labels=False)
     elif source == "images":
         up = st.file_uploader("Images (.zip or .tar.gz of PNG, JPEG, BMP, ...; other files are skipped)",
                               type=["zip", "tar.gz", "tgz", "tar"], key=f"{key}.images")
@@ -739,13 +804,13 @@ def scoring_data_source(ref: ModelRef, key: str) -> str | None:
         up = st.file_uploader("Held-out data (.npz: one array per model input and a 'label' array of class "
                               "indices for top-1; never unpickled)", type=["npz"], key=f"{key}.upload")
         if up is not None:
-            with error_boundary(f"Test data {up.name}"):
-                data_path = stored_upload(up)
+            with error_boundary(f"Held-out data {up.name}"):
+                data_path = mapped_data(ref, stored_upload(up), f"{key}.upload", labels=True)
     else:
         st.caption("Without held-out data each calibrator is scored on the samples it calibrated on, which "
                    "flatters all of them.")
     if data_path:
-        calibration_preview(ref, data_path)
+        calibration_preview(ref, data_path, "Held-out data")
     return data_path
 
 
@@ -884,6 +949,15 @@ def ranges_choice(ref: ModelRef, key: str) -> str | None:
     return choice or None
 
 
+def plan_size_note(fp32: dict[str, Any], int8: dict[str, Any]) -> str:
+    """Why an INT8 plan can be larger than the FP32 one (it looks backwards)."""
+    return (f"The INT8 plan is larger than the FP32 one ({int8['plan_bytes'] / 1024:.0f} vs "
+            f"{fp32['plan_bytes'] / 1024:.0f} KiB): this model's weights are a few KiB, so what INT8 saves on them "
+            f"is less than what it adds — quantization scales, and the layers that convert to and from INT8 "
+            f"({int8['layers']} engine layers against {fp32['layers']}). On models with megabytes of weights the "
+            "INT8 plan is the smaller one.")
+
+
 DEMO_JOB = "demo.job_id"
 
 
@@ -924,6 +998,8 @@ def demo_panel() -> None:
                           "The tensor whose error grows most over its input's: keep its node in higher precision "
                           "(Accuracy page, Culprits) and compare again."))
         metric_row(items, notes=("FP32 plan", "INT8 plan", "Adds the most error"))
+        if (res["int8"]["plan_bytes"] or 0) > (res["fp32"]["plan_bytes"] or 0):
+            st.caption(plan_size_note(res["fp32"], res["int8"]))
         st.caption(md(cmp.get("candidate_label", "")))
         d = st.columns(3)
         with d[0]:

@@ -212,8 +212,11 @@ def before_after_figure(ba: BeforeAfter) -> Any:
                 hovertemplate="%{text}: %{y:.3g}<extra>" + label + "</extra>",
             )
         )
-    fig.update_yaxes(type="log", title="relative RMS error")
+    fig.update_yaxes(type="log", title="relative RMS error", tickformat=".2~g")  # full values, no SI prefixes
     fig.update_xaxes(title="position along the network (ONNX node index)")
+    orders = sorted({t.order for res in (ba.before, ba.after) for t in res.tensors})
+    if any(o < 0 for o in orders) and len(orders) <= 30:  # graph inputs sit before node 0: say so, not "-1"
+        fig.update_xaxes(tickvals=orders, ticktext=["input" if o < 0 else str(o) for o in orders])
     kept = ", ".join(ba.added_exclusions)
     return _layout(fig, f"Before / after keeping {kept} in float")
 
