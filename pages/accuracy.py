@@ -55,6 +55,7 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     )
     kw: dict = {}
     engine = False
+    build = None
     blocked = ""  # why the Compare button is disabled
     if source == "build":
         build = st.selectbox("Build", builds, format_func=lambda b: b.label, key="accuracy.build")
@@ -87,15 +88,26 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     shapes = opt.build_profile_shapes(wb.jobs, kw.get("build_job"))
     if data_src == "random" or kw.get("calib_random"):
         blocked = blocked or ui.random_shape_inputs(ref, shapes, "accuracy.shape")
-    c = st.columns(5)
-    kw["atol"] = c[0].number_input("atol", 0.0, value=1e-3, format="%g", key="accuracy.atol")
-    kw["rtol"] = c[1].number_input("rtol", 0.0, value=1e-3, format="%g", key="accuracy.rtol")
-    kw["max_samples"] = int(c[2].number_input("Max samples", 1, 100_000, 256, key="accuracy.max_samples"))
+    precision = opt.source_precision(source, build)
+    st.caption(opt.tolerance_caption(precision))
+    if st.toggle("Set the tolerances myself", key="accuracy.custom_tolerances", help=opt.tolerance_help()):
+        tol, p = opt.default_tolerances(precision), precision or "auto"  # keys per precision: its own defaults
+        t = st.columns(5)
+        kw["atol"] = t[0].number_input("atol", 0.0, value=tol.atol, format="%g", key=f"accuracy.atol.{p}")
+        kw["rtol"] = t[1].number_input("rtol", 0.0, value=tol.rtol, format="%g", key=f"accuracy.rtol.{p}")
+        kw["min_cosine"] = t[2].number_input("Min cosine", -1.0, 1.0, value=tol.min_cosine, format="%g",
+                                             key=f"accuracy.min_cosine.{p}")
+        kw["max_rel_error"] = t[3].number_input("Max ‖c−r‖/‖r‖", 0.0, value=tol.max_rel_error, format="%g",
+                                                key=f"accuracy.max_rel_error.{p}")
+        kw["task_max_drop_pp"] = t[4].number_input("Top-1 may drop (pp)", 0.0, 100.0, value=1.0,
+                                                   key="accuracy.task_max_drop_pp")
+    c = st.columns(3)
+    kw["max_samples"] = int(c[0].number_input("Max samples", 1, 100_000, 256, key="accuracy.max_samples"))
     outputs = ["(none)", *opt.output_names(ref.path)]
-    label = c[3].selectbox("Top-1 on output", outputs, key="accuracy.label",
+    label = c[1].selectbox("Top-1 on output", outputs, key="accuracy.label",
                            format_func=lambda o: f"auto ({outputs[1]})" if o == "(none)" and len(outputs) > 1 else o,
                            help="Needs a 'label' array in the data; auto: the model's first output.")
-    kw["top_k"] = int(c[4].number_input("Culprits", 1, 20, 3, key="accuracy.top_k"))
+    kw["top_k"] = int(c[2].number_input("Culprits", 1, 20, 3, key="accuracy.top_k"))
     kw["per_layer"] = st.checkbox("Per layer (every tensor both sides have)", True, key="accuracy.per_layer")
     kw["mark_all"] = engine and kw["per_layer"] and st.checkbox("Mark every tensor", key="accuracy.mark_all")
     if kw["mark_all"]:
@@ -130,7 +142,11 @@ if job.status != "succeeded":
 job_dir = wb.jobs.job_dir(job_id)
 with ui.error_boundary("Comparison result"):
     result, ba = _result(str(job_dir), opt.stamp(job_dir))
-    (st.warning if result.is_simulation else st.success)(
+    # What matters first: the verdict and the task metric, the build's speed-relevant facts, then the detail.
+    {"pass": st.success, "task holds": st.success, "fail": st.error}[result.status](result.summary())
+    build_job = (job.payload.get("request") or {}).get("build_job")
+    ui.metric_row(opt.headline(result) + opt.build_facts(wb.jobs, build_job))
+    (st.warning if result.is_simulation else st.info)(
         f"Candidate **{result.candidate}** — {result.kind_label}."
     )
     st.caption(f"Source: {result.candidate_source}. Reference ran on "
@@ -141,7 +157,7 @@ with ui.error_boundary("Comparison result"):
         st.error(text)
     for text in warnings:
         st.warning(text)
-    ui.metric_row(opt.headline(result))  # columns as wide as their values: a tensor name is not cut
+    ui.metric_row(opt.detail(result))  # columns as wide as their values: a tensor name is not cut
     names = [
         "Along the network",
         "Table",

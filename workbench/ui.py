@@ -719,15 +719,20 @@ def demo_panel() -> None:
         cmp = res.get("compare") or {}
         task = cmp.get("task") or {}
         top = cmp.get("top_culprit") or {}
+        # The verdict and the task metric first, then the speed-relevant facts, then the per-layer detail.
+        status = cmp.get("status") or ("pass" if cmp.get("passed") else "fail")
         items: list[tuple[str, str, str | None, str | None]] = [
-            ("FP32 plan", f"{res['fp32']['plan_bytes'] / 1024:.0f} KiB", f"{res['fp32']['layers']} layers", None),
-            ("INT8 plan", f"{res['int8']['plan_bytes'] / 1024:.0f} KiB",
-             f"{res['int8']['int8_layers']} of {res['int8']['layers']} layers in INT8", None),
-        ]
+            ("Verdict", {"pass": "PASS", "task holds": "PASS — task holds"}.get(status, "FAIL"), None,
+             cmp.get("verdict"))]
         if task:
             items.append(("Top-1, INT8 simulation", f"{task['candidate_accuracy']:.2%}",
                           f"{(task['candidate_accuracy'] - task['reference_accuracy']) * 100:+.2f} pp vs FP32",
                           "On the sample's labelled test set; FP32 is ONNX Runtime running the original model."))
+        items += [
+            ("FP32 plan", f"{res['fp32']['plan_bytes'] / 1024:.0f} KiB", f"{res['fp32']['layers']} layers", None),
+            ("INT8 plan", f"{res['int8']['plan_bytes'] / 1024:.0f} KiB",
+             f"{res['int8']['int8_layers']} of {res['int8']['layers']} layers in INT8", None),
+        ]
         if top:
             items.append(("Adds the most error", top["tensor"], "node " + ", ".join(top["nodes"]),
                           "The tensor whose error grows most over its input's: keep its node in higher precision "
