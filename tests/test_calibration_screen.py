@@ -187,3 +187,17 @@ def test_tensorrt_rtx_builds_the_quantized_encoder_in_int8(quantized, exported, 
     int8 = [ly for ly in layers if '"INT8"' in json.dumps(ly)]
     assert sum(ly["type"] == "gemm" for ly in int8) >= 6, [(ly["name"], ly["type"]) for ly in int8]
 
+
+
+def test_quantizing_leaves_nothing_in_the_current_folder(tmp_path, monkeypatch):
+    """ONNX Runtime's symbolic shape inference gives up on the exported encoder and saves its partial model as
+    sym_shape_infer_temp.onnx (+ a <uuid>.data) into the current directory: it now lands in a temporary one."""
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    model = FIXTURES / "bert_tiny_mask.onnx"
+    ids = np.random.default_rng(0).integers(0, 1000, (16, 16)).astype(np.int64)
+    np.savez(tmp_path / "c.npz", input_ids=ids, attention_mask=np.ones_like(ids), token_type_ids=np.zeros_like(ids))
+    res = quantize_qdq(model, tmp_path / "q.onnx", load_npz(tmp_path / "c.npz", model_inputs(model)),
+                       QuantizeSpec(calibrator="minmax"))
+    assert res.model_path.is_file() and list(here.iterdir()) == []
