@@ -149,7 +149,7 @@ def render_report(
             "<h2>What the error costs</h2>"
             f"<p>Top-1 accuracy on <code>{_e(task.output)}</code> over {task.n_samples} labelled samples: reference "
             f"<b>{task.reference_accuracy:.2%}</b>, candidate <b>{task.candidate_accuracy:.2%}</b> "
-            f"({task.delta_pp:+.2f} percentage points; the task holds within {r.task_max_drop_pp:g}); the two "
+            f"({task.delta_pp:+.2f} percentage points; the task holds within {r.task_max_drop_pp:g} pp); the two "
             f"predict the same class for {task.agreement:.2%} of the samples."
             + (" The per-tensor tolerances below are then detail." if r.status == "task holds" else "")
             + "</p>"
@@ -172,7 +172,7 @@ def render_report(
         ),
         ("Candidate source", r.candidate_source or r.candidate),
         ("Data", f"{r.data_source}: {r.n_samples} sample(s) in {r.n_iterations} batch(es)"),
-        ("Model outputs", f"{status} — {_e(r.verdict())}"),
+        ("Model outputs", f"{status} — {'within' if r.outputs_ok else 'NOT within'} the tolerances below"),
         ("Tolerances", f"{r.precision_label}: {r.tolerances_text()}"),
         ("Compared", f"{len(r.tensors)} tensor(s)" + (" per layer" if r.per_layer else " (outputs only)")),
         ("Created", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created or time.time()))),
