@@ -218,9 +218,14 @@ def test_the_digits_int8_build_compared_with_labels_is_not_a_red_fail(session_wb
     assert cmp.status == "succeeded", cmp.error
     assert cmp.result["status"] == "pass" and cmp.result["precision"] == "int8"
     assert cmp.result["task"]["held"] is True and cmp.result["n_outputs_failed"] == 0
-    from workbench.accuracy.options import comparison_label
+    from workbench.accuracy.options import build_facts, comparison_label
 
     assert comparison_label(cmp).endswith("· PASS")
+    # Beside the verdict, the Accuracy page shows the compared build's speed-relevant facts.
+    facts = {label: (value, tip) for label, value, _, tip in build_facts(session_wb.jobs, job.id)}
+    assert facts["Plan size"][0] == f"{job.result['plan_bytes'] / 1024:.1f} KiB"
+    mix = job.result["precision_check"]["mix"]
+    assert facts["Engine layers"][0] == str(sum(mix.values())) and "INT8" in facts["Engine layers"][1]
 
 
 def test_the_accuracy_page_shows_the_precisions_tolerances_and_takes_the_users_own(app_ws):
