@@ -88,19 +88,7 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     shapes = opt.build_profile_shapes(wb.jobs, kw.get("build_job"))
     if data_src == "random" or kw.get("calib_random"):
         blocked = blocked or ui.random_shape_inputs(ref, shapes, "accuracy.shape")
-    precision = opt.source_precision(source, build)
-    st.caption(opt.tolerance_caption(precision))
-    if st.toggle("Set the tolerances myself", key="accuracy.custom_tolerances", help=opt.tolerance_help()):
-        tol, p = opt.default_tolerances(precision), precision or "auto"  # keys per precision: its own defaults
-        t = st.columns(5)
-        kw["atol"] = t[0].number_input("atol", 0.0, value=tol.atol, format="%g", key=f"accuracy.atol.{p}")
-        kw["rtol"] = t[1].number_input("rtol", 0.0, value=tol.rtol, format="%g", key=f"accuracy.rtol.{p}")
-        kw["min_cosine"] = t[2].number_input("Min cosine", -1.0, 1.0, value=tol.min_cosine, format="%g",
-                                             key=f"accuracy.min_cosine.{p}")
-        kw["max_rel_error"] = t[3].number_input("Max ‖c−r‖/‖r‖", 0.0, value=tol.max_rel_error, format="%g",
-                                                key=f"accuracy.max_rel_error.{p}")
-        kw["task_max_drop_pp"] = t[4].number_input("Top-1 may drop (pp)", 0.0, 100.0, value=1.0,
-                                                   key="accuracy.task_max_drop_pp")
+    kw.update(ui.tolerance_inputs(opt.source_precision(source, build), "accuracy"))
     c = st.columns(3)
     kw["max_samples"] = int(c[0].number_input("Max samples", 1, 100_000, 256, key="accuracy.max_samples"))
     outputs = ["(none)", *opt.output_names(ref.path)]
@@ -207,7 +195,6 @@ with ui.error_boundary("Comparison result"):
             if st.button(what, disabled=again is None, key="accuracy.requantize"):
                 st.session_state[NEXT] = submit_compare(wb.jobs, ref, again)
                 st.rerun()
-            build_job = (job.payload.get("request") or {}).get("build_job")
             precision = opt.rebuild_precision(wb.jobs, build_job)
             if keep and precision:
                 kept = "in FP32" if precision == "fp16" else "in float (out of quantization)"

@@ -286,7 +286,7 @@ class ComparisonResult:
             outputs = "NaN/Inf in the model outputs; " + outputs
         if self.task is None:
             return f"{self.status_label}: {outputs}."
-        detail = " (detail: the task holds)" if self.status == "task holds" else ""
+        detail = " (detail here: top-1 decides)" if self.status == "task holds" else ""
         return f"{self.status_label}: {self.task_text()}; {outputs}{detail}."
 
     # ------------------------------------------------------------------ JSON
