@@ -59,6 +59,7 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     )
     kw: dict = {}
     engine = False
+    build = None
     blocked = ""  # why the Compare button is disabled
     if source == "build":
         build = st.selectbox("Build", builds, format_func=lambda b: b.label, key="accuracy.build")
@@ -92,20 +93,19 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
     shapes = opt.build_profile_shapes(wb.jobs, kw.get("build_job"))
     if data_src == "random" or kw.get("calib_random"):
         blocked = blocked or ui.random_shape_inputs(ref, shapes, "accuracy.shape")
-    c = st.columns(5)
-    kw["atol"] = c[0].number_input("atol", 0.0, value=1e-3, format="%g", key="accuracy.atol")
-    kw["rtol"] = c[1].number_input("rtol", 0.0, value=1e-3, format="%g", key="accuracy.rtol")
+    kw.update(ui.tolerance_inputs(opt.source_precision(source, build), "accuracy"))
+    c = st.columns(3)
     if data_src == "random":  # random data: this many samples are made
-        kw["max_samples"] = int(c[2].number_input("Samples", 1, MAX_SAMPLES_LIMIT, 256, key="accuracy.n_random"))
+        kw["max_samples"] = int(c[0].number_input("Samples", 1, MAX_SAMPLES_LIMIT, 256, key="accuracy.n_random"))
     else:  # real data: all of it by default, the same samples Quantize scores on
-        kw["max_samples"] = int(c[2].number_input("Max samples", 1, MAX_SAMPLES_LIMIT, MAX_SAMPLES_LIMIT,
+        kw["max_samples"] = int(c[0].number_input("Max samples", 1, MAX_SAMPLES_LIMIT, MAX_SAMPLES_LIMIT,
                                                   key="accuracy.max_samples", help="All the data's samples unless "
                                                   "lowered (the result says how many were compared)."))
     outputs = ["(none)", *opt.output_names(ref.path)]
-    label = c[3].selectbox("Top-1 on output", outputs, key="accuracy.label",
+    label = c[1].selectbox("Top-1 on output", outputs, key="accuracy.label",
                            format_func=lambda o: f"auto ({outputs[1]})" if o == "(none)" and len(outputs) > 1 else o,
                            help="Needs a 'label' array in the data; auto: the model's first output.")
-    kw["top_k"] = int(c[4].number_input("Culprits", 1, 20, 3, key="accuracy.top_k"))
+    kw["top_k"] = int(c[2].number_input("Culprits", 1, 20, 3, key="accuracy.top_k"))
     kw["per_layer"] = st.checkbox("Per layer (every tensor both sides have)", True, key="accuracy.per_layer")
     kw["mark_all"] = engine and kw["per_layer"] and st.checkbox("Mark every tensor", key="accuracy.mark_all")
     if kw["mark_all"]:
@@ -216,7 +216,11 @@ if job.status != "succeeded":
 job_dir = wb.jobs.job_dir(job_id)
 with ui.error_boundary("Comparison result"):
     result, ba = _result(str(job_dir), opt.stamp(job_dir))
-    (st.warning if result.is_simulation else st.success)(
+    # What matters first: the verdict and the task metric, the build's speed-relevant facts, then the detail.
+    {"pass": st.success, "task holds": st.success, "fail": st.error}[result.status](result.summary())
+    build_job = (job.payload.get("request") or {}).get("build_job")
+    ui.metric_row(opt.headline(result) + opt.build_facts(wb.jobs, build_job))
+    (st.warning if result.is_simulation else st.info)(
         f"Candidate **{ui.md(result.candidate)}** — {ui.md(result.kind_label)}."
     )
     st.caption(f"Source: {ui.md(result.candidate_source.rstrip('.'))}. {result.n_samples} samples compared. Reference ran "
@@ -227,7 +231,7 @@ with ui.error_boundary("Comparison result"):
         st.error(ui.md_lines(text))
     for text in warnings:
         st.warning(ui.md_lines(text))
-    ui.metric_row(opt.headline(result))  # columns as wide as their values: a tensor name is not cut
+    ui.metric_row(opt.detail(result))  # columns as wide as their values: a tensor name is not cut
     names = [
         "Along the network",
         "Table",

@@ -50,7 +50,9 @@ def test_compare_an_int8_simulation_then_requantize_without_the_culprits(app_ws)
     result = load_comparison(app_ws.jobs.job_dir(first))
     assert any("not an engine result" in w.value for w in at.warning)  # a simulation says so
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Model outputs"] == ("PASS" if result.passed else "FAIL")
+    assert metrics["Verdict"] == result.status_label and result.passed  # a healthy INT8 model is no red FAIL
+    assert metrics["Model outputs"] == ("within tolerance" if result.outputs_ok else "beyond tolerance")
+    assert any(result.summary() == s.value for s in at.success)  # the verdict comes first, in one sentence
     assert (
         metrics["Tensors within tolerance"]
         == f"{sum(t.passed for t in result.tensors)}/{len(result.tensors)}"

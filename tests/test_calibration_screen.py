@@ -44,6 +44,23 @@ def quantized(encoder, tmp_path_factory):
     return {c: quantize_qdq(model, root / c / "qdq.onnx", data, QuantizeSpec(calibrator=c)) for c in CALIBRATORS}
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The zoo's BERT-like encoder exported by torch from a transformers config (eager attention, random
+    weights), its calibration data (every other row padded from position 10) and {calibrator: QuantizeResult}."""
+    model = FIXTURES / "bert_tiny_mask.onnx"
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 1000, (16, 16)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[::2, 10:] = 0
+    arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    root = tmp_path_factory.mktemp("exported")
+    np.savez(root / "calib.npz", **arrays)
+    data = load_npz(root / "calib.npz", model_inputs(model))
+    results = {c: quantize_qdq(model, root / c / "qdq.onnx", data, QuantizeSpec(calibrator=c)) for c in CALIBRATORS}
+    return model, results
+
+
 def _outputs(path: Path, feed: dict[str, np.ndarray]) -> np.ndarray:
     import onnxruntime as ort
 
@@ -83,6 +100,25 @@ def test_every_calibrator_quantizes_the_masked_encoder_and_names_the_mask_tensor
     cosine = float((ref * out).sum() / np.linalg.norm(ref) / np.linalg.norm(out))
     assert cosine > 0.99, cosine
     assert np.mean(ref.argmax(1) == out.argmax(1)) >= 0.9
+
+
+@pytest.mark.parametrize("calibrator", CALIBRATORS)
+def test_every_calibrator_quantizes_the_exported_encoder(exported, calibrator):
+    """The same on a real export (torch, transformers' eager attention): the mask's float32-minimum constant, the
+    Where that applies it and each layer's masked scores are kept out; the encoder's hidden states follow FP32."""
+    model, results = exported
+    res = results[calibrator]
+    kept = {k.tensor for k in res.kept_out}
+    assert "/inner/Where_1_output_0" in kept
+    assert {f"/inner/encoder/layer.{i}/attention/self/Add_output_0" for i in (0, 1)} <= kept
+    assert all(k.lowest < -1e38 for k in res.kept_out)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 1000, (16, 16)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[1::2, 8:] = 0
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    ref, out = _outputs(model, feed)[mask.astype(bool)], _outputs(res.model_path, feed)[mask.astype(bool)]
+    assert float((ref * out).sum() / np.linalg.norm(ref) / np.linalg.norm(out)) > 0.999
 
 
 def test_reused_ranges_keep_the_same_tensors_out(encoder, quantized, tmp_path):
@@ -130,22 +166,38 @@ def test_the_quantize_job_logs_the_tensor_and_the_page_shows_it(app_ws, encoder)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("calibrator", ["entropy", "percentile"])
-def test_tensorrt_rtx_builds_the_quantized_encoder_in_int8(quantized, calibrator, tmp_path):
-    """The CLI builds the Q/DQ encoder with TensorRT-RTX over a dynamic batch and sequence profile; its layers
-    compute in INT8, and the attention mask stays in float."""
+@pytest.mark.parametrize("which", ["generated, percentile", "exported, entropy"])
+def test_tensorrt_rtx_builds_the_quantized_encoder_in_int8(quantized, exported, which, tmp_path):
+    """The CLI builds the Q/DQ encoder with TensorRT-RTX over a dynamic batch and sequence profile; its matrix
+    multiplications compute in INT8, the attention mask stays in float."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
     plan = tmp_path / "bert.plan"
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "ws"), "PYTHONPATH": str(REPO)}
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if which.startswith("exported") else [])
+    qdq = quantized["percentile"] if which.startswith("generated") else exported[1]["entropy"]
+    shapes = [",".join(f"{n}:{s}" for n in names) for s in ("1x4", "2x16", "4x32")]
     proc = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "build", str(quantized[calibrator].model_path), "-o", str(plan),
-         "--min-shapes", "input_ids:1x4,attention_mask:1x4", "--opt-shapes", "input_ids:8x16,attention_mask:8x16",
-         "--max-shapes", "input_ids:16x32,attention_mask:16x32"],
+        [sys.executable, "-m", "workbench.cli", "build", str(qdq.model_path), "-o", str(plan),
+         "--min-shapes", shapes[0], "--opt-shapes", shapes[1], "--max-shapes", shapes[2]],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert plan.stat().st_size > 0
     layers = json.loads(plan.with_suffix(".layers.json").read_text())["layers"]
     int8 = [ly for ly in layers if '"INT8"' in json.dumps(ly)]
-    assert sum(ly["type"] == "gemm" for ly in int8) >= 8, [(ly["name"], ly["type"]) for ly in int8]
+    assert sum(ly["type"] == "gemm" for ly in int8) >= 6, [(ly["name"], ly["type"]) for ly in int8]
 
+
+
+def test_quantizing_leaves_nothing_in_the_current_folder(tmp_path, monkeypatch):
+    """ONNX Runtime's symbolic shape inference gives up on the exported encoder and saves its partial model as
+    sym_shape_infer_temp.onnx (+ a <uuid>.data) into the current directory: it now lands in a temporary one."""
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    model = FIXTURES / "bert_tiny_mask.onnx"
+    ids = np.random.default_rng(0).integers(0, 1000, (16, 16)).astype(np.int64)
+    np.savez(tmp_path / "c.npz", input_ids=ids, attention_mask=np.ones_like(ids), token_type_ids=np.zeros_like(ids))
+    res = quantize_qdq(model, tmp_path / "q.onnx", load_npz(tmp_path / "c.npz", model_inputs(model)),
+                       QuantizeSpec(calibrator="minmax"))
+    assert res.model_path.is_file() and list(here.iterdir()) == []

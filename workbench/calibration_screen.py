@@ -74,7 +74,7 @@ def screened_collector(calibrator: Any, found: dict[str, tuple[float, float]]) -
     before ``collect_data``: ORT then uses it instead of making its own."""
     from onnxruntime.quantization.calibrate import HistogramCollector
 
-    class _Screened(HistogramCollector):  # type: ignore[misc]  # ORT ships no type information
+    class _Screened(HistogramCollector):
         def collect(self, name_to_arr: dict[str, Any]) -> Any:
             kept: dict[str, Any] = {}
             for name, arrays in name_to_arr.items():

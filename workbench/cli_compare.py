@@ -1,17 +1,20 @@
 """``trt-workbench compare``: a candidate (engine, FP16 or Q/DQ model) against ONNX Runtime running the FP32 model.
 
-Exit codes: 0 when every model output is within tolerance, 1 when not (or the backend failed), 2 on bad input —
+Exit codes: 0 when the verdict passes (every model output within the tolerances of the candidate's precision, or,
+with labels, top-1 within the allowed drop of FP32), 1 when not (or the backend failed), 2 on bad input —
 including a plan on a machine where engines cannot run (the message says which simulation to compare instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import shutil
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 from .errors import DataError, ModelError
@@ -53,28 +56,25 @@ def _summary(result: object) -> str:
         + ("  [calibrated on RANDOM data: accuracy meaningless]" if r.synthetic_calibration else ""),
         f"Data:      {r.data_source}, {r.n_samples} sample(s)"
         + ("  [RANDOM: accuracy meaningless]" if r.synthetic_data else ""),
-        f"Result:    {'PASS' if r.passed else 'FAIL'} — model outputs {r.verdict()}",
+        f"Verdict:   {r.summary()}",
+        f"Tolerances for {r.precision_label}: {r.tolerances_text()}",
     ]
     if r.first_nonfinite:
         lines.append(f"NaN/Inf:   first at tensor '{r.first_nonfinite}' (node '{r.first_nonfinite_node}')")
     lines.append("")
     width = max([len(t.name) for t in r.tensors] + [6])
     lines.append(
-        f"  {'tensor':{width}}  verdict  {'max_abs':>9}  {'mean_abs':>9}  {'rel_rms':>9}  {'cosine':>9}  "
-        f"{'snr_db':>7}  {'need_atol':>9}  {'need_rtol':>9}"
+        f"  {'tensor':{width}}  verdict  {'cosine':>9}  {'rel_err':>9}  {'max_abs':>9}  {'mean_abs':>9}  "
+        f"{'snr_db':>7}  {'need_atol':>9}  {'need_rtol':>9}  failed checks"
     )
     shown = r.tensors if r.per_layer else r.output_results()
     for t in shown:
         mark = "pass" if t.passed else "FAIL"
         out = " (output)" if t.is_output and r.per_layer else ""
         lines.append(
-            f"  {t.name:{width}}  {mark:7}  {_g(t.max_abs):>9}  {_g(t.mean_abs):>9}  {_g(t.rel_rms):>9}  "
-            f"{_g(t.cosine):>9}  {_g(t.snr_db):>7}  {_g(t.needed_atol):>9}  {_g(t.needed_rtol):>9}{out}"
-        )
-    if r.task is not None:
-        lines.append(
-            f"\nTop-1 accuracy on '{r.task.output}' ({r.task.n_samples} labelled samples): reference "
-            f"{r.task.reference_accuracy:.2%}, candidate {r.task.candidate_accuracy:.2%} ({r.task.delta_pp:+.2f} pp)"
+            f"  {t.name:{width}}  {mark:7}  {_g(t.cosine):>9}  {_g(t.rel_rms):>9}  {_g(t.max_abs):>9}  "
+            f"{_g(t.mean_abs):>9}  {_g(t.snr_db):>7}  {_g(t.needed_atol):>9}  {_g(t.needed_rtol):>9}  "
+            f"{t.failed_checks() or '-'}{out}"
         )
     if r.jump:
         lines.append(f"\nError jumps at: {r.jump}" + (f" ({r.jump_note})" if r.jump_note else ""))
@@ -115,8 +115,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         label_output=args.label_output,
         top_k=args.top_k,
+        min_cosine=args.min_cosine,
+        max_rel_error=args.max_rel_error,
+        task_max_drop_pp=args.max_top1_drop,
     )
     candidate = candidate_from_path(args.candidate, args.kind)
+    if args.precision:
+        candidate = dataclasses.replace(candidate, precision=args.precision)
     reporter = _StderrReporter(args.verbose)
     shapes = {}
     for item in args.random_shape or ():
@@ -145,12 +150,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from .accuracy.spec import CANDIDATE_KINDS, ERROR_STATS, CompareSpec
+    from .accuracy.tolerances import PRECISIONS, defaults_table
 
     d = CompareSpec()
+    table = "\n".join(
+        f"  {r['precision']:5} atol {r['atol']:<6g} rtol {r['rtol']:<6g} {r['error_stat']:8} cosine >= "
+        f"{r['min_cosine']:<7g} rel. error <= {r['max_rel_error']:g}"
+        for r in defaults_table()
+    )
     p = sub.add_parser(
         "compare",
         help="compare an engine, FP16 or Q/DQ model against ONNX Runtime running the FP32 model (Polygraphy)",
-        description="Exit 0 when every model output is within tolerance, 1 when not, 2 on bad input.",
+        description=textwrap.fill(
+            "Exit 0 when the verdict passes, 1 when not, 2 on bad input. A tensor is within tolerance when "
+            "Polygraphy's atol/rtol check passes AND its cosine similarity and relative error ||c - r|| / ||r|| "
+            "are within bounds; with a 'label' array, top-1 within --max-top1-drop points of FP32 means the task "
+            "holds (the verdict passes, the tensors are detail). Defaults by the candidate's precision "
+            "(detected, or --precision):",
+            100,
+        )
+        + "\n"
+        + table,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="the original FP32 ONNX model (the reference)")
     p.add_argument(
@@ -188,13 +209,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="engines: mark every tensor as an output (changes what TensorRT fuses)",
     )
-    p.add_argument("--atol", type=float, default=d.atol, help=f"absolute tolerance (default {d.atol:g})")
-    p.add_argument("--rtol", type=float, default=d.rtol, help=f"relative tolerance (default {d.rtol:g})")
+    p.add_argument("--atol", type=float, help="absolute tolerance (default: by precision, see above)")
+    p.add_argument("--rtol", type=float, help="relative tolerance (default: by precision)")
     p.add_argument(
         "--error-stat",
         choices=ERROR_STATS,
-        default=d.error_stat,
-        help="what the tolerances apply to (Polygraphy's check_error_stat)",
+        help="what atol/rtol apply to (Polygraphy's check_error_stat; default: by precision)",
+    )
+    p.add_argument("--min-cosine", type=float, help="smallest cosine similarity to FP32 (default: by precision)")
+    p.add_argument(
+        "--max-rel-error", type=float, help="largest ||c - r|| / ||r|| (default: by precision)"
+    )
+    p.add_argument(
+        "--max-top1-drop",
+        type=float,
+        default=d.task_max_drop_pp,
+        metavar="PP",
+        help=f"top-1 may drop this many percentage points and the task holds (default {d.task_max_drop_pp:g})",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="the candidate's precision, whose default tolerances apply (default: detected from the file)",
     )
     p.add_argument("--label-output", metavar="OUTPUT", help="output whose argmax is checked against 'label'")
     p.add_argument("--max-samples", type=int, default=d.max_samples)

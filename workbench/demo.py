@@ -169,8 +169,21 @@ def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -
 
     e = html.escape
     cmp = summary.get("compare") or {}
-    rows = [
-        ("Model", summary["model"]),
+    task = cmp.get("task") or {}
+    # What a stakeholder needs first: does the task hold, then what the engine is (speed-relevant facts), then
+    # the per-layer detail.
+    status = cmp.get("status") or ("pass" if cmp.get("passed") else "fail")
+    label = {"pass": "PASS", "task holds": "PASS — the task holds", "fail": "FAIL"}.get(status, status)
+    rows = [("Model", summary["model"]), ("Verdict", label)]
+    if task:
+        n = f" over {task['n_samples']} labelled samples" if task.get("n_samples") else ""
+        rows.append(
+            (
+                "Top-1 accuracy on held-out data",
+                f"FP32 {task['reference_accuracy']:.2%} → INT8 {task['candidate_accuracy']:.2%}{n}",
+            )
+        )
+    rows += [
         (
             "FP32 plan",
             f"{(summary['fp32']['plan_bytes'] or 0) / 1024:.1f} KiB, {summary['fp32']['layers']} layers",
@@ -182,25 +195,35 @@ def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -
         ),
         ("ONNX nodes whose fusion or precision changed", str(summary["fusion_changes"])),
         ("Accuracy candidate", str(cmp.get("candidate_label") or cmp.get("candidate_kind") or "")),
-        (
-            "Outputs and tensors within tolerance",
-            "yes"
-            if cmp.get("passed")
-            else f"no: {cmp.get('n_failed')} of {cmp.get('n_tensors')} tensors out of tolerance",
-        ),
     ]
-    task = cmp.get("task") or {}
-    if task:
+    if "n_outputs" in cmp:
+        beyond = cmp.get("n_outputs_failed") or 0
         rows.append(
             (
-                "Top-1 accuracy on held-out data",
-                f"FP32 {task['reference_accuracy']:.2%} → candidate {task['candidate_accuracy']:.2%}",
+                "Model outputs",
+                f"within the {str(cmp.get('precision') or '').upper()} tolerances"
+                if not beyond
+                else f"{beyond} of {cmp['n_outputs']} beyond the {str(cmp.get('precision') or '').upper()} "
+                "tolerances" + (" (detail: the task holds)" if status == "task holds" else ""),
             )
         )
+    rows.append(
+        (
+            "Per-layer tensors within tolerance",
+            f"{(cmp.get('n_tensors') or 0) - (cmp.get('n_failed') or 0)} of {cmp.get('n_tensors')}"
+            + (f" ({cmp['tolerances']})" if cmp.get("tolerances") else ""),
+        )
+    )
     top = cmp.get("top_culprit") or {}
     if top:
         rows.append(("Layer adding the most error", f"{top['tensor']} (ONNX: {', '.join(top['nodes'])})"))
-    table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    colour = {"pass": "#2f7d32", "task holds": "#2f7d32"}.get(status, "#c62828")
+    table = "".join(
+        f"<tr><th>{e(k)}</th><td"
+        + (f" style='color:{colour};font-weight:700'" if k == "Verdict" else "")
+        + f">{e(v)}</td></tr>"
+        for k, v in rows
+    )
 
     def frame(doc: str, title: str) -> str:
         # as tall as its report once drawn (same origin: srcdoc), so figures are never cut inside a scrolling frame

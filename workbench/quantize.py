@@ -19,10 +19,11 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,6 +245,17 @@ def _sympy_available() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _cwd(folder: Path) -> Iterator[None]:
+    """Run a block in ``folder`` (``contextlib.chdir`` exists only from Python 3.11)."""
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
 def _preprocess(
     src: Path, dst: Path, keep_nodes: Sequence[str], external: bool, warnings: list[str], reporter: Reporter
 ) -> tuple[Path, str]:
@@ -261,9 +273,12 @@ def _preprocess(
     )
     for skip_optimization in (False, True):
         try:
+            # In the temporary folder: when symbolic shape inference gives up, ORT saves its partial model
+            # ("sym_shape_infer_temp.onnx" and a <uuid>.data) into the current directory, the user's.
             try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    quant_pre_process(str(src), str(dst), skip_optimization=skip_optimization, **kwargs)
+                with contextlib.redirect_stdout(io.StringIO()), _cwd(dst.parent):
+                    quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_optimization=skip_optimization,
+                                      **kwargs)
             except Exception as err:
                 if kwargs["skip_symbolic_shape"]:
                     raise
@@ -271,8 +286,9 @@ def _preprocess(
                 # (all-MiniLM-L6-v2): ONNX's own shape inference still serves
                 reporter.log(f"Symbolic shape inference failed ({err}); pre-processing without it.")
                 kwargs["skip_symbolic_shape"], symbolic = True, False
-                with contextlib.redirect_stdout(io.StringIO()):
-                    quant_pre_process(str(src), str(dst), skip_optimization=skip_optimization, **kwargs)
+                with contextlib.redirect_stdout(io.StringIO()), _cwd(dst.parent):
+                    quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_optimization=skip_optimization,
+                                      **kwargs)
         except Exception as err:  # ORT raises many kinds; the original model still works without this step
             msg = (
                 f"Pre-processing (ONNX Runtime shape inference/optimization) failed, quantizing as is: {err}"

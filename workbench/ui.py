@@ -984,15 +984,20 @@ def demo_panel() -> None:
         cmp = res.get("compare") or {}
         task = cmp.get("task") or {}
         top = cmp.get("top_culprit") or {}
+        # The verdict and the task metric first, then the speed-relevant facts, then the per-layer detail.
+        status = cmp.get("status") or ("pass" if cmp.get("passed") else "fail")
         items: list[tuple[str, str, str | None, str | None]] = [
-            ("FP32 plan", f"{res['fp32']['plan_bytes'] / 1024:.0f} KiB", f"{res['fp32']['layers']} layers", None),
-            ("INT8 plan", f"{res['int8']['plan_bytes'] / 1024:.0f} KiB",
-             f"{res['int8']['int8_layers']} of {res['int8']['layers']} layers in INT8", None),
-        ]
+            ("Verdict", {"pass": "PASS", "task holds": "PASS — task holds"}.get(status, "FAIL"), None,
+             cmp.get("verdict"))]
         if task:
             items.append(("Top-1, INT8 simulation", f"{task['candidate_accuracy']:.2%}",
                           f"{(task['candidate_accuracy'] - task['reference_accuracy']) * 100:+.2f} pp vs FP32",
                           "On the sample's labelled test set; FP32 is ONNX Runtime running the original model."))
+        items += [
+            ("FP32 plan", f"{res['fp32']['plan_bytes'] / 1024:.0f} KiB", f"{res['fp32']['layers']} layers", None),
+            ("INT8 plan", f"{res['int8']['plan_bytes'] / 1024:.0f} KiB",
+             f"{res['int8']['int8_layers']} of {res['int8']['layers']} layers in INT8", None),
+        ]
         if top:
             items.append(("Adds the most error", top["tensor"], "node " + ", ".join(top["nodes"]),
                           "The tensor whose error grows most over its input's: keep its node in higher precision "
@@ -1011,3 +1016,26 @@ def demo_panel() -> None:
         if d[2].button("Start over", key="demo.reset"):
             st.session_state.pop(DEMO_JOB, None)
             st.rerun()
+
+
+def tolerance_inputs(precision: str | None, prefix: str) -> dict[str, float]:
+    """The comparison's tolerances: the defaults for the candidate's ``precision`` said in a caption (all
+    precisions' in the help), and, once the user asks, inputs starting from them (keyed per precision, so each
+    keeps its own). Returns only what the user set: the rest takes the precision's defaults."""
+    from .accuracy import options as opt
+
+    st.caption(opt.tolerance_caption(precision))
+    if not st.toggle("Set the tolerances myself", key=f"{prefix}.custom_tolerances", help=opt.tolerance_help()):
+        return {}
+    tol, p = opt.default_tolerances(precision), precision or "auto"
+    t = st.columns(5)
+    return {
+        "atol": t[0].number_input("atol", 0.0, value=tol.atol, format="%g", key=f"{prefix}.atol.{p}"),
+        "rtol": t[1].number_input("rtol", 0.0, value=tol.rtol, format="%g", key=f"{prefix}.rtol.{p}"),
+        "min_cosine": t[2].number_input("Min cosine", -1.0, 1.0, value=tol.min_cosine, format="%g",
+                                        key=f"{prefix}.min_cosine.{p}"),
+        "max_rel_error": t[3].number_input("Max ‖c−r‖/‖r‖", 0.0, value=tol.max_rel_error, format="%g",
+                                           key=f"{prefix}.max_rel_error.{p}"),
+        "task_max_drop_pp": t[4].number_input("Top-1 may drop (pp)", 0.0, 100.0, value=1.0,
+                                              key=f"{prefix}.task_max_drop_pp"),
+    }

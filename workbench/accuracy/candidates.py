@@ -92,6 +92,7 @@ def simulate_fp16(
     return Candidate(
         path,
         SIM_FP16,
+        precision="fp16",
         source="FP16 conversion made for this comparison (the build's converter"
         + (f"; kept in FP32: {', '.join(kept)})" if kept else ")"),
     )
@@ -121,6 +122,7 @@ def simulate_qdq(
             source=f"{result.precision.upper()} Q/DQ model quantized for this comparison "
             f"({result.calibrator} calibrator{excluded})" + (f" — {RANDOM_CALIBRATION}" if random else ""),
             synthetic_calibration=random,
+            precision=result.precision,
         ),
         result,
     )
@@ -157,6 +159,7 @@ def candidate_from_build(
             backend=chosen,
             source=f"build job {job_dir.name} ({backend} {precision.upper()}){random_text}",
             synthetic_calibration=random,
+            precision=precision,
         )
     if precision in ("int8", "fp8") and (job_dir / QDQ).is_file():
         kind, path = SIM_QDQ, job_dir / QDQ
@@ -183,4 +186,5 @@ def candidate_from_build(
         source=f"build job {job_dir.name} ({backend} {precision.upper()}): the network it built, simulated in "
         "ONNX Runtime" + ("" if ok else f" because {reason[:1].lower() + reason[1:]}") + random_text,
         synthetic_calibration=random,
+        precision=precision,
     )

@@ -59,6 +59,7 @@ from .spec import (
     Candidate,
     CompareSpec,
 )
+from .tolerances import Tolerances, detect_precision, resolve, scale_ok, source_text, task_holds
 
 log = logging.getLogger(__name__)
 
@@ -233,16 +234,19 @@ def compare(
         )
 
     reporter.progress(0.9, "compare")
+    precision = candidate_precision(candidate)
+    tol, overridden = resolve(precision, **{f: getattr(spec, f) for f in TOLERANCE_FIELDS})
+    reporter.log(f"Tolerances: {tol.describe()} ({source_text(precision, overridden)}).")
     rr = iteration_results(ref_iters, cand_iters, ref_name, _candidate_name(candidate))
     t_cmp = time.monotonic()
-    verdicts = polygraphy_compare(rr, spec.atol, spec.rtol, spec.error_stat)
+    verdicts = polygraphy_compare(rr, tol.atol, tol.rtol, tol.error_stat)
     t_own = time.monotonic()
     stats = {
-        t: tensor_stats([it[t] for it in ref_iters], [it[t] for it in cand_iters], spec.atol, spec.rtol)
+        t: tensor_stats([it[t] for it in ref_iters], [it[t] for it in cand_iters], tol.atol, tol.rtol)
         for t in names
     }
     t_end = time.monotonic()
-    tensors = _tensor_results(ref, names, links, verdicts, stats, ref_iters, cand_out)
+    tensors = _tensor_results(ref, names, links, verdicts, stats, ref_iters, cand_out, tol)
     tensors.sort(key=lambda t: (t.order, t.depth, t.name))
     per_layer = spec.per_layer and len(tensors) > len(ref.graph_outputs)
     culprits = cul.rank_culprits(tensors, spec.top_k) if per_layer else ()
@@ -256,7 +260,12 @@ def compare(
         warnings.append("The FP32 reference itself produces NaN/Inf on these data.")
     task = _task_metric(data, n, spec, ref, ref_iters, cand_iters, warnings)
     outputs = tuple(t for t in ref.graph_outputs if t in names)
-    passed = all(t.passed and t.nonfinite_candidate <= t.nonfinite_reference for t in tensors if t.is_output)
+    outputs_passed = all(
+        t.passed and t.nonfinite_candidate <= t.nonfinite_reference for t in tensors if t.is_output
+    )
+    nonfinite_out = any(t.nonfinite_candidate > t.nonfinite_reference for t in tensors if t.is_output)
+    held = None if task is None else task_holds(task.delta_pp, spec.task_max_drop_pp)
+    passed = not nonfinite_out and held is not False and (outputs_passed or bool(held))
     with_readers = candidate.kind == SIM_QDQ or (
         candidate.kind == ENGINE
         and candidate.network_model is not None
@@ -281,9 +290,9 @@ def compare(
         synthetic_data=data.synthetic,
         n_samples=n,
         n_iterations=len(feed_list),
-        atol=spec.atol,
-        rtol=spec.rtol,
-        error_stat=spec.error_stat,
+        atol=tol.atol,
+        rtol=tol.rtol,
+        error_stat=tol.error_stat,
         per_layer=per_layer,
         mark_all=bool(spec.mark_all and candidate.is_engine),
         passed=passed,
@@ -308,11 +317,17 @@ def compare(
         synthetic_calibration=candidate.synthetic_calibration,
         reference_provider=ref_provider,
         candidate_provider=cand_provider,
+        precision=precision,
+        min_cosine=tol.min_cosine,
+        max_rel_error=tol.max_rel_error,
+        tolerance_source=source_text(precision, overridden),
+        outputs_passed=outputs_passed,
+        task_max_drop_pp=spec.task_max_drop_pp,
     )
     for w in warnings:
         reporter.log(w, logging.WARNING)
     reporter.log(
-        f"Outputs {result.verdict()}; {sum(t.passed for t in tensors)}/{len(tensors)} tensors pass"
+        f"{result.summary()} {sum(t.passed for t in tensors)}/{len(tensors)} tensors within tolerance"
         + (f"; top culprit: {culprits[0].tensor} ({', '.join(culprits[0].nodes)})" if culprits else "")
         + "."
     )
@@ -320,6 +335,23 @@ def compare(
         save_artifacts(Path(out_dir), result, rr, ref_iters, cand_iters)
     reporter.progress(1.0, "done")
     return result
+
+
+TOLERANCE_FIELDS = ("atol", "rtol", "error_stat", "min_cosine", "max_rel_error")
+
+
+def candidate_precision(candidate: Candidate) -> str:
+    """What the candidate computes in: as its maker said, else read from its ONNX file (an engine's network)."""
+    if candidate.precision:
+        return candidate.precision
+    source = candidate.network_model if candidate.is_engine else candidate.path
+    if source is None or source.suffix.lower() != ".onnx":
+        return ""
+    try:
+        return detect_precision(source)
+    except Exception as err:  # an unreadable file was already refused by the runners; never fail a verdict here
+        log.debug("precision of %s not detected: %s", source, err)
+        return ""
 
 
 def _pair(
@@ -358,12 +390,14 @@ def _tensor_results(
     stats: Mapping[str, Any],
     ref_iters: Sequence[Mapping[str, np.ndarray]],
     cand_out: Sequence[Mapping[str, np.ndarray]],
+    tol: Tolerances,
 ) -> list[TensorResult]:
     attr = cul.attribute(ref, {t: s.rel_rms for t, s in stats.items()})
     cand_names = {lk.reference: lk.candidate for lk in links}
     tensors = []
     for t in names:
         s, v, a = stats[t], verdicts.get(t, {}), attr[t]
+        within, similar = bool(v.get("passed", False)), scale_ok(s.cosine, s.rel_rms, tol)
         producer = ref.producer.get(t, "")
         tensors.append(
             TensorResult(
@@ -377,7 +411,9 @@ def _tensor_results(
                 is_input=t in ref.graph_inputs,
                 shape=tuple(int(d) for d in np.shape(ref_iters[0][t])),
                 candidate_dtype=str(np.asarray(cand_out[0].get(cand_names[t], np.zeros(0))).dtype),
-                passed=bool(v.get("passed", False)),
+                passed=within and similar,
+                within_atol_rtol=within,
+                scale_ok=similar,
                 max_abs=float(v.get("max_abs", math.nan)),
                 mean_abs=float(v.get("mean_abs", math.nan)),
                 max_rel=float(v.get("max_rel", math.nan)),

@@ -155,10 +155,8 @@ def _candidate(req: CompareRequest, model: Path, job_dir: Path, reporter: Report
             model, job_dir, reporter, keep_nodes=req.exclude_nodes, keep_op_types=req.exclude_op_types
         )
     calib = _calibration(model, req, reporter)
-    candidate, qres = simulate_qdq(model, job_dir, calib, req.quantize_spec(), reporter)
-    for w in qres.warnings:
-        reporter.log(w, logging.WARNING)
-    return candidate
+    candidate, _ = simulate_qdq(model, job_dir, calib, req.quantize_spec(), reporter)
+    return candidate  # qres.warnings were logged as they came
 
 
 def run_compare(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
@@ -202,8 +200,16 @@ def run_compare(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
         candidate = _candidate(req, model, job_dir, reporter)
         result = compare(model, candidate, data, req.spec, out_dir=job_dir, reporter=reporter)
     top = result.culprits[0] if result.culprits else None
+    outs = result.output_results()
     summary = {
         "passed": result.passed,
+        "status": result.status,  # pass, task holds, fail
+        "verdict": result.summary(),
+        "outputs_passed": result.outputs_ok,
+        "n_outputs": len(outs),
+        "n_outputs_failed": sum(not t.passed for t in outs),
+        "precision": result.precision,
+        "tolerances": result.tolerances_text(),
         "candidate": result.candidate,
         "candidate_kind": result.candidate_kind,
         "candidate_label": result.kind_label,
@@ -219,6 +225,9 @@ def run_compare(job: Job, job_dir: Path, reporter: Reporter) -> dict[str, Any]:
             "output": result.task.output,
             "reference_accuracy": result.task.reference_accuracy,
             "candidate_accuracy": result.task.candidate_accuracy,
+            "n_samples": result.task.n_samples,
+            "delta_pp": result.task.delta_pp,
+            "held": result.task_held,
         },
         "before_after": before_after,
         "synthetic_data": result.synthetic_data,

@@ -59,7 +59,9 @@ def comparison_label(job: Job) -> str:
         return f"{job.title} · {_when(job.created)} · {'ERROR' if job.status == 'failed' else 'cancelled'}"
     if job.status != SUCCEEDED:
         return f"{job.title} · {_when(job.created)}"
-    return f"{job.title} · {_when(job.created)} · {'PASS' if job.result.get('passed') else 'FAIL'}"
+    status = job.result.get("status") or ("pass" if job.result.get("passed") else "fail")
+    label = {"pass": "PASS", "task holds": "PASS (task holds)", "fail": "FAIL"}.get(status, status)
+    return f"{job.title} · {_when(job.created)} · {label}"
 
 
 def sample_files(model_path: Path) -> tuple[Path | None, Path | None]:
@@ -204,11 +206,51 @@ def new_request(
 
 
 def headline(result: Any) -> list[tuple[str, str, str | None, str | None]]:
-    """(label, value, delta, help) of the figures a page shows first."""
+    """(label, value, delta, help) of the figures a page shows first: the verdict and the task metric."""
+    rows: list[tuple[str, str, str | None, str | None]] = [("Verdict", result.status_label, None, result.summary())]
+    if result.task:
+        t = result.task
+        rows.append(
+            (
+                f"Top-1 ({t.output})",
+                f"{t.candidate_accuracy:.2%}",
+                f"{t.delta_pp:+.2f} pp vs FP32",
+                f"FP32 {t.reference_accuracy:.2%} over {t.n_samples} labelled samples; the task holds within "
+                f"{result.task_max_drop_pp:g} pp.",
+            )
+        )
+    return rows
+
+
+def detail(result: Any) -> list[tuple[str, str, str | None, str | None]]:
+    """(label, value, delta, help) of what follows the headline: the model outputs against the candidate
+    precision's tolerances, then the per-layer detail."""
     n_pass = sum(t.passed for t in result.tensors)
-    rows: list[tuple[str, str, str | None, str | None]] = [
-        ("Model outputs", "PASS" if result.passed else "FAIL", None, result.verdict()),
-        ("Tensors within tolerance", f"{n_pass}/{len(result.tensors)}", None, None),
+    rows: list[tuple[str, str, str | None, str | None]] = []
+    outs = result.output_results()
+    worst = min(outs, key=lambda o: o.cosine if o.cosine == o.cosine else -2.0, default=None)
+    rows += [
+        (
+            "Model outputs",
+            "within tolerance" if result.outputs_ok else "beyond tolerance",
+            None,
+            f"{result.precision_label}: {result.verdict()}"
+            + (" Informative: the task metric holds." if result.status == "task holds" else ""),
+        ),
+    ]
+    if worst is not None:
+        rows.append(
+            (
+                "Output cosine / rel. error",
+                f"{worst.cosine:.4f} / {worst.rel_rms:.3g}",
+                None,
+                f"'{worst.name}': cosine similarity to FP32 and ‖c − r‖/‖r‖ (error relative to the reference's "
+                "own magnitude). Noise passes atol/rtol when both sides are tiny; these do not.",
+            )
+        )
+    rows += [
+        ("Tensors within tolerance", f"{n_pass}/{len(result.tensors)}", None,
+         "Per-layer detail: intermediate tensors, against the same tolerances."),
         (
             "Error jumps at",
             result.jump or "—",
@@ -216,11 +258,6 @@ def headline(result: Any) -> list[tuple[str, str, str | None, str | None]]:
             "First tensor whose added error is at least half the largest.",
         ),
     ]
-    if result.task:
-        t = result.task
-        rows.append(
-            (f"Top-1 ({t.output})", f"{t.candidate_accuracy:.2%}", f"{t.delta_pp:+.2f} pp vs FP32", None)
-        )
     return rows
 
 
@@ -233,3 +270,64 @@ def alerts(result: Any) -> tuple[list[str], list[str]]:
         )
     warnings = [w for w in result.warnings if not w.startswith("NaN/Inf first appear")]
     return errors, warnings
+
+
+def source_precision(source: str, build: BuildChoice | None = None) -> str | None:
+    """The precision of the candidate a source makes (None: detected from the file when the job runs)."""
+    if source == "build":
+        return build.precision if build is not None else None
+    return {"fp16": "fp16", "int8": "int8", "fp8": "fp8"}.get(source)
+
+
+def tolerance_caption(precision: str | None) -> str:
+    """What the default tolerances are for this candidate, in one line."""
+    from .tolerances import TASK_MAX_DROP_PP, defaults_for
+
+    if precision is None:
+        return ("Tolerances: the defaults for the candidate's precision, detected from the file when the "
+                f"comparison runs. With labels, top-1 may drop {TASK_MAX_DROP_PP:g} pp and the task holds.")
+    return (f"Tolerances for {precision.upper()} (defaults): {defaults_for(precision).describe()}. With labels, "
+            f"top-1 may drop {TASK_MAX_DROP_PP:g} pp and the task holds.")
+
+
+def tolerance_help() -> str:
+    """The default tolerances of every precision, as Markdown (a widget's help)."""
+    from .tolerances import defaults_table
+
+    head = "| precision | atol | rtol | statistic | min cosine | max ‖c − r‖/‖r‖ |\n|---|---|---|---|---|---|\n"
+    rows = "".join(
+        f"| {r['precision']} | {r['atol']:g} | {r['rtol']:g} | {r['error_stat']} | {r['min_cosine']:g} | "
+        f"{r['max_rel_error']:g} |\n"
+        for r in defaults_table()
+    )
+    return ("A tensor is within tolerance when Polygraphy's atol/rtol check passes and its cosine similarity "
+            "and relative error (to the reference's own magnitude) are within bounds. Defaults:\n\n" + head + rows)
+
+
+def build_facts(jobs: Any, build_job: str | None) -> list[tuple[str, str, str | None, str | None]]:
+    """(label, value, delta, help) of the compared build's speed-relevant facts: plan size, engine layers and
+    their precision mix ([] when the comparison was not of a build)."""
+    if not build_job:
+        return []
+    from ..errors import WorkbenchError
+
+    try:
+        job = jobs.get(build_job)
+    except WorkbenchError:
+        return []
+    res = job.result or {}
+    mix = (res.get("precision_check") or {}).get("mix") or {}
+    rows: list[tuple[str, str, str | None, str | None]] = []
+    if res.get("plan_bytes"):
+        rows.append(("Plan size", f"{res['plan_bytes'] / 1024:.1f} KiB", None, f"Build {build_job}."))
+    if mix:
+        text = ", ".join(f"{k} {v}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
+        rows.append(("Engine layers", str(sum(mix.values())), None, f"Precision mix: {text}."))
+    return rows
+
+
+def default_tolerances(precision: str | None) -> Any:
+    """The :class:`~.tolerances.Tolerances` a candidate of ``precision`` gets by default (FP32's when unknown)."""
+    from .tolerances import defaults_for
+
+    return defaults_for(precision or "")

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import DataError
 from .spec import KIND_LABELS, SHORT_LABELS
+from .tolerances import PRECISION_LABELS, task_holds
 
 FORMAT = "trt-workbench.comparison"
 VERSION = 1
@@ -54,7 +55,7 @@ class TensorResult:
     is_input: bool
     shape: tuple[int, ...]
     candidate_dtype: str
-    passed: bool  # Polygraphy SimpleCompareFunc verdict, every iteration
+    passed: bool  # within tolerance: Polygraphy's atol/rtol check and the scale-aware check (when it was made)
     max_abs: float
     mean_abs: float
     max_rel: float
@@ -70,6 +71,8 @@ class TensorResult:
     added: float = 0.0
     score: float = 0.0
     segment: tuple[str, ...] = ()  # ONNX nodes between the nearest compared inputs and this tensor
+    within_atol_rtol: bool | None = None  # Polygraphy SimpleCompareFunc verdict, every iteration
+    scale_ok: bool | None = None  # cosine and ‖c − r‖ / ‖r‖ within the scale-aware tolerances
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TensorResult:
@@ -84,6 +87,17 @@ class TensorResult:
                 v = tuple(v)
             kw[f.name] = v
         return cls(**kw)
+
+    def failed_checks(self) -> str:
+        """Which checks failed, for a table ("" when it passed)."""
+        out = []
+        if self.within_atol_rtol is False:
+            out.append("atol/rtol")
+        if self.scale_ok is False:
+            out.append("cosine/rel. error")
+        if self.nonfinite_candidate > self.nonfinite_reference:
+            out.append("NaN/Inf")
+        return ", ".join(out)
 
 
 @dataclass(frozen=True)
@@ -139,8 +153,12 @@ class TaskMetric:
 
 @dataclass(frozen=True)
 class ComparisonResult:
-    """Everything one comparison found. ``passed``: every model output within tolerance in every iteration and
-    free of NaN/Inf (intermediate tensors are diagnostics: in reduced precision they always differ)."""
+    """Everything one comparison found.
+
+    ``outputs_passed``: every model output within tolerance (Polygraphy's atol/rtol check and the scale-aware
+    check, :mod:`.tolerances`) and free of new NaN/Inf; intermediate tensors are diagnostics. ``passed``: the
+    verdict. With labels the task decides (top-1 within ``task_max_drop_pp`` of FP32: the task holds, the
+    outputs' tolerances are then detail), else the outputs do. NaN/Inf in an output always fail."""
 
     model: str
     candidate: str
@@ -177,6 +195,12 @@ class ComparisonResult:
     recovered: bool = False  # the task metric is recovered (top-1 within 1 pp, or mean cosine >= 0.99)
     recovery: str = ""  # that metric, in words
     jump_note: str = ""  # why the error jumps where its producer is already in float
+    precision: str = ""  # the candidate's precision, whose default tolerances apply ("" in older results)
+    min_cosine: float = float("nan")  # the scale-aware tolerances (NaN: not checked, an older result)
+    max_rel_error: float = float("nan")
+    tolerance_source: str = ""  # "defaults for INT8", "...; set by you: atol"
+    outputs_passed: bool | None = None  # None in older results: ``passed`` was the outputs' verdict
+    task_max_drop_pp: float = 1.0
 
     # ------------------------------------------------------------------ views
     @property
@@ -200,9 +224,74 @@ class ComparisonResult:
     def output_results(self) -> tuple[TensorResult, ...]:
         return tuple(t for t in self.tensors if t.is_output)
 
+    @property
+    def outputs_ok(self) -> bool:
+        return self.passed if self.outputs_passed is None else self.outputs_passed
+
+    @property
+    def outputs_nonfinite(self) -> bool:
+        return any(t.nonfinite_candidate > t.nonfinite_reference for t in self.output_results())
+
+    @property
+    def task_held(self) -> bool | None:
+        """Top-1 within ``task_max_drop_pp`` of FP32 (None without labels)."""
+        if self.task is None:
+            return None
+        return task_holds(self.task.delta_pp, self.task_max_drop_pp)
+
+    @property
+    def status(self) -> str:
+        """``pass``; ``task holds`` (top-1 held, outputs beyond tolerance: not a failure); ``fail``."""
+        if self.outputs_nonfinite or self.task_held is False:
+            return "fail"
+        if self.outputs_ok:
+            return "pass"
+        return "task holds" if self.task_held else "fail"
+
+    @property
+    def status_label(self) -> str:
+        return {"pass": "PASS", "task holds": "PASS — task holds", "fail": "FAIL"}[self.status]
+
+    @property
+    def precision_label(self) -> str:
+        return PRECISION_LABELS.get(self.precision, self.precision.upper() or "unknown precision")
+
+    def tolerances_text(self) -> str:
+        scale = (
+            ""
+            if math.isnan(self.min_cosine)
+            else f", cosine ≥ {self.min_cosine:g}, relative error ‖c − r‖/‖r‖ ≤ {self.max_rel_error:g}"
+        )
+        source = f"; {self.tolerance_source}" if self.tolerance_source else ""
+        return f"atol={self.atol:g}, rtol={self.rtol:g}, {self.error_stat}{scale}{source}"
+
     def verdict(self) -> str:
-        what = "within" if self.passed else "NOT within"
-        return f"{what} tolerance (atol={self.atol:g}, rtol={self.rtol:g}, {self.error_stat})"
+        """The model outputs' verdict against the tolerances."""
+        what = "within" if self.outputs_ok else "NOT within"
+        return f"{what} tolerance ({self.tolerances_text()})"
+
+    def task_text(self) -> str:
+        """What happened to the task metric, in one clause ("" without labels)."""
+        t = self.task
+        if t is None:
+            return ""
+        held = "holds" if self.task_held else "DROPS"
+        return (
+            f"top-1 on '{t.output}' {held}: FP32 {t.reference_accuracy:.2%} → candidate "
+            f"{t.candidate_accuracy:.2%} ({t.delta_pp:+.2f} pp; allowed drop {self.task_max_drop_pp:g} pp) over "
+            f"{t.n_samples} labelled samples"
+        )
+
+    def summary(self) -> str:
+        """The verdict in one sentence: the task first where there are labels, then the outputs."""
+        where = f"the {self.precision_label} tolerances" if self.precision else "tolerance"
+        outputs = f"model outputs {'within' if self.outputs_ok else 'NOT within'} {where}"
+        if self.outputs_nonfinite:
+            outputs = "NaN/Inf in the model outputs; " + outputs
+        if self.task is None:
+            return f"{self.status_label}: {outputs}."
+        detail = " (detail here: top-1 decides)" if self.status == "task holds" else ""
+        return f"{self.status_label}: {self.task_text()}; {outputs}{detail}."
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:

@@ -54,26 +54,40 @@ def _positive(value: Any, what: str, allow_zero: bool = True) -> float:
 @dataclass(frozen=True)
 class CompareSpec:
     """How to compare. ``atol``/``rtol``/``error_stat`` go to Polygraphy's ``SimpleCompareFunc``: with
-    ``elemwise`` an element fails when it exceeds *both* tolerances. ``per_layer`` compares every tensor that
+    ``elemwise`` an element fails when it exceeds *both* tolerances. ``min_cosine``/``max_rel_error`` are the
+    scale-aware check (cosine similarity, ``‖c − r‖ / ‖r‖``). Each left at None takes the default for the
+    candidate's precision (:mod:`.tolerances`). Where the data carry labels, top-1 within ``task_max_drop_pp``
+    percentage points of FP32 means the task holds. ``per_layer`` compares every tensor that
     exists in both graphs; for engines only the tensors that survive in the engine unless ``mark_all`` (which
     changes what the builder fuses). ``label_output`` names the output whose argmax is checked against the
     data's ``label`` array (top-1 accuracy). At most ``max_samples`` samples, in batches of ``batch_size``.
     """
 
-    atol: float = 1e-3
-    rtol: float = 1e-3
-    error_stat: str = "elemwise"
+    atol: float | None = None
+    rtol: float | None = None
+    error_stat: str | None = None
     per_layer: bool = True
     mark_all: bool = False
     max_samples: int = 256
     batch_size: int = 64
     label_output: str | None = None
     top_k: int = 3
+    min_cosine: float | None = None
+    max_rel_error: float | None = None
+    task_max_drop_pp: float = 1.0
 
     def __post_init__(self) -> None:
-        _positive(self.atol, "The absolute tolerance (atol)")
-        _positive(self.rtol, "The relative tolerance (rtol)")
-        if self.error_stat not in ERROR_STATS:
+        if self.atol is not None:
+            _positive(self.atol, "The absolute tolerance (atol)")
+        if self.rtol is not None:
+            _positive(self.rtol, "The relative tolerance (rtol)")
+        if self.max_rel_error is not None:
+            _positive(self.max_rel_error, "The largest relative error (‖c − r‖ / ‖r‖)")
+        if self.min_cosine is not None and not -1.0 <= _positive(abs(self.min_cosine), "The cosine") <= 1.0:
+            raise SpecError(f"The smallest cosine similarity must be from -1 to 1, not {self.min_cosine}.")
+        if not 0.0 <= _positive(self.task_max_drop_pp, "The allowed top-1 drop") <= 100.0:
+            raise SpecError(f"The allowed top-1 drop must be from 0 to 100 points, not {self.task_max_drop_pp}.")
+        if self.error_stat is not None and self.error_stat not in ERROR_STATS:
             raise SpecError(
                 f"Unknown error statistic '{self.error_stat}'.", f"Choose one of {', '.join(ERROR_STATS)}."
             )
@@ -119,6 +133,7 @@ class Candidate:
     backend: str = ""
     source: str = ""  # where it came from, for the report ("build job …", "quantized now", a file name)
     synthetic_calibration: bool = False  # quantized with ranges from random data: shapes only
+    precision: str = ""  # what it computes in (fp32, tf32, fp16, bf16, int8, fp8); "" to detect from the file
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

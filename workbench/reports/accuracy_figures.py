@@ -120,6 +120,14 @@ def depth_figure(result: ComparisonResult, metric: str = "rel_rms") -> Any:
             annotation_text=f"first NaN/Inf: {result.first_nonfinite}",
             annotation_position="bottom right",
         )
+    bound = {"rel_rms": result.max_rel_error, "cosine": result.min_cosine}.get(metric, float("nan"))
+    if not math.isnan(bound):  # the scale-aware tolerance of the candidate's precision
+        fig.add_hline(
+            y=bound,
+            line=dict(color="#6b7280", dash="dot"),
+            annotation_text=f"{result.precision_label} tolerance {bound:g}",
+            annotation_position="bottom left",
+        )
     # A log axis spanning under a decade labels its minor ticks with one digit ("3, 2, 0.01, 9, 8"): full values.
     fig.update_yaxes(type="log" if log else "linear", title=label, tickformat=".2~g" if log else None)
     fig.update_xaxes(title="position along the network (ONNX node index)")
@@ -227,12 +235,13 @@ COLUMNS = (
     "node",
     "op",
     "verdict",
+    "failed checks",
+    "cosine",
+    "rel_rms",
     "max_abs",
     "mean_abs",
     "max_rel",
     "mean_rel",
-    "rel_rms",
-    "cosine",
     "snr_db",
     "needed_atol",
     "needed_rtol",
@@ -251,6 +260,7 @@ def table_rows(result: ComparisonResult) -> list[dict[str, Any]]:
             "node": t.producer or "(graph input)",
             "op": t.op_type,
             "verdict": verdict(t),
+            "failed checks": t.failed_checks(),
             "max_abs": t.max_abs,
             "mean_abs": t.mean_abs,
             "max_rel": t.max_rel,

@@ -33,6 +33,8 @@ h1{font-size:1.5em;margin-bottom:4px} h2{font-size:1.15em;margin-top:28px;border
 .kind{padding:10px 14px;border-radius:6px;margin:12px 0;font-weight:600}
 .sim{background:#fff7e6;border:1px solid #f0b429} .eng{background:#e6f4ea;border:1px solid #54a24b}
 .pass{color:#2f7d32;font-weight:700} .fail{color:#c62828;font-weight:700}
+.verdict{padding:12px 16px;border-radius:6px;margin:12px 0;font-size:1.05em}
+.v-pass{background:#e6f4ea;border:1px solid #54a24b} .v-fail{background:#fdecea;border:1px solid #c62828}
 .alert{background:#fdecea;border:1px solid #c62828;padding:10px 14px;border-radius:6px;margin:10px 0}
 .warn{background:#fff7e6;border:1px solid #f0b429;padding:8px 12px;border-radius:6px;margin:6px 0}
 table{border-collapse:collapse;font-size:12px;width:100%} th,td{border:1px solid #e5e7eb;padding:3px 6px}
@@ -133,8 +135,25 @@ def render_report(
     parts: list[str] = []
     r = result
     sim = r.is_simulation
-    status = '<span class="pass">PASS</span>' if r.passed else '<span class="fail">FAIL</span>'
+    status = '<span class="pass">PASS</span>' if r.outputs_ok else '<span class="fail">FAIL</span>'
     parts.append(f"<h1>{_e(title)}: {_e(r.model)}</h1>")
+    # What matters first: the verdict, weighed by the task metric where there are labels; then the detail.
+    ok = r.status != "fail"
+    parts.append(
+        f'<div class="verdict {"v-pass" if ok else "v-fail"}"><b class="{"pass" if ok else "fail"}">'
+        f"{_e(r.status_label)}</b> — {_e(r.summary().split(': ', 1)[-1])}</div>"
+    )
+    if r.task is not None:
+        task = r.task
+        parts.append(
+            "<h2>What the error costs</h2>"
+            f"<p>Top-1 accuracy on <code>{_e(task.output)}</code> over {task.n_samples} labelled samples: reference "
+            f"<b>{task.reference_accuracy:.2%}</b>, candidate <b>{task.candidate_accuracy:.2%}</b> "
+            f"({task.delta_pp:+.2f} percentage points; the task holds within {r.task_max_drop_pp:g} pp); the two "
+            f"predict the same class for {task.agreement:.2%} of the samples."
+            + (" The per-tensor tolerances below are then detail." if r.status == "task holds" else "")
+            + "</p>"
+        )
     parts.append(
         f'<div class="kind {"sim" if sim else "eng"}">Candidate: {_e(r.candidate)} — {_e(r.kind_label)}'
         + (
@@ -153,7 +172,8 @@ def render_report(
         ),
         ("Candidate source", r.candidate_source or r.candidate),
         ("Data", f"{r.data_source}: {r.n_samples} sample(s) in {r.n_iterations} batch(es)"),
-        ("Verdict", f"{status} — model outputs {_e(r.verdict())}"),
+        ("Model outputs", f"{status} — {'within' if r.outputs_ok else 'NOT within'} the tolerances below"),
+        ("Tolerances", f"{r.precision_label}: {r.tolerances_text()}"),
         ("Compared", f"{len(r.tensors)} tensor(s)" + (" per layer" if r.per_layer else " (outputs only)")),
         ("Created", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created or time.time()))),
         ("Versions", ", ".join(f"{k} {v}" for k, v in r.versions)),
@@ -161,7 +181,7 @@ def render_report(
     parts.append(
         '<table class="meta">'
         + "".join(
-            f"<tr><td><b>{_e(k)}</b></td><td>{v if k == 'Verdict' else _e(v)}</td></tr>" for k, v in meta
+            f"<tr><td><b>{_e(k)}</b></td><td>{v if k == 'Model outputs' else _e(v)}</td></tr>" for k, v in meta
         )
         + "</table>"
     )
@@ -178,16 +198,6 @@ def render_report(
     for w in r.warnings:
         if not (r.first_nonfinite and w.startswith("NaN/Inf first appear")):
             parts.append(f'<div class="warn">{_e(w)}</div>')
-    if r.task is not None:
-        task = r.task
-        parts.append(
-            "<h2>What the error costs</h2>"
-            f"<p>Top-1 accuracy on <code>{_e(task.output)}</code> over {task.n_samples} labelled samples: reference "
-            f"<b>{task.reference_accuracy:.2%}</b>, candidate <b>{task.candidate_accuracy:.2%}</b> "
-            f"({task.delta_pp:+.2f} percentage points); the two predict the same class for {task.agreement:.2%} "
-            "of the "
-            "samples.</p>"
-        )
     outs = [x for x in r.tensors if x.is_output]
     if outs:
         parts.append("<h2>Model outputs</h2>")
