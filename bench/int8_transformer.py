@@ -41,6 +41,54 @@ class _Log:
         return False
 
 
+def smoothquant(model: Path, calib, heldout, out: Path, alpha: float) -> dict:
+    """ONNX Runtime's SmoothQuant (``extra_options={"SmoothQuant": True}``), which imports
+    ``neural_compressor.adaptor.ox_utils.smooth_quant``: neural-compressor 2.x (3.x dropped its ONNX adaptor),
+    which pins numpy<2 and cannot join the project's environment (numpy 2.x). Measured only when that module is
+    importable (e.g. a ``pip install --no-deps --target DIR neural-compressor==2.6`` plus its imports on
+    PYTHONPATH). Same settings as the workbench's INT8 (symmetric, per-channel, float biases), GEMMs only."""
+    import importlib
+
+    import numpy as np
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from workbench.accuracy.task_score import score
+    from workbench.quantize import run_model
+
+    try:
+        importlib.import_module("neural_compressor.adaptor.ox_utils.smooth_quant")
+    except Exception as err:  # what a user without neural-compressor 2.x sees
+        return {"smoothquant": None, "why": f"neural-compressor 2.x is not importable: {err}"}
+
+    class Reader:
+        def __init__(self) -> None:
+            n = calib.n_samples
+            self.batches = [{k: np.ascontiguousarray(v[i:i + 16]) for k, v in calib.arrays.items()}
+                            for i in range(0, n - n % 16, 16)]
+            self.i = 0
+
+        def get_next(self):
+            self.i += 1
+            return self.batches[self.i - 1] if self.i <= len(self.batches) else None
+
+        def rewind(self) -> None:
+            self.i = 0
+
+        def __iter__(self):
+            return iter(self.batches)
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"smoothquant_{alpha}.onnx"
+    quantize_static(str(model), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                    calibrate_method=CalibrationMethod.MinMax,
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                   "SmoothQuant": True, "SmoothQuantAlpha": alpha})
+    ref, cand = run_model(model, heldout, batch_size=32), run_model(path, heldout, batch_size=32)
+    s = score(ref, cand, heldout.arrays)
+    return {"smoothquant": s.value, "alpha": alpha, "neighbour_agreement": s.neighbour_agreement, "model": str(path)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", default="/work/zoo-models/minilm")
@@ -51,6 +99,8 @@ def main() -> int:
     ap.add_argument("--no-alternatives", action="store_true")
     ap.add_argument("--keep", metavar="DIR", help="keep the loop's folder (Q/DQ models of every round) here")
     ap.add_argument("--json", metavar="OUT.json")
+    ap.add_argument("--smoothquant", type=float, metavar="ALPHA",
+                    help="only measure ONNX Runtime's SmoothQuant INT8 (GEMMs only) with this alpha")
     args = ap.parse_args()
 
     from workbench.accuracy.loop import culprit_loop
@@ -63,6 +113,12 @@ def main() -> int:
                       calibrator=args.calibrator, max_rounds=args.rounds, max_trials=args.trials)
     calib, heldout = load_inputs(model, req)
     out = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="int8-transformer-"))
+    if args.smoothquant is not None:
+        doc = smoothquant(model, calib, heldout, out, args.smoothquant)
+        print(json.dumps(doc, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(doc, indent=1))
+        return 0
     t0 = time.monotonic()
     result = culprit_loop(model, calib, heldout, QuantizeSpec(calibrator=args.calibrator), out,
                           max_rounds=args.rounds, max_trials=args.trials, output=args.output,
