@@ -217,3 +217,48 @@ def test_a_requantized_comparison_proposes_nothing_already_in_float(digits, tmp_
     assert after.recovered == (int8 >= fp32 - 0.01) and after.recovery.startswith("top-1")
     if after.jump and after.tensor(after.jump).producer in after.kept_float:
         assert "already in float" in after.jump_note
+
+
+# ---------------------------------------------------------------------------------------------- BERT-like
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _bert_data(n: int, seed: int):
+    """Token ids, a padding mask (every other row padded from position 10) and token types, length 16."""
+    from workbench.calibration_data import CalibrationData
+
+    rng = np.random.default_rng(seed)
+    mask = np.ones((n, 16), np.int64)
+    mask[::2, 10:] = 0
+    arrays = {"input_ids": rng.integers(0, 1000, (n, 16)).astype(np.int64), "attention_mask": mask,
+              "token_type_ids": np.zeros((n, 16), np.int64)}
+    return CalibrationData(arrays, f"random token ids (seed {seed})")
+
+
+def test_a_bert_like_encoder_keeps_its_mask_arithmetic_in_float_and_the_loop_scores_pooled_embeddings(tmp_path):
+    """The tiny BERT-like encoder with an attention mask (eager attention: masked scores near float32's minimum):
+    the defaults keep the mask arithmetic — up to the Add into the scores — in float, and the loop's metric is the
+    cosine of the embeddings mean-pooled over the real tokens."""
+    model = FIXTURES / "bert_tiny_mask.onnx"
+    groups = float_groups(model)
+    assert groups.transformer
+    mask = groups.groups["mask"]
+    assert "/inner/encoder/layer.0/attention/self/Add" in mask and "/inner/Where_1" in mask
+    assert len(groups.groups["softmax"]) == 2 and len(groups.groups["layernorm"]) == 5
+    calib, test = _bert_data(32, 1), _bert_data(16, 2)
+    result = culprit_loop(model, calib, test, QuantizeSpec(calibrator="minmax"), tmp_path, max_rounds=1,
+                          max_trials=2, try_calibrators=False, alternatives=False)
+    assert result.metric == "mean cosine" and result.output == "last_hidden_state"
+    assert set(mask) <= set(result.excluded) and result.n_quantized > 0
+
+    # the metric, recomputed: mean-pooled over unmasked tokens, cosine per sentence, averaged
+    ref = run_model(model, test)["last_hidden_state"]
+    cand = run_model(tmp_path / ROUND0 / FINAL_MODEL, test)["last_hidden_state"]
+    m = test.arrays["attention_mask"][:, :, None].astype(np.float64)
+    r, c = (ref * m).sum(1) / m.sum(1), (cand * m).sum(1) / m.sum(1)
+    cos = np.sum(r * c, 1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1))
+    assert result.baseline.value == pytest.approx(float(cos.mean()), rel=1e-6)
+    # and the defaults are what made INT8 usable: quantizing the mask arithmetic too is far worse
+    assert result.plain is not None and result.plain < result.baseline.value
