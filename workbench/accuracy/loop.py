@@ -377,7 +377,8 @@ def culprit_loop(
         ctx.notes.append("The metric is recovered only with every node in float: that is not INT8 any more.")
     if not usable and alternatives:
         reporter.progress(0.9, "other precisions")
-        alts = _alternatives(ctx, spec0, calibration, out / "alternatives", SubReporter(reporter, 0.9, 1.0))
+        alts = _alternatives(ctx, spec0, calibration, out / "alternatives", SubReporter(reporter, 0.9, 1.0),
+                             base=out / ROUND0 / FINAL_MODEL)
     recommendation, verdict = _verdict(spec.precision, current, baseline, rounds, alts, n_quantized,
                                        bool(default_nodes))
     result = LoopResult(
@@ -414,8 +415,9 @@ def _rank(model: Path, current: Path, heldout: CalibrationData, graph: Any, excl
 
 
 def _alternatives(ctx: _Context, spec: Any, calibration: CalibrationData, folder: Path,
-                  reporter: Reporter) -> list[Alternative]:
-    """FP16, BF16 and FP8 (and ONNX Runtime's dynamic INT8, for contrast) measured on the same held-out data."""
+                  reporter: Reporter, *, base: Path | None = None) -> list[Alternative]:
+    """FP16, BF16 and FP8, INT8 weight-only (from ``base``, round 0's Q/DQ model) and ONNX Runtime's dynamic INT8
+    (for contrast) measured on the same held-out data."""
     from .candidates import simulate_fp16
 
     out: list[Alternative] = []
@@ -449,6 +451,13 @@ def _alternatives(ctx: _Context, spec: Any, calibration: CalibrationData, folder
 
     measured("fp8", fp8, "Q/DQ E4M3 with ONNX Runtime's distribution calibration, transformer defaults; "
              "engines run on GPUs of compute capability 8.9 or newer")
+    if base is not None and spec.precision == "int8":
+        from .weight_only import weight_only
+
+        reporter.progress(0.7, "weight-only INT8")
+        measured("int8-weight-only", lambda: weight_only(base, folder / "weight_only" / "model_weight_only.onnx"),
+                 "INT8 weights per channel, float activations (round 0's Q/DQ without activation Q/DQ): the form "
+                 "TensorRT-RTX runs as a weight-only GEMM")
     reporter.progress(0.75, "dynamic INT8")
     measured("int8-dynamic", lambda: _dynamic(ctx.model, folder / "dynamic"),
              "ONNX Runtime's own dynamic INT8 (activation scales per batch): an ONNX Runtime path, not a TensorRT one")
