@@ -303,3 +303,17 @@ def test_weight_only_int8_keeps_only_the_weights_quantized_and_builds_with_tenso
     ref = wb.import_path(wo)
     job = wb.jobs.wait(wb.submit_build(ref, BuildSpec(profiles=sample.profiles()[:1])), timeout=300)
     assert job.status == "succeeded", job.error
+
+
+def test_cli_compare_says_what_is_in_float_and_when_nothing_needs_to_be_kept(digits, tmp_path, capsys):
+    model, calib, _ = digits
+    sample = get_sample("digits_mlp")
+    cand, _ = simulate_qdq(model, tmp_path, calib, QuantizeSpec(calibrator="entropy", exclude_nodes=("fc1/gemm",)))
+    code = cli_main(["compare", str(model), "--candidate", str(cand.path), "--data", str(sample.test_data),
+                     "--per-layer", "--max-samples", "450"])
+    text = capsys.readouterr().out
+    assert code in (0, 1)
+    assert "Already in float in the candidate" in text and "fc1/gemm" in text.split("Already in float")[1]
+    result = compare(model, cand, load_data(model, sample.test_data), CompareSpec(max_samples=450))
+    assert result.recovered == ("Task metric recovered" in text)
+    assert ("Re-quantize with" in text) == (not result.recovered and bool(result.proposed_exclusions))

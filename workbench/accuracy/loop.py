@@ -307,6 +307,7 @@ def culprit_loop(
         reporter.progress(0.05, "round 0 without defaults")
         _, s = _quantize(ctx, spec, out / "plain", calibration, None, SubReporter(reporter, 0.05, 0.15))
         plain = s.value
+        reporter.log(f"Round 0 without the transformer defaults ({spec.calibrator}): {s.text()}.")
     reporter.progress(0.15, "round 0")
     spec0 = replace(spec, exclude_nodes=tuple(dict.fromkeys([*spec.exclude_nodes, *default_nodes])))
     res, current = _quantize(ctx, spec0, out / ROUND0, calibration, None, SubReporter(reporter, 0.15, 0.25))
@@ -325,6 +326,7 @@ def culprit_loop(
             except WorkbenchError as err:
                 measured_cal[cal] = None
                 ctx.notes.append(f"The {cal} calibrator failed: {err.message}")
+                reporter.log(f"Round 0 with the {cal} calibrator failed: {err.message}", logging.WARNING)
                 continue
             measured_cal[cal] = s2.value
             reporter.log(f"Round 0 with the {cal} calibrator: {s2.text()}.")
