@@ -6,18 +6,15 @@ from pathlib import Path
 import streamlit as st
 
 from workbench import ui
-from workbench.accuracy import load_before_after, load_comparison, load_samples, loop_view
+from workbench.accuracy import load_before_after, load_comparison, load_samples
 from workbench.accuracy import options as opt
 from workbench.accuracy.comparison import MARK_ALL_WARNING, SAMPLES_FILE
 from workbench.accuracy.job import SOURCE_LABELS, requantize_request, submit_compare
-from workbench.accuracy.loop import load_loop
-from workbench.accuracy.loop_job import LoopRequest, submit_loop
 from workbench.accuracy.spec import MAX_SAMPLES_LIMIT
 from workbench.calibration_data import MIN_CALIBRATION_SAMPLES
 from workbench.reports import accuracy_figures as figs
 
 JOB = "accuracy.job_id"
-LOOP = "accuracy.loop_job_id"
 NEXT = "accuracy.next_job_id"  # a job submitted below the comparison picker, shown on the next run
 DATA = {"sample": "Sample's calibration set", "test": "Sample's labelled test set", "upload": "Upload .npz",
         "random": "Random (shapes only — accuracy meaningless)"}  # fmt: skip
@@ -124,78 +121,9 @@ with st.expander("New comparison", expanded=not earlier), ui.error_boundary("Com
         st.toast("Comparison queued.")
 
 
-def _loop_panel() -> None:
-    """The culprit loop: calibrate, then measure round by round what keeping nodes in float gives on held-out
-    data, keep only measured gains, stop when the task metric is recovered, or say INT8 is not advisable."""
-    st.caption("Each round ranks culprits, re-quantizes and re-runs ONNX Runtime on the held-out data for every "
-               "proposal, and keeps only the largest measured gain; the loop stops once top-1 is within 1 pp of "
-               "FP32 (with labels) or the outputs' mean cosine to FP32 reaches 0.99. Transformers start with "
-               "mask arithmetic, Softmax, LayerNorm, GELU and residual Adds in float.")
-    c = st.columns(2)
-    cal_src = c[0].radio("Calibration data", (["sample"] if calib_file else []) + ["upload"], horizontal=True,
-                         format_func=DATA.get, key="accuracy.loop.calib_source")
-    cal = str(calib_file) if cal_src == "sample" else _upload("Calibration .npz", "npz", "accuracy.loop.calib")
-    held_src = c[1].radio("Held-out data", (["test"] if test_file else []) + ["upload"], horizontal=True,
-                          format_func=DATA.get, key="accuracy.loop.heldout_source")
-    held = str(test_file) if held_src == "test" else _upload(
-        "Held-out .npz ('label' for top-1; else the outputs' cosine to FP32)", "npz", "accuracy.loop.heldout")
-    c = st.columns(3)
-    calibrator = c[0].selectbox("Calibrator", ("minmax", "entropy", "percentile"), key="accuracy.loop.calibrator",
-                                help="When round 0 misses the target, the other calibrators are measured too.")
-    rounds = int(c[1].number_input("Rounds at most", 1, 10, 3, key="accuracy.loop.rounds"))
-    target = c[2].number_input("Target (0: default)", 0.0, 1.0, 0.0, format="%g", key="accuracy.loop.target",
-                               help="Mean cosine (default 0.99) or top-1 as a fraction (default FP32's − 1 pp).")
-    missing = "" if cal and held else "Choose calibration and held-out data (.npz, one array per model input)."
-    if missing:
-        st.info(missing)
-    if st.button("Run the culprit loop", type="primary", disabled=bool(missing), key="accuracy.loop.submit"):
-        with ui.error_boundary("Culprit loop"):
-            req = LoopRequest(calib_path=str(cal), heldout_path=str(held), calibrator=calibrator,
-                              max_rounds=rounds, target=float(target) or None)
-            st.session_state[LOOP] = submit_loop(wb.jobs, ref, req)
-            st.toast("Culprit loop queued.")
-    runs = loop_view.loops(wb.jobs, ref.digest)
-    if not runs:
-        return
-    if st.session_state.get(LOOP) not in {j.id for j in runs}:
-        st.session_state[LOOP] = runs[0].id
-    labels = {j.id: loop_view.loop_label(j) for j in runs}
-    loop_id = st.selectbox("Culprit loop", list(labels), format_func=labels.get, key=LOOP)
-    loop_job = ui.job_panel(loop_id, "Culprit loop")
-    if loop_job.status != "succeeded":
-        return
-    loop_dir = wb.jobs.job_dir(loop_id)
-    res = load_loop(loop_dir)
-    (st.success if res.advisable else st.warning)(res.verdict)
-    fmt = (lambda v: f"{v:.2%}") if res.metric == "top-1" else (lambda v: f"{v:.5f}")
-    ui.metric_row([
-        (f"{res.metric}, round 0", fmt(res.baseline.value), None, f"FP32: {fmt(res.fp32)}"),
-        (f"{res.metric}, final", fmt(res.final.value), None, f"target {fmt(res.target)}"),
-        ("Rounds", str(len(res.rounds)), None, None),
-        ("Kept in float / quantized", f"{len(res.excluded)} / {res.n_quantized}", None, None),
-    ])
-    st.dataframe(loop_view.rounds_table(res), hide_index=True, key="accuracy.loop.rounds_table")
-    if res.alternatives:
-        st.dataframe(loop_view.alternatives_table(res), hide_index=True, key="accuracy.loop.alternatives")
-    for kind, path in loop_view.artifacts(loop_dir).items():
-        ui.download_file(f"Download {path.name}", path, "application/octet-stream", key=f"accuracy.loop.dl.{kind}")
-    int8_builds = [b for b in builds if b.precision == res.precision]
-    if res.advisable and res.excluded and int8_builds:
-        b = st.selectbox("Build to rebuild", int8_builds, format_func=lambda b: b.label, key="accuracy.loop.build")
-        if st.button(f"Rebuild it with the loop's {len(res.excluded)} node(s) kept in float",
-                     key="accuracy.loop.rebuild"):
-            with ui.error_boundary("Rebuild"):
-                st.session_state[ui.BUILD_JOB] = wb.rebuild_keeping_float(b.job_id, list(res.excluded))
-                st.switch_page("pages/build.py")
-    elif res.advisable and res.excluded:
-        st.caption(f"To build it: Build page, {res.precision.upper()}, reuse the ranges of this loop and exclude "
-                   f"its {len(res.excluded)} nodes — or `trt-workbench build … --precision {res.precision} "
-                   f"--calib-data … --exclude …`.")
-
-
-with st.expander("Culprit loop (INT8): measure what to keep in float", expanded=bool(st.session_state.get(LOOP))):
+with st.expander("Culprit loop (INT8): measure what to keep in float", expanded=bool(st.session_state.get(ui.LOOP))):
     with ui.error_boundary("Culprit loop"):
-        _loop_panel()
+        ui.culprit_loop_panel(ref, builds, calib_file, test_file)
 
 if st.session_state.get(NEXT):
     st.session_state[JOB] = st.session_state.pop(NEXT)
@@ -265,15 +193,7 @@ with ui.error_boundary("Comparison result"):
             ui.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
             culprits = figs.culprit_table(result)
             st.dataframe(culprits, hide_index=True, column_config=ui.number_columns(culprits))
-            root_build, kept_before = loop_view.chain_root(wb.jobs, job)
-            kept_now = list(dict.fromkeys([*kept_before, *result.kept_float]))
-            if kept_now:
-                st.caption(f"Already in higher precision ({len(kept_now)}): " + ", ".join(ui.code(n) for n in kept_now))
-            if result.jump_note:
-                st.caption(f"Error jumps at {ui.code(result.jump)}: {ui.md(result.jump_note)}")
-            if result.recovered:
-                st.success(f"Task metric recovered — {result.recovery}: nothing needs to be kept in higher "
-                           "precision; the culprits above are for reading only.")
+            root_build, kept_before, kept_now = ui.culprit_state(job, result)
             choices = [n for n in ui.node_choices(ref.digest) if n not in kept_now]
             default = [] if result.recovered else [n for n in result.proposed_exclusions if n in choices]
             keep = st.multiselect("Also keep in higher precision", choices, default, key=f"accuracy.keep.{job_id}")

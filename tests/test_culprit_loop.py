@@ -154,6 +154,7 @@ def test_when_int8_cannot_reach_the_target_the_verdict_says_so_with_measured_num
     expected = score(ref, cand, test.arrays, target=0.999999).value
     assert alts["fp16"].value == pytest.approx(expected) and alts["fp16"].recovered
     assert alts["fp8"].value is not None and alts["int8-dynamic"].value is not None
+    assert alts["int8-weight-only"].value is not None
     assert "not advisable" in result.verdict and "Use FP16" in result.verdict
     assert f"FP16 {expected:.5f}" in result.verdict and f"{result.final.value:.5f}" in result.verdict
     assert "BF16" in result.verdict  # measured, or why not
@@ -217,3 +218,102 @@ def test_a_requantized_comparison_proposes_nothing_already_in_float(digits, tmp_
     assert after.recovered == (int8 >= fp32 - 0.01) and after.recovery.startswith("top-1")
     if after.jump and after.tensor(after.jump).producer in after.kept_float:
         assert "already in float" in after.jump_note
+
+
+# ---------------------------------------------------------------------------------------------- BERT-like
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _bert_data(n: int, seed: int):
+    """Token ids, a padding mask (every other row padded from position 10) and token types, length 16."""
+    from workbench.calibration_data import CalibrationData
+
+    rng = np.random.default_rng(seed)
+    mask = np.ones((n, 16), np.int64)
+    mask[::2, 10:] = 0
+    arrays = {"input_ids": rng.integers(0, 1000, (n, 16)).astype(np.int64), "attention_mask": mask,
+              "token_type_ids": np.zeros((n, 16), np.int64)}
+    return CalibrationData(arrays, f"random token ids (seed {seed})")
+
+
+def test_a_bert_like_encoder_keeps_its_mask_arithmetic_in_float_and_the_loop_scores_pooled_embeddings(tmp_path):
+    """The tiny BERT-like encoder with an attention mask (eager attention: masked scores near float32's minimum):
+    the defaults keep the mask arithmetic — up to the Add into the scores — in float, and the loop's metric is the
+    cosine of the embeddings mean-pooled over the real tokens."""
+    model = FIXTURES / "bert_tiny_mask.onnx"
+    groups = float_groups(model)
+    assert groups.transformer
+    mask = groups.groups["mask"]
+    assert "/inner/encoder/layer.0/attention/self/Add" in mask and "/inner/Where_1" in mask
+    assert len(groups.groups["softmax"]) == 2 and len(groups.groups["layernorm"]) == 5
+    calib, test = _bert_data(32, 1), _bert_data(16, 2)
+    result = culprit_loop(model, calib, test, QuantizeSpec(calibrator="minmax"), tmp_path, max_rounds=1,
+                          max_trials=2, try_calibrators=False, alternatives=False)
+    assert result.metric == "mean cosine" and result.output == "last_hidden_state"
+    assert set(mask) <= set(result.excluded) and result.n_quantized > 0
+
+    # the metric, recomputed: mean-pooled over unmasked tokens, cosine per sentence, averaged
+    ref = run_model(model, test)["last_hidden_state"]
+    cand = run_model(tmp_path / ROUND0 / FINAL_MODEL, test)["last_hidden_state"]
+    m = test.arrays["attention_mask"][:, :, None].astype(np.float64)
+    r, c = (ref * m).sum(1) / m.sum(1), (cand * m).sum(1) / m.sum(1)
+    cos = np.sum(r * c, 1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1))
+    assert result.baseline.value == pytest.approx(float(cos.mean()), rel=1e-6)
+    # and the defaults are what made INT8 usable: quantizing the mask arithmetic too is far worse
+    assert result.plain is not None and result.plain < result.baseline.value
+
+
+def test_weight_only_int8_keeps_only_the_weights_quantized_and_builds_with_tensorrt_rtx(wb, tmp_path):
+    """The weight-only form the verdict measures: no activation QuantizeLinear left, every weight still behind its
+    DequantizeLinear, the same outputs as dequantizing the weights by hand would give, and a real TensorRT-RTX
+    build of it succeeds."""
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX (tensorrt-rtx-cu13) is not installed")
+    from workbench.accuracy.weight_only import weight_only
+    from workbench.spec import BuildSpec
+
+    sample = get_sample("transformer_block")
+    seq = sample.suggested_profiles[0]["opt"]["hidden"][1]
+    calib = load_data(sample.path, None, shapes={"hidden": [seq, 64]}, n_random=32, seed=1)
+    cand, _ = simulate_qdq(sample.path, tmp_path, calib,
+                           QuantizeSpec(calibrator="minmax", exclude_nodes=float_groups(sample.path).nodes))
+    full = qdq_summary(cand.path)
+    wo = weight_only(cand.path, tmp_path / "weight_only.onnx")
+    onnx.checker.check_model(onnx.load(str(wo)))
+    summary = qdq_summary(wo)
+    assert full.n_quantize > 0 and summary.n_quantize == 0
+    weights = {i.name for i in onnx.load(str(wo)).graph.initializer}
+    dq_inputs = [n.input[0] for n in onnx.load(str(wo)).graph.node if n.op_type == "DequantizeLinear"]
+    assert dq_inputs and all(x in weights for x in dq_inputs)
+    # ONNX Runtime agrees with a model whose weights are dequantized into float initializers
+    model = onnx.load(str(wo))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for n in [n for n in model.graph.node if n.op_type == "DequantizeLinear"]:
+        scale = inits[n.input[1]]
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        shape = [1] * inits[n.input[0]].ndim
+        shape[axis] = -1
+        w = inits[n.input[0]].astype(np.float32) * (scale.reshape(shape) if scale.size > 1 else scale)
+        model.graph.initializer.append(numpy_helper.from_array(w.astype(np.float32), n.output[0]))
+        model.graph.node.remove(n)
+    onnx.save(model, str(tmp_path / "dequantized.onnx"))
+    a, b = run_model(wo, calib)["output"], run_model(tmp_path / "dequantized.onnx", calib)["output"]
+    assert np.allclose(a, b, atol=1e-5)
+    ref = wb.import_path(wo)
+    job = wb.jobs.wait(wb.submit_build(ref, BuildSpec(profiles=sample.profiles()[:1])), timeout=300)
+    assert job.status == "succeeded", job.error
+
+
+def test_cli_compare_says_what_is_in_float_and_when_nothing_needs_to_be_kept(digits, tmp_path, capsys):
+    model, calib, _ = digits
+    sample = get_sample("digits_mlp")
+    cand, _ = simulate_qdq(model, tmp_path, calib, QuantizeSpec(calibrator="entropy", exclude_nodes=("fc1/gemm",)))
+    code = cli_main(["compare", str(model), "--candidate", str(cand.path), "--data", str(sample.test_data),
+                     "--per-layer", "--max-samples", "450"])
+    text = capsys.readouterr().out
+    assert code in (0, 1)
+    assert "Already in float in the candidate" in text and "fc1/gemm" in text.split("Already in float")[1]
+    result = compare(model, cand, load_data(model, sample.test_data), CompareSpec(max_samples=450))
+    assert result.recovered == ("Task metric recovered" in text)
+    assert ("Re-quantize with" in text) == (not result.recovered and bool(result.proposed_exclusions))

@@ -68,20 +68,29 @@ def _forward(graph: GraphInfo, start: str, ops: tuple[str, ...], limit: int) -> 
     return seen
 
 
-def _mask_nodes(graph: GraphInfo) -> list[str]:
+def _static(graph: GraphInfo) -> set[str]:
+    """Tensors that do not depend on the data: Shape outputs, and whatever is computed from them and constants only
+    (shape arithmetic, an Identity of a weight)."""
+    static: set[str] = set()
+    for node in graph.node_names:
+        ins = graph.node_inputs.get(node, ())
+        if graph.op_types[node] == "Shape" or all(x in static for x in ins):
+            static.update(graph.node_outputs.get(node, ()))
+    return static
+
+
+def _mask_nodes(graph: GraphInfo, static: set[str]) -> list[str]:
     """Nodes computing on a graph input named like a mask, up to and including the Add that applies it to the
     attention scores (the first node that also reads a tensor computed from other data); not the Softmax.
     Shape arithmetic (tensors computed from ``Shape`` outputs only) counts as neither."""
     masks = [i for i in graph.graph_inputs if "mask" in i.lower()]
     derived: set[str] = set(masks)
-    static: set[str] = set()
     out: list[str] = []
     for node in graph.node_names:  # topological order
         ins = graph.node_inputs.get(node, ())
         op = graph.op_types[node]
         outs = graph.node_outputs.get(node, ())
-        if op == "Shape" or (ins and all(x in static for x in ins)):
-            static.update(outs)
+        if all(x in static for x in outs):
             continue
         if not ins or not any(x in derived for x in ins) or op in ("Softmax", *GEMMS):
             continue
@@ -126,7 +135,8 @@ def float_groups(model: str | Path | GraphInfo) -> FloatGroups:
         taken.update(fresh)
         return tuple(fresh)
 
-    groups: dict[str, tuple[str, ...]] = {"mask": keep(_mask_nodes(graph))}
+    static = _static(graph)
+    groups: dict[str, tuple[str, ...]] = {"mask": keep(_mask_nodes(graph, static))}
     groups["softmax"] = keep([n for n in graph.node_names if ops[n] == "Softmax"])
     ln: list[str] = []
     for n in graph.node_names:
@@ -143,9 +153,8 @@ def float_groups(model: str | Path | GraphInfo) -> FloatGroups:
                      and ops[graph.producer[x]] in ("Div", "Mul")]
             gelu += _forward(graph, n, _GELU_OPS, 3)
     groups["gelu"] = keep(gelu)
-    groups["residual"] = keep(
-        [n for n in graph.node_names if ops[n] == "Add" and len(graph.node_inputs.get(n, ())) == 2]
-    )
+    groups["residual"] = keep([n for n in graph.node_names if ops[n] == "Add" and len(
+        [x for x in graph.node_inputs.get(n, ()) if x not in static]) == 2])
     groups["other"] = keep(
         [n for n in graph.node_names if ops[n] not in GEMMS and ops[n] not in _NON_QUANTIZED_ANYWAY]
     )

@@ -21,8 +21,7 @@ import streamlit as st
 from .errors import WorkbenchError
 from .model import ModelRef, ModelSummary
 from .service import Workbench
-from .text import code as code  # re-exported for pages: names as inline code
-from .text import inert_plotly, md, md_lines
+from .text import code, inert_plotly, md, md_lines
 
 log = logging.getLogger(__name__)
 
@@ -1039,3 +1038,107 @@ def tolerance_inputs(precision: str | None, prefix: str) -> dict[str, float]:
         "task_max_drop_pp": t[4].number_input("Top-1 may drop (pp)", 0.0, 100.0, value=1.0,
                                               key=f"{prefix}.task_max_drop_pp"),
     }
+
+
+# ---------------------------------------------------------------------------------------------- culprit loop
+
+LOOP = "accuracy.loop_job_id"
+_LOOP_DATA = {"sample": "Sample's calibration set", "test": "Sample's labelled test set", "upload": "Upload .npz"}
+
+
+def _npz_upload(label: str, key: str) -> str | None:
+    up = st.file_uploader(label, type=["npz"], key=key)
+    return None if up is None else stored_upload(up, "npz")
+
+
+def culprit_state(job: Any, result: Any) -> tuple[str | None, tuple[str, ...], list[str]]:
+    """Above the culprit picker: what the comparison already keeps in higher precision (its chain of
+    re-quantizations, and what its Q/DQ model has in float), why the error still jumps there, and whether the task
+    metric is recovered. Returns (the build the chain started from, the chain's exclusions, all kept nodes)."""
+    from .accuracy import loop_view
+
+    root_build, kept_before = loop_view.chain_root(workbench().jobs, job)
+    kept_now = list(dict.fromkeys([*kept_before, *result.kept_float]))
+    if kept_now:
+        st.caption(f"Already in higher precision ({len(kept_now)}): " + ", ".join(code(n) for n in kept_now))
+    if result.jump_note:
+        st.caption(f"Error jumps at {code(result.jump)}: {md(result.jump_note)}")
+    if result.recovered:
+        st.success(f"Task metric recovered — {result.recovery}: nothing needs to be kept in higher precision; the "
+                   "culprits above are for reading only.")
+    return root_build, kept_before, kept_now
+
+def culprit_loop_panel(ref: ModelRef, builds: Sequence[Any], calib_file: Path | None,
+                       test_file: Path | None) -> None:
+    """The culprit loop on the Accuracy page: calibrate, then measure round by round what keeping nodes in float
+    gives on held-out data, keep only measured gains, stop when the task metric is recovered, or say INT8 is not
+    advisable. ``builds``: the model's builds (:func:`workbench.accuracy.options.build_choices`)."""
+    from .accuracy import loop_view
+    from .accuracy.loop import load_loop
+    from .accuracy.loop_job import LoopRequest, submit_loop
+
+    wb = workbench()
+    st.caption("Each round ranks culprits, re-quantizes and re-runs ONNX Runtime on the held-out data for every "
+               "proposal, and keeps only the largest measured gain; the loop stops once top-1 is within 1 pp of "
+               "FP32 (with labels) or the outputs' mean cosine to FP32 reaches 0.99. Transformers start with "
+               "mask arithmetic, Softmax, LayerNorm, GELU and residual Adds in float.")
+    c = st.columns(2)
+    cal_src = c[0].radio("Calibration data", (["sample"] if calib_file else []) + ["upload"], horizontal=True,
+                         format_func=_LOOP_DATA.get, key="accuracy.loop.calib_source")
+    cal = str(calib_file) if cal_src == "sample" else _npz_upload("Calibration .npz", "accuracy.loop.calib")
+    held_src = c[1].radio("Held-out data", (["test"] if test_file else []) + ["upload"], horizontal=True,
+                          format_func=_LOOP_DATA.get, key="accuracy.loop.heldout_source")
+    held = str(test_file) if held_src == "test" else _npz_upload(
+        "Held-out .npz ('label' for top-1; else the outputs' cosine to FP32)", "accuracy.loop.heldout")
+    d = st.columns(3)
+    calibrator = d[0].selectbox("Calibrator", ("minmax", "entropy", "percentile"), key="accuracy.loop.calibrator",
+                                help="When round 0 misses the target, the other calibrators are measured too.")
+    rounds = int(d[1].number_input("Rounds at most", 1, 10, 3, key="accuracy.loop.rounds"))
+    target = d[2].number_input("Target (0: default)", 0.0, 1.0, 0.0, format="%g", key="accuracy.loop.target",
+                               help="Mean cosine (default 0.99) or top-1 as a fraction (default FP32's − 1 pp).")
+    missing = "" if cal and held else "Choose calibration and held-out data (.npz, one array per model input)."
+    if missing:
+        st.info(missing)
+    if st.button("Run the culprit loop", type="primary", disabled=bool(missing), key="accuracy.loop.submit"):
+        with error_boundary("Culprit loop"):
+            req = LoopRequest(calib_path=str(cal), heldout_path=str(held), calibrator=str(calibrator),
+                              max_rounds=rounds, target=float(target) or None)
+            st.session_state[LOOP] = submit_loop(wb.jobs, ref, req)
+            st.toast("Culprit loop queued.")
+    runs = loop_view.loops(wb.jobs, ref.digest)
+    if not runs:
+        return
+    if st.session_state.get(LOOP) not in {j.id for j in runs}:
+        st.session_state[LOOP] = runs[0].id
+    labels = {j.id: loop_view.loop_label(j) for j in runs}
+    loop_id = str(st.selectbox("Culprit loop", list(labels), format_func=lambda j: labels.get(j, j), key=LOOP))
+    loop_job = job_panel(loop_id, "Culprit loop")
+    if loop_job.status != "succeeded":
+        return
+    loop_dir = wb.jobs.job_dir(loop_id)
+    res = load_loop(loop_dir)
+    (st.success if res.advisable else st.warning)(res.verdict)
+    fmt = (lambda v: f"{v:.2%}") if res.metric == "top-1" else (lambda v: f"{v:.5f}")
+    metric_row([
+        (f"{res.metric}, round 0", fmt(res.baseline.value), None, f"FP32: {fmt(res.fp32)}"),
+        (f"{res.metric}, final", fmt(res.final.value), None, f"target {fmt(res.target)}"),
+        ("Rounds", str(len(res.rounds)), None, None),
+        ("Kept in float / quantized", f"{len(res.excluded)} / {res.n_quantized}", None, None),
+    ])
+    st.dataframe(loop_view.rounds_table(res), hide_index=True, key="accuracy.loop.rounds_table")
+    if res.alternatives:
+        st.dataframe(loop_view.alternatives_table(res), hide_index=True, key="accuracy.loop.alternatives")
+    for kind, path in loop_view.artifacts(loop_dir).items():
+        download_file(f"Download {path.name}", path, "application/octet-stream", key=f"accuracy.loop.dl.{kind}")
+    int8_builds = [b for b in builds if b.precision == res.precision]
+    if res.advisable and res.excluded and int8_builds:
+        b = st.selectbox("Build to rebuild", int8_builds, format_func=lambda b: b.label, key="accuracy.loop.build")
+        if st.button(f"Rebuild it with the loop's {len(res.excluded)} node(s) kept in float",
+                     key="accuracy.loop.rebuild"):
+            with error_boundary("Rebuild"):
+                st.session_state[BUILD_JOB] = wb.rebuild_keeping_float(b.job_id, list(res.excluded))
+                st.switch_page("pages/build.py")
+    elif res.advisable and res.excluded:
+        st.caption(f"To build it: Build page, {res.precision.upper()}, reuse the ranges of this loop and exclude "
+                   f"its {len(res.excluded)} nodes — or `trt-workbench build … --precision {res.precision} "
+                   f"--calib-data … --exclude …`.")

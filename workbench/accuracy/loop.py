@@ -175,32 +175,34 @@ def role(name: str) -> str:
 
 def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remaining: Sequence[str],
                limit: int) -> list[tuple[str, tuple[str, ...]]]:
-    """(label, new nodes) per top culprit, in this order: its inputs kept in float (their non-GEMM producers and
-    every reader: a tensor is quantized for each quantized reader and by a quantized producer), then the culprit
-    tensor itself (its nodes and readers); each first as the same nodes in every repeated block when that is
-    more. Nodes already in float are left out; empty and duplicate proposals are dropped."""
+    """(label, new nodes) to measure, at most ``limit``. From each top culprit: its inputs kept in float (their
+    non-GEMM producers and every reader: a tensor is quantized for each quantized reader and by a quantized
+    producer), and the culprit tensor itself (its nodes and readers); each also as the same nodes in every
+    repeated block. Block-wide groups come first, ranked by the culprit scores they gather (six culprits, one per
+    block, make one strong group), then single culprits; then the GEMM roles no culprit named (Q, K, V, FFN, ...
+    in every block), so later rounds reach them. Nodes already in float are left out; empty and duplicate
+    proposals are dropped."""
     from ..quantize_defaults import GEMMS
     from .culprits import propose_exclusions
+    from .graph import quantizable
 
     by_role: dict[str, list[str]] = {}
     for n in remaining:
         by_role.setdefault(role(n), []).append(n)
-    out: list[tuple[str, tuple[str, ...]]] = []
-    seen: set[frozenset[str]] = set()
+    groups: dict[frozenset[str], list[Any]] = {}  # nodes -> [label, nodes, score]
+    singles: dict[frozenset[str], list[Any]] = {}
 
-    def add(label: str, nodes: Sequence[str]) -> None:
+    def add(label: str, nodes: Sequence[str], weight: float) -> None:
         fresh = [n for n in dict.fromkeys(nodes) if n not in excluded]
         if not fresh:
             return
-        group = [m for n in fresh for m in by_role.get(role(n), [n])]
-        options = [(label, fresh)]
-        if len(set(group)) > len(fresh):
-            options.insert(0, (f"{_names(sorted({role(n) for n in fresh}))} in every block", group))
-        for lab, ns in options:
-            key = frozenset(ns)
-            if key not in seen and len(out) < limit:
-                seen.add(key)
-                out.append((lab, tuple(dict.fromkeys(ns))))
+        group = list(dict.fromkeys(m for n in fresh for m in by_role.get(role(n), [n])))
+        if len(group) > len(fresh):
+            entry = groups.setdefault(frozenset(group), [f"{_names(sorted({role(n) for n in fresh}))} in every block",
+                                                         tuple(group), 0.0])
+            entry[2] += weight
+        entry = singles.setdefault(frozenset(fresh), [label, tuple(fresh), 0.0])
+        entry[2] += weight
 
     for c in culprits:
         inside = set(c.nodes)
@@ -211,13 +213,17 @@ def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remainin
             if p is not None and graph.op_types.get(p) not in GEMMS:
                 side.append(p)
             side += graph.consumers.get(x, ())
-        from .graph import quantizable
-
-        add(f"{_names(inputs)} kept in float (read by {c.tensor})", quantizable(graph, side))
+        weight = c.score if c.score == c.score and c.score != float("inf") else 1.0
+        add(f"{_names(inputs)} kept in float (read by {c.tensor})", quantizable(graph, side), weight)
         add(f"{_names(list(c.nodes))} (error added at {c.tensor})",
-            propose_exclusions(graph, [c], 1, with_readers=True))
-        if len(out) >= limit:
-            break
+            propose_exclusions(graph, [c], 1, with_readers=True), weight)
+    ranked = sorted(groups.values(), key=lambda e: -e[2]) + sorted(
+        (e for k, e in singles.items() if k not in groups), key=lambda e: -e[2])
+    out: list[tuple[str, tuple[str, ...]]] = [(e[0], e[1]) for e in ranked]
+    seen = {frozenset(ns) for _, ns in out}
+    for key, nodes in by_role.items():  # GEMM roles no culprit named, most nodes first
+        if len(nodes) > 1 and graph.op_types.get(nodes[0]) in GEMMS and frozenset(nodes) not in seen:
+            out.append((f"{key} in every block", tuple(nodes)))
     return out[:limit]
 
 
@@ -274,13 +280,15 @@ def culprit_loop(
     attribution_samples: int = 8,
     alternatives: bool = True,
     try_calibrators: bool = True,
+    contrast: bool = True,
     reporter: Reporter | None = None,
 ) -> LoopResult:
     """Runs the loop (see the module docstring) for ``model`` quantized with ``spec`` (a
     :class:`workbench.quantize.QuantizeSpec`), calibrated on ``calibration`` and scored on ``heldout`` (a
     ``label`` extra makes the metric top-1 accuracy). ``defaults``: the transformer-aware float groups (None:
     when the model is a transformer). ``try_calibrators``: when round 0 does not recover the metric, the other
-    INT8 calibrators are measured too and the best one is kept (its ranges serve every later round). Writes each round's Q/DQ model, the final one (``model_qdq.onnx``) and
+    INT8 calibrators are measured too and the best one is kept (its ranges serve every later round).
+    ``contrast``: also measure round 0 without the transformer defaults (``plain``). Writes each round's Q/DQ model, the final one (``model_qdq.onnx``) and
     ``culprit_loop.json`` to ``out_dir``; returns the result."""
     from ..quantize import qdq_summary, run_model
     from ..quantize_defaults import float_groups
@@ -303,10 +311,11 @@ def culprit_loop(
         reporter.log(f"Kept in float by default: {line}.")
 
     plain: float | None = None
-    if use_defaults:  # the contrast the user needs: what quantizing everything would give
+    if use_defaults and contrast:  # the contrast the user needs: what quantizing everything would give
         reporter.progress(0.05, "round 0 without defaults")
         _, s = _quantize(ctx, spec, out / "plain", calibration, None, SubReporter(reporter, 0.05, 0.15))
         plain = s.value
+        reporter.log(f"Round 0 without the transformer defaults ({spec.calibrator}): {s.text()}.")
     reporter.progress(0.15, "round 0")
     spec0 = replace(spec, exclude_nodes=tuple(dict.fromkeys([*spec.exclude_nodes, *default_nodes])))
     res, current = _quantize(ctx, spec0, out / ROUND0, calibration, None, SubReporter(reporter, 0.15, 0.25))
@@ -325,6 +334,7 @@ def culprit_loop(
             except WorkbenchError as err:
                 measured_cal[cal] = None
                 ctx.notes.append(f"The {cal} calibrator failed: {err.message}")
+                reporter.log(f"Round 0 with the {cal} calibrator failed: {err.message}", logging.WARNING)
                 continue
             measured_cal[cal] = s2.value
             reporter.log(f"Round 0 with the {cal} calibrator: {s2.text()}.")
@@ -362,12 +372,14 @@ def culprit_loop(
                     else "No culprit left to propose (every node the comparison blames is in float).")
             rounds.append(Round(k, tuple(excluded), tuple(remaining), before, tuple(trials), None, before, False,
                                 note))
+            _partial(out, baseline, rounds)
             break
         best_dir = trial_dir / f"trial{trials.index(chosen)}"
         current = replace(current, value=chosen.value)  # measured above on the same held-out data
         rounds.append(Round(k, tuple(excluded), tuple(remaining), before, tuple(trials), chosen, chosen.value,
                             current.recovered))
         excluded = list(dict.fromkeys([*excluded, *chosen.nodes]))
+        _partial(out, baseline, rounds)
     shutil.copyfile(best_dir / FINAL_MODEL, out / FINAL_MODEL)
     shutil.copyfile(best_dir / "calibration.json", out / "calibration.json")
     n_quantized = len(qdq_summary(out / FINAL_MODEL).quantized_nodes)
@@ -377,7 +389,8 @@ def culprit_loop(
         ctx.notes.append("The metric is recovered only with every node in float: that is not INT8 any more.")
     if not usable and alternatives:
         reporter.progress(0.9, "other precisions")
-        alts = _alternatives(ctx, spec0, calibration, out / "alternatives", SubReporter(reporter, 0.9, 1.0))
+        alts = _alternatives(ctx, spec0, calibration, out / "alternatives", SubReporter(reporter, 0.9, 1.0),
+                             base=out / ROUND0 / FINAL_MODEL)
     recommendation, verdict = _verdict(spec.precision, current, baseline, rounds, alts, n_quantized,
                                        bool(default_nodes))
     result = LoopResult(
@@ -397,6 +410,12 @@ def culprit_loop(
     return result
 
 
+def _partial(out: Path, baseline: TaskScore, rounds: Sequence[Round]) -> None:
+    """The rounds so far (``culprit_loop.partial.json``): what a long loop has measured if it is stopped."""
+    doc = {"baseline": baseline.to_dict(), "rounds": [asdict(r) for r in rounds]}
+    (out / "culprit_loop.partial.json").write_text(json.dumps(doc, indent=1, default=str))
+
+
 def _rank(model: Path, current: Path, heldout: CalibrationData, graph: Any, excluded: set[str],
           remaining: Sequence[str], limit: int, n: int) -> list[tuple[str, tuple[str, ...]]]:
     """Proposals from a per-layer comparison of the current Q/DQ model on the first ``n`` held-out samples."""
@@ -414,8 +433,9 @@ def _rank(model: Path, current: Path, heldout: CalibrationData, graph: Any, excl
 
 
 def _alternatives(ctx: _Context, spec: Any, calibration: CalibrationData, folder: Path,
-                  reporter: Reporter) -> list[Alternative]:
-    """FP16, BF16 and FP8 (and ONNX Runtime's dynamic INT8, for contrast) measured on the same held-out data."""
+                  reporter: Reporter, *, base: Path | None = None) -> list[Alternative]:
+    """FP16, BF16 and FP8, INT8 weight-only (from ``base``, round 0's Q/DQ model) and ONNX Runtime's dynamic INT8
+    (for contrast) measured on the same held-out data."""
     from .candidates import simulate_fp16
 
     out: list[Alternative] = []
@@ -449,6 +469,13 @@ def _alternatives(ctx: _Context, spec: Any, calibration: CalibrationData, folder
 
     measured("fp8", fp8, "Q/DQ E4M3 with ONNX Runtime's distribution calibration, transformer defaults; "
              "engines run on GPUs of compute capability 8.9 or newer")
+    if base is not None and spec.precision == "int8":
+        from .weight_only import weight_only
+
+        reporter.progress(0.7, "weight-only INT8")
+        measured("int8-weight-only", lambda: weight_only(base, folder / "weight_only" / "model_weight_only.onnx"),
+                 "INT8 weights per channel, float activations (round 0's Q/DQ without activation Q/DQ): the form "
+                 "TensorRT-RTX runs as a weight-only GEMM")
     reporter.progress(0.75, "dynamic INT8")
     measured("int8-dynamic", lambda: _dynamic(ctx.model, folder / "dynamic"),
              "ONNX Runtime's own dynamic INT8 (activation scales per batch): an ONNX Runtime path, not a TensorRT one")

@@ -255,7 +255,7 @@ def detail(result: Any) -> list[tuple[str, str, str | None, str | None]]:
             "Error jumps at",
             result.jump or "—",
             None,
-            "First tensor whose added error is at least half the largest.",
+            getattr(result, "jump_note", "") or "First tensor whose added error is at least half the largest.",
         ),
     ]
     return rows
