@@ -1,6 +1,5 @@
 """Model page: open a model (upload, sample, recent), read its summary, see it in Netron."""
 
-import pandas as pd
 import streamlit as st
 
 from workbench import ui
@@ -81,6 +80,8 @@ with ui.error_boundary(ref.name):
         st.warning(ui.md_lines(w))
 
     def io_table(tensors):
+        import pandas as pd  # here, not at the top: an idle server never loads pandas/pyarrow
+
         return pd.DataFrame([{"name": t.name, "dtype": t.dtype, "shape": t.shape_text(),
                               "dynamic dims": ", ".join(f"{i} ({t.shape[i] or '?'})" for i in t.dynamic_dims)
                               if t.shape else "rank unknown"} for t in tensors])

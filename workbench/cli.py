@@ -242,24 +242,19 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
                    help="reuse the calibration ranges of an earlier quantize/build (no recalibration)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trt-workbench", description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_HOME or ~/.trt-workbench)")
-    parser.add_argument("--log-level", default="WARNING")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+    from .spec import BACKENDS
 
-    p = sub.add_parser("inspect", help="summarize an ONNX model")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-parse", action="store_true",
                    help="skip the parser check (by default the model is parsed as the Model page's Parser tab does)")
-    from .spec import BACKENDS
-
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="backend whose ONNX parser checks the model (default: the first one installed)")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("build", help="build a plan (runs as a workspace job, like the app)")
+
+def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True, metavar="PLAN",
                    help="where to copy the plan; its layer information goes beside it (m.plan → m.layers.json)")
@@ -269,8 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="stream the build log to stderr")
     p.set_defaults(func=cmd_build)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trt-workbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_HOME or ~/.trt-workbench)")
+    parser.add_argument("--log-level", default="WARNING")
     from . import cli_more
 
+    # every subcommand's arguments (and the modules they need) are added only when that subcommand is used
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=cli_more.LazyParser)
+    sub.add_parser("inspect", help="summarize an ONNX model", populate=_inspect_args)
+    sub.add_parser("build", help="build a plan (runs as a workspace job, like the app)", populate=_build_args)
     cli_more.register(sub)
     return parser
 

@@ -133,7 +133,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = load_data(model, args.data, shapes=shapes or None, n_random=args.max_samples)
     with tempfile.TemporaryDirectory(prefix="wb-compare-cli-") as tmp:
         out_dir = Path(tmp)
-        result = compare(model, candidate, data, spec, out_dir=out_dir, reporter=reporter)
+        wanted = bool(args.json or args.html or args.results)  # artifacts nobody asked for are not written
+        result = compare(model, candidate, data, spec, out_dir=out_dir if wanted else None, reporter=reporter)
         for flag, name in (
             (args.json, COMPARISON_FILE),
             (args.html, REPORT_FILE),

@@ -154,6 +154,24 @@ _PATCHES: tuple[_Patch, ...] = (
         f'<script type="text/javascript" src="{SELECT_SCRIPT}"></script>',
         "node-selection script",
     ),
+    # Streamlit gzips every /app/static response on the fly when the browser accepts gzip (a 100 MB model:
+    # seconds of server CPU per view, every view), but never a partial (206) response: ask for the model and
+    # its external data as the range "bytes=0-" (the whole file, served as it is from disk), and take 206.
+    _Patch(
+        "browser.js",
+        "        return this._request(url, headers, encoding, callback, timeout);",
+        "        if (!encoding && !url.startsWith('data:')) { // workbench: whole file, uncompressed\n"
+        "            headers = Object.assign({ Range: 'bytes=0-' }, headers || {});\n"
+        "        }\n"
+        "        return this._request(url, headers, encoding, callback, timeout);",
+        "model download without on-the-fly gzip (a whole-file range request)",
+    ),
+    _Patch(
+        "browser.js",
+        "if (request.status === 200) {",
+        "if (request.status === 200 || request.status === 206) { // workbench: 206 answers bytes=0-",
+        "model download without on-the-fly gzip (206 accepted)",
+    ),
 )
 
 _SELECT_JS = r"""// Added by TensorRT Workbench (workbench/netron.py): select nodes from the app.

@@ -48,6 +48,11 @@ MAX_CALIBRATION_BATCH = 4096
 # Entropy (KL) histogram bins. TensorRT uses 2048; ORT's pure-Python search over them costs about 1 s per
 # tensor, so 512 (clipping down to a quarter of the observed range) at about 0.15 s per tensor.
 ENTROPY_BINS = 512
+# Samples whose intermediate outputs ONNX Runtime's calibrators hold at once (ResNet-50: about 115 MB a sample).
+# They keep every output of the batches one ``collect_data`` call reads; calibration calls it a chunk at a time,
+# and their histogram collector (MinMax: its running ranges) merges across calls, so memory does not grow with
+# the number of samples.
+CALIBRATION_CHUNK_SAMPLES = 16
 _ORT_METHOD = {
     "entropy": "Entropy",
     "minmax": "MinMax",
@@ -369,6 +374,55 @@ class _Reader:
         return self.plan.n_batches
 
 
+class _Chunk:
+    """The next batches of ``reader`` (``first`` already read), at most ``batches`` of them, then the end."""
+
+    def __init__(self, reader: _Reader, first: dict[str, np.ndarray], batches: int) -> None:
+        self._reader, self._first, self._left = reader, first, batches
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._left <= 0:
+            return None
+        self._left -= 1
+        if self._first is not None:
+            batch, self._first = self._first, None
+            return batch
+        return self._reader.get_next()
+
+
+def _collect_in_chunks(calibrator: Any, reader: _Reader, chunk_samples: int) -> None:
+    """``calibrator.collect_data`` over all of ``reader``, a chunk of about ``chunk_samples`` samples per call."""
+    per_call = max(1, chunk_samples // max(1, reader.plan.batch_size))
+    called = False
+    while (first := reader.get_next()) is not None:
+        calibrator.collect_data(_Chunk(reader, first, per_call))
+        called = True
+    if not called:
+        calibrator.collect_data(reader)  # no batch at all: ORT's own error, as before
+
+
+def _as_one_pass(collector: Any) -> None:
+    """Make the merged histograms of ``collector`` those one pass over every sample would have built.
+
+    ORT's ``HistogramCollector`` extends a histogram by bins of the first chunk's width when a later chunk goes
+    wider, so a chunked histogram has more bins than ``num_bins``; the entropy search clips to no less than
+    ``num_quantized_bins`` bins, so its result would depend on the chunking. Re-bin each one to ``num_bins`` over
+    [-max|x|, max|x|], as one pass builds it (counts moved by their cumulative sum: exact to one fine bin)."""
+    if collector.method not in ("entropy", "distribution"):
+        return  # percentile keeps the bin width when it extends: the percentile is as exact either way
+    for name, entry in list(collector.histogram_dict.items()):
+        hist, edges, lo, hi = entry[:4]
+        if len(hist) == collector.num_bins:
+            continue
+        bound = np.array(max(abs(lo), abs(hi)), dtype=np.asarray(lo).dtype)
+        target = np.linspace(-float(bound), float(bound), collector.num_bins + 1)
+        cumulative = np.concatenate(([0], np.cumsum(hist)))
+        at = np.round(np.interp(target, edges.astype(np.float64), cumulative)).astype(np.int64)
+        at[0], at[-1] = 0, int(cumulative[-1])  # every value lies within [-max|x|, max|x|]
+        counts = np.diff(at)
+        collector.histogram_dict[name] = (counts, target.astype(edges.dtype), lo, hi, bound)
+
+
 def _calibrate(
     source: Path,
     tmp: Path,
@@ -405,7 +459,9 @@ def _calibrate(
     found = {} if found is None else found
     if hasattr(calibrator, "num_bins"):  # a histogram calibrator: screen before ORT builds the histograms
         calibrator.collector = screened_collector(calibrator, found)
-    calibrator.collect_data(reader)
+    _collect_in_chunks(calibrator, reader, CALIBRATION_CHUNK_SAMPLES)
+    if hasattr(calibrator, "num_bins"):
+        _as_one_pass(calibrator.collector)
     check_cancel(reporter)
     reporter.progress(_CAL[1], f"calibrate ({method} ranges)")
     t0 = time.monotonic()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..model import ModelSummary
+if TYPE_CHECKING:  # the Model page imports this with no model open: no onnx/numpy then
+    from ..model import ModelSummary
 
 
 def op_histogram(summary: ModelSummary, top: int = 30) -> Any:
