@@ -385,3 +385,28 @@ def hardswish_cnn() -> onnx.ModelProto:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(m, full_check=True)
     return m
+
+
+def loop_with_counter_scale() -> onnx.ModelProto:
+    """A Loop (3 iterations) whose body scales a float state by Cast(iteration, to=FLOAT) + 1 and adds x: an
+    integer-derived FP32 scalar meeting the state inside a subgraph body. x [2, 4] → y [2, 4]."""
+    body = helper.make_graph(
+        [helper.make_node("Cast", ["i"], ["i_f"], name="body/count", to=TensorProto.FLOAT),
+         helper.make_node("Add", ["i_f", "one"], ["k"], name="body/plus_one"),
+         helper.make_node("Mul", ["s", "k"], ["sk"], name="body/scale"),
+         helper.make_node("Add", ["sk", "x"], ["s_out"], name="body/accumulate"),
+         helper.make_node("Identity", ["c"], ["c_out"], name="body/keep_going")],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("s", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2, 4])])
+    g = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], name="loop", body=body)], "loop_counter",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(np.array(3, np.int64), "trips"), numpy_helper.from_array(np.array(True), "cond"),
+         _f("one", np.array(1.0))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m, full_check=True)
+    return m

@@ -159,3 +159,23 @@ def test_bf16_keeps_an_op_tensorrt_takes_only_in_fp32_or_fp16_in_fp32_and_builds
     from workbench.network_types import input_types
 
     assert input_types(network, "hswish") == [(hswish.input[0], "float32")]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_a_loop_body_is_converted_with_its_outer_scope_and_builds(wb, tmp_path, precision):
+    """Cast(iteration, to=FLOAT) inside a Loop body meets the half state: retargeted like the outer graph's."""
+    path = tmp_path / "loop_counter.onnx"
+    onnx.save(onnx_models.loop_with_counter_scale(), str(path))
+    job, log, layers = _build(wb, path, BuildSpec(precision=precision))
+    network = onnx.load(str(wb.jobs.artifact(job.id, "network.onnx")))
+    body = next(a.g for n in network.graph.node if n.op_type == "Loop" for a in n.attribute if a.name == "body")
+    count = next(n for n in body.node if n.name == "body/count")
+    half = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.BFLOAT16
+    assert next(a.i for a in count.attribute if a.name == "to") == half
+    from workbench.network_types import type_clashes
+
+    assert type_clashes(network) == []
+    assert _HALF[precision][1] in log
+    if precision == "fp16":  # ONNX Runtime ran it beside the FP32 model: 3 iterations, same result
+        line = next(ln for ln in log.splitlines() if "ONNX Runtime: the FP16 network ran once" in ln)
+        assert "y cosine 1.0000" in line or "y cosine 0.999" in line, line

@@ -260,9 +260,11 @@ def _closeness(name: str, ref: Any, got: Any) -> str:
     a, b = a[finite], b[finite]
     if not a.size:
         return f"{name} has no finite values to compare"
+    diff = float(np.abs(a - b).max())
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    cos = float(a @ b / norm) if norm else float("nan")
-    return f"{name} cosine {cos:.4f} (max |diff| {float(np.abs(a - b).max()):.3g})"
+    if not norm:  # an all-zero output (a zero-initialised head): no direction to compare
+        return f"{name} all zero in {'both' if not a.any() and not b.any() else 'one'} (max |diff| {diff:.3g})"
+    return f"{name} cosine {float(a @ b / norm):.4f} (max |diff| {diff:.3g})"
 
 
 def summary_lines(conv: Conversion) -> list[str]:
