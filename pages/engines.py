@@ -19,9 +19,9 @@ for j in jobs:
     spec = j.payload.get("spec", {})
     rows.append({
         "model": j.model_name, "model id": (j.model_digest or "")[:8],
-        "build": j.title.split(": ", 1)[-1],  # what tells it from the others: precision, kept nodes, calibrator
-        "precision": str(spec.get("precision", "")).upper(), "backend": spec.get("backend"),
-        "profiles": len(spec.get("profiles", [])), "status": j.status,
+        # what tells it from the others: backend, precision, calibrator, kept nodes, profiles
+        "build": j.title.split(": ", 1)[-1] if ": " in j.title else str(spec.get("precision", "")).upper(),
+        "status": j.status,
         "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created)),
         "duration (s)": round(j.duration, 2) if j.duration is not None else None,
         "plan (KiB)": round(j.result.get("plan_bytes", 0) / 1024, 1) if j.result else None,

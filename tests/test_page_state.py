@@ -250,7 +250,7 @@ def test_data_errors_name_the_users_file_and_the_box(app_ws, tmp_path):
 
     mlp = app_ws.import_path(get_sample("digits_mlp").path)
     buf = io.BytesIO()
-    np.savez(buf, x=np.zeros((40, 64), np.float32), y=np.zeros(40, np.int64))
+    np.savez(buf, input=np.zeros((40, 10), np.float32), label=np.zeros(40, np.int64))  # 10 features, not 64
     at = open_page("quantize", TIMEOUT, **{ui.MODEL_DIGEST: mlp.digest})
     at.radio(key="quantize.test.source").set_value("upload").run()
     at.file_uploader(key="quantize.test.upload").upload("my_heldout.npz", buf.getvalue()).run()

@@ -63,6 +63,6 @@ def remap_npz(src: str | Path, dst: str | Path, mapping: Mapping[str, str], name
                         "Map arrays whose first axis is the sample axis, the same length for all.")
     part = dst.with_name(dst.name + ".part")
     with open(part, "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle among the kwargs
     part.replace(dst)
     return dst
