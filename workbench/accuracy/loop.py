@@ -13,11 +13,13 @@ when the metric is recovered (:mod:`.task_score`), when no proposal helps, or af
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -288,16 +290,38 @@ def culprit_loop(
     ``label`` extra makes the metric top-1 accuracy). ``defaults``: the transformer-aware float groups (None:
     when the model is a transformer). ``try_calibrators``: when round 0 does not recover the metric, the other
     INT8 calibrators are measured too and the best one is kept (its ranges serve every later round).
-    ``contrast``: also measure round 0 without the transformer defaults (``plain``). Writes each round's Q/DQ model, the final one (``model_qdq.onnx``) and
-    ``culprit_loop.json`` to ``out_dir``; returns the result."""
+    ``contrast``: also measure round 0 without the transformer defaults (``plain``). Writes each round's Q/DQ
+    model, the final one (``model_qdq.onnx``) and ``culprit_loop.json`` to ``out_dir``; returns the result."""
+    model, out = Path(model).resolve(), Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    # ONNX Runtime's shape inference and quantizer leave temporary files (sym_shape_infer_temp.onnx, <uuid>.data)
+    # in the working directory: keep them in the loop's folder, not the user's (or the repository's)
+    with _working_dir(out):
+        return _loop(model, calibration, heldout, spec, out, max_rounds=max_rounds, max_trials=max_trials,
+                     defaults=defaults, target=target, output=output, attribution_samples=attribution_samples,
+                     alternatives=alternatives, try_calibrators=try_calibrators, contrast=contrast,
+                     reporter=reporter or NullReporter())
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _loop(model: Path, calibration: CalibrationData, heldout: CalibrationData, spec: Any, out: Path, *,
+          max_rounds: int, max_trials: int, defaults: bool | None, target: float | None, output: str | None,
+          attribution_samples: int, alternatives: bool, try_calibrators: bool, contrast: bool,
+          reporter: Reporter) -> LoopResult:
     from ..quantize import qdq_summary, run_model
     from ..quantize_defaults import float_groups
     from .data import labels_for
     from .graph import read_graph
 
-    reporter = reporter or NullReporter()
-    model, out = Path(model), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     graph = read_graph(model)
     reporter.progress(0.0, "FP32 reference")
     reference = run_model(model, heldout, batch_size=32, reporter=reporter)
