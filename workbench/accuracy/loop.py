@@ -535,7 +535,8 @@ def _verdict(precision: str, final: TaskScore, baseline: TaskScore, rounds: Sequ
         return precision, (f"{p} is usable: {final.metric} {fmt(final.value)} on {final.n_samples} held-out samples "
                            f"(target {fmt(final.target)}) {how}; {n_quantized} node(s) stay quantized.")
     usable = {a.precision: a for a in alts if a.value is not None and a.recovered}
-    tensorrt = [q for q in ("fp8", "fp16", "bf16") if q in usable and q != precision]
+    # TensorRT paths, preferred in this order; weight-only INT8 (float activations) after the float precisions
+    tensorrt = [q for q in ("fp8", "fp16", "bf16", "int8-weight-only") if q in usable and q != precision]
     choice = tensorrt[0] if tensorrt else "fp32"
     why = (f"{p} is not advisable for this model: after {len(rounds)} round(s) the {final.metric} is "
            f"{fmt(final.value)} (round 0: {fmt(baseline.value)}; target {fmt(final.target)}) on {final.n_samples} "
@@ -544,6 +545,10 @@ def _verdict(precision: str, final: TaskScore, baseline: TaskScore, rounds: Sequ
                          else f"{a.precision.upper()} {a.note}" for a in alts)
     if choice == "fp32":
         advice = " No reduced precision reaches the target here: keep FP32."
+    elif choice == "int8-weight-only":
+        advice = (" Use weight-only INT8 (INT8 weights, float activations: "
+                  f"{fmt(usable[choice].value)}), which TensorRT-RTX builds; FP16/BF16/FP8 were not measured or "
+                  "miss the target here.")
     else:
         advice = f" Use {choice.upper()}" + (" (on GPUs of compute capability 8.9 or newer; FP16 elsewhere)"
                                              if choice == "fp8" and "fp16" in usable else "") + "."
