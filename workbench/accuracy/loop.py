@@ -203,7 +203,7 @@ def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remainin
             entry = groups.setdefault(frozenset(group), [f"{_names(sorted({role(n) for n in fresh}))} in every block",
                                                          tuple(group), 0.0])
             entry[2] += weight
-        entry = singles.setdefault(frozenset(fresh), [label, tuple(fresh), 0.0])
+        entry = singles.setdefault(frozenset(fresh), [f"{_names(fresh)} {label}", tuple(fresh), 0.0])
         entry[2] += weight
 
     for c in culprits:
@@ -216,9 +216,8 @@ def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remainin
                 side.append(p)
             side += graph.consumers.get(x, ())
         weight = c.score if c.score == c.score and c.score != float("inf") else 1.0
-        add(f"{_names(inputs)} kept in float (read by {c.tensor})", quantizable(graph, side), weight)
-        add(f"{_names(list(c.nodes))} (error added at {c.tensor})",
-            propose_exclusions(graph, [c], 1, with_readers=True), weight)
+        add(f"(keeping {_names(inputs)} in float, read by {c.tensor})", quantizable(graph, side), weight)
+        add(f"(error added at {c.tensor})", propose_exclusions(graph, [c], 1, with_readers=True), weight)
     ranked = sorted(groups.values(), key=lambda e: -e[2]) + sorted(
         (e for k, e in singles.items() if k not in groups), key=lambda e: -e[2])
     out: list[tuple[str, tuple[str, ...]]] = [(e[0], e[1]) for e in ranked]
@@ -543,7 +542,9 @@ def _verdict(precision: str, final: TaskScore, baseline: TaskScore, rounds: Sequ
            "held-out samples" + (", and only with every node in float." if final.recovered else "."))
     measured = "; ".join(f"{a.precision.upper()} {fmt(a.value)}" if a.value is not None
                          else f"{a.precision.upper()} {a.note}" for a in alts)
-    if choice == "fp32":
+    if choice == "fp32" and not alts:
+        advice = " Other precisions were not measured (alternatives off)."
+    elif choice == "fp32":
         advice = " No reduced precision reaches the target here: keep FP32."
     elif choice == "int8-weight-only":
         advice = (" Use weight-only INT8 (INT8 weights, float activations: "
