@@ -317,3 +317,21 @@ def test_cli_compare_says_what_is_in_float_and_when_nothing_needs_to_be_kept(dig
     result = compare(model, cand, load_data(model, sample.test_data), CompareSpec(max_samples=450))
     assert result.recovered == ("Task metric recovered" in text)
     assert ("Re-quantize with" in text) == (not result.recovered and bool(result.proposed_exclusions))
+
+
+def test_the_verdict_names_weight_only_int8_when_the_float_precisions_could_not_be_measured():
+    """As measured on all-MiniLM-L6-v2 (bench/int8_transformer.py): static INT8 stuck at 0.83, FP16/BF16/FP8 not
+    measurable with this branch's converters, weight-only INT8 0.9996: the verdict says INT8 (static) is not
+    advisable and names weight-only INT8 with its number."""
+    from workbench.accuracy.loop import Alternative, _verdict
+    from workbench.accuracy.task_score import TaskScore
+
+    final = TaskScore("mean cosine", 0.8297, 1.0, 0.99, "last_hidden_state", 256, 0.47)
+    alts = [Alternative("fp16", None, False, "not measured: ONNX Runtime cannot load 'network.onnx'"),
+            Alternative("int8-weight-only", 0.9996, True), Alternative("int8-dynamic", 0.9919, True)]
+    choice, text = _verdict("int8", final, final, (), alts, 120, True)
+    assert choice == "int8-weight-only"
+    assert "INT8 is not advisable" in text and "weight-only INT8" in text and "0.99960" in text
+    assert "FP16 not measured" in text
+    alts.insert(0, Alternative("fp16", 0.99999, True))
+    assert _verdict("int8", final, final, (), alts, 120, True)[0] == "fp16"

@@ -13,11 +13,13 @@ when the metric is recovered (:mod:`.task_score`), when no proposal helps, or af
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -201,7 +203,7 @@ def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remainin
             entry = groups.setdefault(frozenset(group), [f"{_names(sorted({role(n) for n in fresh}))} in every block",
                                                          tuple(group), 0.0])
             entry[2] += weight
-        entry = singles.setdefault(frozenset(fresh), [label, tuple(fresh), 0.0])
+        entry = singles.setdefault(frozenset(fresh), [f"{_names(fresh)} {label}", tuple(fresh), 0.0])
         entry[2] += weight
 
     for c in culprits:
@@ -214,9 +216,8 @@ def _proposals(graph: Any, culprits: Sequence[Any], excluded: set[str], remainin
                 side.append(p)
             side += graph.consumers.get(x, ())
         weight = c.score if c.score == c.score and c.score != float("inf") else 1.0
-        add(f"{_names(inputs)} kept in float (read by {c.tensor})", quantizable(graph, side), weight)
-        add(f"{_names(list(c.nodes))} (error added at {c.tensor})",
-            propose_exclusions(graph, [c], 1, with_readers=True), weight)
+        add(f"(keeping {_names(inputs)} in float, read by {c.tensor})", quantizable(graph, side), weight)
+        add(f"(error added at {c.tensor})", propose_exclusions(graph, [c], 1, with_readers=True), weight)
     ranked = sorted(groups.values(), key=lambda e: -e[2]) + sorted(
         (e for k, e in singles.items() if k not in groups), key=lambda e: -e[2])
     out: list[tuple[str, tuple[str, ...]]] = [(e[0], e[1]) for e in ranked]
@@ -288,16 +289,38 @@ def culprit_loop(
     ``label`` extra makes the metric top-1 accuracy). ``defaults``: the transformer-aware float groups (None:
     when the model is a transformer). ``try_calibrators``: when round 0 does not recover the metric, the other
     INT8 calibrators are measured too and the best one is kept (its ranges serve every later round).
-    ``contrast``: also measure round 0 without the transformer defaults (``plain``). Writes each round's Q/DQ model, the final one (``model_qdq.onnx``) and
-    ``culprit_loop.json`` to ``out_dir``; returns the result."""
+    ``contrast``: also measure round 0 without the transformer defaults (``plain``). Writes each round's Q/DQ
+    model, the final one (``model_qdq.onnx``) and ``culprit_loop.json`` to ``out_dir``; returns the result."""
+    model, out = Path(model).resolve(), Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    # ONNX Runtime's shape inference and quantizer leave temporary files (sym_shape_infer_temp.onnx, <uuid>.data)
+    # in the working directory: keep them in the loop's folder, not the user's (or the repository's)
+    with _working_dir(out):
+        return _loop(model, calibration, heldout, spec, out, max_rounds=max_rounds, max_trials=max_trials,
+                     defaults=defaults, target=target, output=output, attribution_samples=attribution_samples,
+                     alternatives=alternatives, try_calibrators=try_calibrators, contrast=contrast,
+                     reporter=reporter or NullReporter())
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _loop(model: Path, calibration: CalibrationData, heldout: CalibrationData, spec: Any, out: Path, *,
+          max_rounds: int, max_trials: int, defaults: bool | None, target: float | None, output: str | None,
+          attribution_samples: int, alternatives: bool, try_calibrators: bool, contrast: bool,
+          reporter: Reporter) -> LoopResult:
     from ..quantize import qdq_summary, run_model
     from ..quantize_defaults import float_groups
     from .data import labels_for
     from .graph import read_graph
 
-    reporter = reporter or NullReporter()
-    model, out = Path(model), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     graph = read_graph(model)
     reporter.progress(0.0, "FP32 reference")
     reference = run_model(model, heldout, batch_size=32, reporter=reporter)
@@ -511,15 +534,22 @@ def _verdict(precision: str, final: TaskScore, baseline: TaskScore, rounds: Sequ
         return precision, (f"{p} is usable: {final.metric} {fmt(final.value)} on {final.n_samples} held-out samples "
                            f"(target {fmt(final.target)}) {how}; {n_quantized} node(s) stay quantized.")
     usable = {a.precision: a for a in alts if a.value is not None and a.recovered}
-    tensorrt = [q for q in ("fp8", "fp16", "bf16") if q in usable and q != precision]
+    # TensorRT paths, preferred in this order; weight-only INT8 (float activations) after the float precisions
+    tensorrt = [q for q in ("fp8", "fp16", "bf16", "int8-weight-only") if q in usable and q != precision]
     choice = tensorrt[0] if tensorrt else "fp32"
     why = (f"{p} is not advisable for this model: after {len(rounds)} round(s) the {final.metric} is "
            f"{fmt(final.value)} (round 0: {fmt(baseline.value)}; target {fmt(final.target)}) on {final.n_samples} "
            "held-out samples" + (", and only with every node in float." if final.recovered else "."))
     measured = "; ".join(f"{a.precision.upper()} {fmt(a.value)}" if a.value is not None
                          else f"{a.precision.upper()} {a.note}" for a in alts)
-    if choice == "fp32":
+    if choice == "fp32" and not alts:
+        advice = " Other precisions were not measured (alternatives off)."
+    elif choice == "fp32":
         advice = " No reduced precision reaches the target here: keep FP32."
+    elif choice == "int8-weight-only":
+        advice = (" Use weight-only INT8 (INT8 weights, float activations: "
+                  f"{fmt(usable[choice].value)}), which TensorRT-RTX builds; FP16/BF16/FP8 were not measured or "
+                  "miss the target here.")
     else:
         advice = f" Use {choice.upper()}" + (" (on GPUs of compute capability 8.9 or newer; FP16 elsewhere)"
                                              if choice == "fp8" and "fp16" in usable else "") + "."
