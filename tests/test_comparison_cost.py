@@ -10,8 +10,7 @@ import json
 import pytest
 from polygraphy.comparator import util as comp_util
 
-from workbench.accuracy import CompareSpec, compare, load_data, simulate_fp16
-from workbench.accuracy import metrics
+from workbench.accuracy import CompareSpec, compare, load_data, metrics, simulate_fp16
 from workbench.samples import get_sample
 
 

@@ -362,7 +362,8 @@ class _Chunk:
     """The next batches of ``reader`` (``first`` already read), at most ``batches`` of them, then the end."""
 
     def __init__(self, reader: _Reader, first: dict[str, np.ndarray], batches: int) -> None:
-        self._reader, self._first, self._left = reader, first, batches
+        self._reader, self._left = reader, batches
+        self._first: dict[str, np.ndarray] | None = first
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._left <= 0:
