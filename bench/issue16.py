@@ -70,7 +70,7 @@ def trees(before: str | None) -> list[tuple[str, Path]]:
 def cmd_cli(args: argparse.Namespace) -> None:
     rows = {f"trt-workbench --help ({tag})": ([PY, "-m", "workbench.cli", "--help"], tree)
             for tag, tree in trees(args.before)}
-    rows["polygraphy convert --help"] = ([PY, "-m", "polygraphy", "convert", "--help"], REPO)
+    rows["polygraphy convert --help"] = ([str(Path(PY).parent / "polygraphy"), "convert", "--help"], REPO)
     rows["python -c pass"] = ([PY, "-c", "pass"], REPO)
     m = rounds(rows, args.rounds)
     report(m, [(k, "python -c pass") for k in rows if k.startswith("trt")]
@@ -102,7 +102,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
                 for tag, tree in trees(args.before)}
         rows["plain ORT run incl. session creation"] = ([PY, "-c", _PLAIN, str(model)], REPO)
         rows["polygraphy run --onnxrt --onnx-outputs mark all"] = (
-            [PY, "-m", "polygraphy", "run", str(model), "--onnxrt", "--onnx-outputs", "mark", "all"], REPO)
+            [str(Path(PY).parent / "polygraphy"), "run", str(model), "--onnxrt", "--onnx-outputs", "mark", "all"], REPO)
         m = rounds(rows, args.rounds)
     report(m, [(k, r) for k in rows if k.startswith("compare")
                for r in ("plain ORT run incl. session creation", "polygraphy run --onnxrt --onnx-outputs mark all")])
