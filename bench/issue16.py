@@ -111,12 +111,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_quantize(args: argparse.Namespace) -> None:
     import numpy as np
 
+    import onnx
+
     model = Path(args.model)
+    name = onnx.load(str(model), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="wb-bench16-") as tmp:
         rows = {}
         for n in args.samples:
             data = Path(tmp) / f"calib{n}.npz"
-            np.savez(data, x=np.random.default_rng(0).random((n, 3, 224, 224), dtype=np.float32))
+            np.savez(data, **{name: np.random.default_rng(0).random((n, 3, 224, 224), dtype=np.float32)})
             for tag, tree in trees(args.before):
                 rows[f"quantize entropy, {n} samples ({tag})"] = (
                     [PY, "-m", "workbench.cli", "--workspace", str(Path(tmp) / "ws"), "quantize", str(model),
