@@ -110,7 +110,6 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def cmd_quantize(args: argparse.Namespace) -> None:
     import numpy as np
-
     import onnx
 
     model = Path(args.model)
