@@ -49,8 +49,8 @@ def timed(cmd: list[str], tree: Path = REPO, cwd: Path | None = None) -> tuple[f
 
 def rounds(rows: dict[str, tuple[list[str], Path]], n: int) -> dict[str, tuple[float, float]]:
     seen: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}
-    for _ in range(n):
-        for label, (cmd, tree) in rows.items():
+    for i in range(n):  # in turn, the order reversed every other round (the first run may read cold files)
+        for label, (cmd, tree) in (list(rows.items()) if i % 2 == 0 else list(rows.items())[::-1]):
             seen[label].append(timed(cmd, tree))
     return {k: (statistics.median(w for w, _ in v), max(r for _, r in v)) for k, v in seen.items()}
 
@@ -70,7 +70,7 @@ def trees(before: str | None) -> list[tuple[str, Path]]:
 def cmd_cli(args: argparse.Namespace) -> None:
     rows = {f"trt-workbench --help ({tag})": ([PY, "-m", "workbench.cli", "--help"], tree)
             for tag, tree in trees(args.before)}
-    rows["polygraphy convert --help"] = ([PY, "-m", "polygraphy", "convert", "--help"], REPO)
+    rows["polygraphy convert --help"] = ([str(Path(PY).parent / "polygraphy"), "convert", "--help"], REPO)
     rows["python -c pass"] = ([PY, "-c", "pass"], REPO)
     m = rounds(rows, args.rounds)
     report(m, [(k, "python -c pass") for k in rows if k.startswith("trt")]
@@ -102,7 +102,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
                 for tag, tree in trees(args.before)}
         rows["plain ORT run incl. session creation"] = ([PY, "-c", _PLAIN, str(model)], REPO)
         rows["polygraphy run --onnxrt --onnx-outputs mark all"] = (
-            [PY, "-m", "polygraphy", "run", str(model), "--onnxrt", "--onnx-outputs", "mark", "all"], REPO)
+            [str(Path(PY).parent / "polygraphy"), "run", str(model), "--onnxrt", "--onnx-outputs", "mark", "all"], REPO)
         m = rounds(rows, args.rounds)
     report(m, [(k, r) for k in rows if k.startswith("compare")
                for r in ("plain ORT run incl. session creation", "polygraphy run --onnxrt --onnx-outputs mark all")])
@@ -110,13 +110,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def cmd_quantize(args: argparse.Namespace) -> None:
     import numpy as np
+    import onnx
 
     model = Path(args.model)
+    name = onnx.load(str(model), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="wb-bench16-") as tmp:
         rows = {}
         for n in args.samples:
             data = Path(tmp) / f"calib{n}.npz"
-            np.savez(data, x=np.random.default_rng(0).random((n, 3, 224, 224), dtype=np.float32))
+            np.savez(data, **{name: np.random.default_rng(0).random((n, 3, 224, 224), dtype=np.float32)})
             for tag, tree in trees(args.before):
                 rows[f"quantize entropy, {n} samples ({tag})"] = (
                     [PY, "-m", "workbench.cli", "--workspace", str(Path(tmp) / "ws"), "quantize", str(model),
