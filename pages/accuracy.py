@@ -9,7 +9,7 @@ from workbench import ui
 from workbench.accuracy import load_before_after, load_comparison, load_samples
 from workbench.accuracy import options as opt
 from workbench.accuracy.comparison import MARK_ALL_WARNING, SAMPLES_FILE
-from workbench.accuracy.job import SOURCE_LABELS, requantize_request, submit_compare
+from workbench.accuracy.job import SOURCE_LABELS, submit_compare
 from workbench.accuracy.spec import MAX_SAMPLES_LIMIT
 from workbench.calibration_data import MIN_CALIBRATION_SAMPLES
 from workbench.reports import accuracy_figures as figs
@@ -193,32 +193,7 @@ with ui.error_boundary("Comparison result"):
             ui.plotly_chart(figs.culprit_figure(result), key="accuracy.culprits")
             culprits = figs.culprit_table(result)
             st.dataframe(culprits, hide_index=True, column_config=ui.number_columns(culprits))
-            root_build, kept_before, kept_now = ui.culprit_state(job, result)
-            choices = [n for n in ui.node_choices(ref.digest) if n not in kept_now]
-            default = [] if result.recovered else [n for n in result.proposed_exclusions if n in choices]
-            keep = st.multiselect("Also keep in higher precision", choices, default, key=f"accuracy.keep.{job_id}")
-            again = requantize_request(wb.jobs, job, keep) if keep else None
-            fp16 = result.candidate_kind == "ort-fp16"
-            if keep and again is None:
-                st.caption(
-                    "Comparing again needs a candidate the workbench made: an INT8/FP8 or FP16 simulation, or "
-                    "a build's network. With the CLI: `trt-workbench quantize … --exclude` "
-                    f"{ui.md(' '.join(keep))}."
-                )
-            what = ("Convert to FP16 again keeping these in FP32, and compare" if fp16
-                    else "Re-quantize without these and compare")
-            if st.button(what, disabled=again is None, key="accuracy.requantize"):
-                st.session_state[NEXT] = submit_compare(wb.jobs, ref, again)
-                st.rerun()
-            precision = opt.rebuild_precision(wb.jobs, root_build)
-            rebuild = list(dict.fromkeys([*kept_before, *keep]))
-            if rebuild and precision and root_build:  # also after re-quantizing: the build the chain started from
-                kept = "in FP32" if precision == "fp16" else "in float (out of quantization)"
-                if st.button(f"Rebuild the {precision.upper()} engine with {len(rebuild)} node(s) kept {kept}",
-                             key="accuracy.rebuild", help=", ".join(rebuild)):
-                    with ui.error_boundary("Rebuild"):
-                        st.session_state[ui.BUILD_JOB] = wb.rebuild_keeping_float(root_build, rebuild)
-                        st.switch_page("pages/build.py")
+            ui.culprit_actions(ref, job, result, next_key=NEXT)
     if ba:
         with tabs["Before / after"]:
             ui.plotly_chart(figs.before_after_figure(ba), key="accuracy.before_after")

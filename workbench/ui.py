@@ -1142,3 +1142,40 @@ def culprit_loop_panel(ref: ModelRef, builds: Sequence[Any], calib_file: Path | 
         st.caption(f"To build it: Build page, {res.precision.upper()}, reuse the ranges of this loop and exclude "
                    f"its {len(res.excluded)} nodes — or `trt-workbench build … --precision {res.precision} "
                    f"--calib-data … --exclude …`.")
+
+
+def culprit_actions(ref: ModelRef, job: Any, result: Any, next_key: str) -> None:
+    """Below the culprits of a comparison: what is already kept in higher precision, a picker of what to keep too,
+    compare again without it (the new job's id goes to ``next_key`` for the page's next run), and rebuild the
+    engine the chain of comparisons started from with every kept node."""
+    from .accuracy import options as opt
+    from .accuracy.job import requantize_request, submit_compare
+
+    wb = workbench()
+    job_id = job.id
+    root_build, kept_before, kept_now = culprit_state(job, result)
+    choices = [n for n in node_choices(ref.digest) if n not in kept_now]
+    default = [] if result.recovered else [n for n in result.proposed_exclusions if n in choices]
+    keep = st.multiselect("Also keep in higher precision", choices, default, key=f"accuracy.keep.{job_id}")
+    again = requantize_request(wb.jobs, job, keep) if keep else None
+    fp16 = result.candidate_kind == "ort-fp16"
+    if keep and again is None:
+        st.caption(
+            "Comparing again needs a candidate the workbench made: an INT8/FP8 or FP16 simulation, or "
+            "a build's network. With the CLI: `trt-workbench quantize … --exclude` "
+            f"{md(' '.join(keep))}."
+        )
+    what = ("Convert to FP16 again keeping these in FP32, and compare" if fp16
+            else "Re-quantize without these and compare")
+    if st.button(what, disabled=again is None, key="accuracy.requantize"):
+        st.session_state[next_key] = submit_compare(wb.jobs, ref, again)
+        st.rerun()
+    precision = opt.rebuild_precision(wb.jobs, root_build)
+    rebuild = list(dict.fromkeys([*kept_before, *keep]))
+    if rebuild and precision and root_build:  # also after re-quantizing: the build the chain started from
+        kept = "in FP32" if precision == "fp16" else "in float (out of quantization)"
+        if st.button(f"Rebuild the {precision.upper()} engine with {len(rebuild)} node(s) kept {kept}",
+                     key="accuracy.rebuild", help=md(", ".join(rebuild))):
+            with error_boundary("Rebuild"):
+                st.session_state[BUILD_JOB] = wb.rebuild_keeping_float(root_build, rebuild)
+                st.switch_page("pages/build.py")
