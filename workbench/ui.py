@@ -1167,7 +1167,7 @@ def culprit_actions(ref: ModelRef, job: Any, result: Any, next_key: str) -> None
         )
     what = ("Convert to FP16 again keeping these in FP32, and compare" if fp16
             else "Re-quantize without these and compare")
-    if st.button(what, disabled=again is None, key="accuracy.requantize"):
+    if st.button(what, disabled=again is None, key="accuracy.requantize") and again is not None:
         st.session_state[next_key] = submit_compare(wb.jobs, ref, again)
         st.rerun()
     precision = opt.rebuild_precision(wb.jobs, root_build)
