@@ -294,7 +294,8 @@ def test_a_fresh_build_of_the_mask_attention_qdq_model_accounts_every_node(tmp_p
     onnx.save(fusion_models.mask_attention_qdq(), str(path))
     log = make_golden.build_log(path, tmp_path / "m.plan", fusion_models.MASK_PROFILE)
     fates = _fates(onnx.load(str(path)), parse_build_log(log))
-    assert fates["mask_mul"].evidence == "inside" and fates["mask_mul"].fate == "fused"
+    # listed by the layer's metadata in some builds; otherwise placed inside the layer by evidence
+    assert fates["mask_mul"].fate == "fused" and fates["mask_mul"].evidence in ("inside", "metadata")
 
 
 def test_the_cli_reports_zero_unaccounted_for_a_fresh_yolo_neck_build(tmp_path):

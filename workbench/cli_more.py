@@ -65,8 +65,9 @@ class _Into:
         self._parser = parser
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        if kwargs.get("description"):
-            self._parser.description = kwargs["description"]
+        for what in ("description", "epilog", "formatter_class"):  # how the module wants its --help laid out
+            if kwargs.get(what):
+                setattr(self._parser, what, kwargs[what])
         return self._parser
 
 
