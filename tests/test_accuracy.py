@@ -678,3 +678,31 @@ def test_an_fp16_build_is_rebuilt_with_its_culprits_kept_in_fp32(wb):
     fp32 = wb.jobs.wait(wb.submit_build(ref, BuildSpec(profiles=sample.profiles()[:1])), timeout=300)
     with pytest.raises(JobError, match="not a quantized build"):
         wb.rebuild_keeping_float(fp32.id, keep)
+
+
+def _axes(fig) -> dict:
+    return {k: v for k, v in fig.layout.to_plotly_json().items() if k.startswith(("xaxis", "yaxis"))}
+
+
+def test_error_axes_read_plain_numbers_not_si_prefixes(clean_run):
+    """An error of 2e-6 reads "2e-6" on every axis, never "2µ"; counts of a million never "1M"."""
+    from workbench.reports import accuracy_figures as af
+
+    result, _ = clean_run
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=2000)
+    cand = ref + 2e-6 * rng.normal(size=2000)  # a simulation's typical error: micro-units
+    figs = {
+        "histogram": af.histogram_figure("logits", ref, cand),
+        "scatter": af.scatter_figure("logits", ref * 1e9, cand * 1e9),
+        "depth": af.depth_figure(result, "max_abs"),
+        "depth snr": af.depth_figure(result, "snr_db"),
+        "culprits": af.culprit_figure(result),
+    }
+    for name, fig in figs.items():
+        axes = _axes(fig)
+        assert axes, name
+        for axis, spec in axes.items():
+            # Plotly's default ("B") labels 2e-6 as "2µ"; a d3 "s" tickformat does too
+            assert spec.get("exponentformat") == "e", (name, axis, spec)
+            assert "s" not in spec.get("tickformat", ""), (name, axis, spec)

@@ -52,6 +52,10 @@ def _layout(fig: Any, title: str, height: int = 420) -> Any:
         legend=dict(orientation="h", y=-0.2),
         template="plotly_white",
     )
+    # Errors are tiny or huge: Plotly's default SI prefixes read "2µ" or "1G" on an error axis. Plain numbers
+    # with a power of ten ("2e-6") instead, on every axis; counts get thousands separators.
+    fig.update_xaxes(exponentformat="e", separatethousands=True)
+    fig.update_yaxes(exponentformat="e", separatethousands=True)
     return fig
 
 
