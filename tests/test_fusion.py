@@ -380,6 +380,50 @@ def test_netron_draws_a_thousand_layer_engine(deep_build, tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------------------- exports, figures
+def _assert_a_whole_ring(fig) -> None:
+    """Ids unique, no parent smaller than its children (``branchvalues="total"`` draws those outside the ring),
+    every leaf on the outermost ring."""
+    d = fig.data[0]
+    ids, parents, values = list(d.ids), list(d.parents), list(d.values)
+    assert len(set(ids)) == len(ids), [i for i, c in Counter(ids).items() if c > 1]
+    value = dict(zip(ids, values, strict=True))
+    parent = dict(zip(ids, parents, strict=True))
+    children: Counter[str] = Counter()
+    for p, v in zip(parents, values, strict=True):
+        if p:
+            assert p in value, p
+            children[p] += v
+    for p, total in children.items():
+        assert total <= value[p], (p, total, value[p])
+
+    def depth(i: str) -> int:
+        return 1 + depth(parent[i]) if parent[i] else 1
+
+    leaves = set(ids) - set(children)
+    assert len({depth(i) for i in leaves}) == 1, sorted((depth(i), i) for i in leaves)[:5]
+
+
+@pytest.mark.parametrize("name", [n for n in GOLDEN_BUILDS if n.startswith(("bert", "gpt2", "cnn_fp16", "mlp"))])
+def test_the_fusion_sunburst_is_a_whole_ring_nothing_sticks_out(name):
+    """Layers TensorRT added (no ONNX node) get an outer wedge too, so the outer ring has no gaps or steps."""
+    from workbench.reports.fusion_figures import fusion_groups
+
+    report = account_fusion(*_golden(name))
+    assert report.groups
+    for kind in ("sunburst", "treemap"):
+        _assert_a_whole_ring(fusion_groups(report, kind=kind))
+
+
+def test_two_engine_layers_of_one_name_keep_their_own_wedges():
+    import dataclasses
+
+    from workbench.reports.fusion_figures import fusion_groups
+
+    report = account_fusion(*_golden("cnn_fp32"))
+    twice = dataclasses.replace(report, groups=report.groups + report.groups[:1])
+    _assert_a_whole_ring(fusion_groups(twice))
+
+
 def test_exports_hold_the_same_numbers_and_the_html_works_offline(tmp_path):
     import csv
     import io
