@@ -176,3 +176,24 @@ def netron_draws(layers, folder, tmp_path_factory, report=None) -> None:
 def test_netron_draws_the_engine_graph_one_node_per_layer(session_wb, cnn_build, tmp_path_factory):
     layers, report = job_report(session_wb.jobs.job_dir(cnn_build))
     netron_draws(layers, tmp_path_factory.mktemp("graph"), tmp_path_factory, report)
+
+
+def test_layer_and_node_names_get_wide_columns_not_cut_off(session_wb, cnn_build, fresh_caches):
+    """Long layer and node names ("/model/block1/conv/Conv + /model/block1/act/Relu") read in full: the name
+    columns of the Layers tab are configured wide."""
+    import json
+
+    job = session_wb.jobs.get(cnn_build)
+    layers, _ = job_report(session_wb.jobs.job_dir(cnn_build))
+    row, _layer = max(enumerate(layers.for_profile(0)), key=lambda il: len(il[1].onnx_nodes))
+    at = _page(**{ui.MODEL_DIGEST: job.model_digest, ui.FUSION_JOB: cnn_build})
+    at.session_state["fusion.table"] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
+    _ok(at)
+    assert len(at.dataframe) == 3  # the layers, the selected layer's ONNX nodes, its tensors
+    for frame in at.dataframe:
+        config = json.loads(frame.proto.columns or "{}")
+        names = [c for c in ("name", "node", "onnx_nodes", "also in") if c in frame.value.columns]
+        assert names, list(frame.value.columns)
+        widths = {c: config.get(c, {}).get("width") for c in names}
+        assert set(widths.values()) == {"large"}, widths
