@@ -706,3 +706,25 @@ def test_error_axes_read_plain_numbers_not_si_prefixes(clean_run):
             # Plotly's default ("B") labels 2e-6 as "2µ"; a d3 "s" tickformat does too
             assert spec.get("exponentformat") == "e", (name, axis, spec)
             assert "s" not in spec.get("tickformat", ""), (name, axis, spec)
+
+
+def _style(page: str) -> str:
+    return page.split("<style>", 1)[1].split("</style>", 1)[0]
+
+
+def test_report_tables_wrap_long_names_instead_of_running_off_the_page(clean_run):
+    """Tensor and node names have no spaces: without a break rule a table runs past the page's right edge, where
+    the names are cut off. Cells wrap them; numbers stay on one line; no column has a fixed width."""
+    from tests.test_fusion import _golden
+    from workbench.fusion import account_fusion
+    from workbench.reports import fusion_html
+
+    _, out = clean_run
+    model, layers = _golden("bert_tiny_mask_qdq_int8")
+    for page in ((out / REPORT_FILE).read_text(), fusion_html.render_html(account_fusion(model, layers), layers)):
+        css = _style(page).replace(" ", "")
+        assert "table{table-layout:auto}" in css
+        assert "td{word-break:break-word;overflow-wrap:anywhere}" in css
+        for rule in css.replace("}", "}\n").splitlines():
+            if rule.startswith(("th", "td", "th,td")):
+                assert "width:" not in rule and "text-overflow" not in rule, rule
