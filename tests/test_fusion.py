@@ -21,6 +21,7 @@ import pytest
 from tests.golden import make_golden
 from workbench.fusion import (
     FATES,
+    NETRON_TITLE_MAX,
     account_fusion,
     decode_myelin_ops,
     diff_builds,
@@ -338,13 +339,19 @@ def test_the_engine_as_a_graph_is_valid_onnx_with_one_node_per_layer(tmp_path, n
     produced = {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input}
     assert all(i in produced for n in model.graph.node for i in n.input)
     assert {o.name for o in model.graph.output} == {t.name for t in layers.io_tensors if t.mode == "Output"}
-    # With the fusion report, each node also names the ONNX op types fused into it.
+    # With the fusion report, each node also names the ONNX op types fused into it: in its title where that fits
+    # Netron's title (longer ones are cut to "kgen: Conv…lization+Relu"), always in full in an attribute.
     report = account_fusion(_golden(name)[0], layers)
     labelled = onnx.load(str(engine_as_onnx(layers, tmp_path / "labelled.onnx", report=report)))
     onnx.checker.check_model(labelled)
     for node, group in zip(labelled.graph.node, report.groups, strict=True):
         assert node.op_type.startswith(group.type)
-        assert all(op in node.op_type for op in group.op_types)
+        assert len(node.op_type) <= NETRON_TITLE_MAX or node.op_type == group.type, node.op_type
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if group.op_types:
+            assert attrs["fused_ops"].decode().split("+") == list(dict.fromkeys(group.op_types))
+            if len(f"{group.type}: {'+'.join(dict.fromkeys(group.op_types))}") <= NETRON_TITLE_MAX:
+                assert all(op in node.op_type for op in group.op_types)
 
 
 @pytest.fixture(scope="module")
