@@ -431,6 +431,21 @@ def test_two_engine_layers_of_one_name_keep_their_own_wedges():
     _assert_a_whole_ring(fusion_groups(twice))
 
 
+def test_fusion_chart_axes_count_in_plain_numbers_not_si_prefixes():
+    from workbench.reports import fusion_figures
+
+    model, layers = _golden("cnn_fp16")
+    report = account_fusion(model, layers)
+    figs = dict(fusion_figures.all_figures(report))
+    figs["diff"] = fusion_figures.diff_precision(diff_builds(layers, layers))
+    del figs["groups"]  # the sunburst has no axes
+    for name, fig in figs.items():
+        axes = {k: v for k, v in fig.layout.to_plotly_json().items() if k.startswith(("xaxis", "yaxis"))}
+        assert axes, name
+        for axis, spec in axes.items():  # Plotly's default labels 1200 layers "1.2k"
+            assert spec.get("exponentformat") == "none" and spec.get("separatethousands"), (name, axis, spec)
+
+
 def test_exports_hold_the_same_numbers_and_the_html_works_offline(tmp_path):
     import csv
     import io

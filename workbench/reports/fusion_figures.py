@@ -107,7 +107,7 @@ def precision_breakdown(report: FusionReport) -> Any:
         )
     )
     fig.update_layout(title="Engine layers by precision", yaxis_title="layers", margin=_MARGIN, height=320)
-    return fig
+    return _plain_numbers(fig)
 
 
 def layer_type_breakdown(report: FusionReport) -> Any:
@@ -130,7 +130,7 @@ def layer_type_breakdown(report: FusionReport) -> Any:
         height=max(260, 26 * len(types) + 100),
         legend_title_text="precision",
     )
-    return fig
+    return _plain_numbers(fig)
 
 
 def _sum_by_type(counts: Counter[tuple[str, str]]) -> dict[str, int]:
@@ -162,7 +162,7 @@ def node_fates(report: FusionReport) -> Any:
         margin=_MARGIN,
         height=320,
     )
-    return fig
+    return _plain_numbers(fig)
 
 
 def diff_precision(diff: BuildDiff, label_a: str = "A", label_b: str = "B") -> Any:
@@ -183,7 +183,7 @@ def diff_precision(diff: BuildDiff, label_a: str = "A", label_b: str = "B") -> A
         margin=_MARGIN,
         height=320,
     )
-    return fig
+    return _plain_numbers(fig)
 
 
 def all_figures(report: FusionReport) -> dict[str, Any]:
@@ -194,6 +194,13 @@ def all_figures(report: FusionReport) -> dict[str, Any]:
         "precision": precision_breakdown(report),
         "layer_types": layer_type_breakdown(report),
     }
+
+
+def _plain_numbers(fig: Any) -> Any:
+    """Counts as 1,200, never Plotly's SI "1.2k"."""
+    fig.update_xaxes(exponentformat="none", separatethousands=True)
+    fig.update_yaxes(exponentformat="none", separatethousands=True)
+    return fig
 
 
 def _short(name: str, n: int = 32) -> str:
