@@ -728,3 +728,25 @@ def test_report_tables_wrap_long_names_instead_of_running_off_the_page(clean_run
         for rule in css.replace("}", "}\n").splitlines():
             if rule.startswith(("th", "td", "th,td")):
                 assert "width:" not in rule and "text-overflow" not in rule, rule
+
+
+def test_the_network_axis_says_input_where_graph_inputs_sit_never_minus_one(clean_run):
+    """Graph inputs are drawn before node 0 (position -1): short networks and long ones label it "input"."""
+    import dataclasses
+
+    from workbench.reports import accuracy_figures as af
+
+    result, _ = clean_run
+    assert any(t.order < 0 for t in result.tensors)
+    deep = dataclasses.replace(  # the same tensors again further down: a 10× longer network
+        result,
+        tensors=result.tensors
+        + tuple(dataclasses.replace(t, name=f"{t.name}@{k}", order=t.order + 10 * k + 10)
+                for k in range(1, 40) for t in result.tensors if t.order >= 0),
+    )
+    for res in (result, deep):
+        axis = af.depth_figure(res).layout.xaxis
+        assert axis.tickvals is not None and len(axis.tickvals) <= 31, res is deep
+        labels = dict(zip(axis.tickvals, axis.ticktext, strict=True))
+        assert labels[-1] == "input" and "-1" not in axis.ticktext
+        assert max(axis.tickvals) <= max(t.order for t in res.tensors)
