@@ -83,10 +83,12 @@ with tabs[0]:
         from workbench.layers import TABLE_COLUMNS
 
         rows = layers.search(st.text_input("Search layers", key="fusion.search"), profile=report.profile)
+        frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
         event = st.dataframe(
-            pd.DataFrame(rows, columns=list(TABLE_COLUMNS)),
+            frame,
             hide_index=True,
             width="stretch",
+            column_config=ui.text_columns(frame),
             on_select="rerun",
             selection_mode="single-row",
             key="fusion.table",
@@ -102,11 +104,13 @@ with tabs[0]:
                    f"{ui.md(selected.tactic or '-')}")
         st.markdown("**ONNX nodes in this layer**")
         if selected.onnx_nodes:
-            st.dataframe(pd.DataFrame(report.layer_node_rows(selected)), hide_index=True, width="stretch")
+            nodes = pd.DataFrame(report.layer_node_rows(selected))
+            st.dataframe(nodes, hide_index=True, width="stretch", column_config=ui.text_columns(nodes))
         else:
             st.caption("None: TensorRT added this layer (reformat, copy or shape program).")
         st.markdown("**Tensors**")
-        st.dataframe(pd.DataFrame(selected.tensor_rows()), hide_index=True, width="stretch")
+        tensors = pd.DataFrame(selected.tensor_rows())
+        st.dataframe(tensors, hide_index=True, width="stretch", column_config=ui.text_columns(tensors))
 
 if tabs[1].open:
     with tabs[1]:
@@ -153,7 +157,8 @@ if tabs[3].open:
         ):
             st.markdown(title)
             if table:
-                st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+                frame = pd.DataFrame(table)
+                st.dataframe(frame, hide_index=True, width="stretch", column_config=ui.text_columns(frame))
             else:
                 st.caption("None.")
         if report.conventions:

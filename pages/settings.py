@@ -16,9 +16,11 @@ rows = []
 for b in detect_backends():
     rows.append({"backend": b.name, "installed": b.installed, "version": b.version,
                  "strongly typed": b.strongly_typed_only if b.installed else None,
-                 "can run engines here": b.can_run_engines,
-                 "note": b.reason or b.run_reason})
+                 "can run engines here": b.can_run_engines})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+for b in detect_backends():  # sentences, in full: a table cell would cut them off
+    if b.reason or b.run_reason:
+        st.caption(f"**{b.name}**: {ui.md(b.reason or b.run_reason)}")
 for b in detect_backends():
     if b.installed:
         with st.expander(f"{b.label}: precisions"):

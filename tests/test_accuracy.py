@@ -678,3 +678,75 @@ def test_an_fp16_build_is_rebuilt_with_its_culprits_kept_in_fp32(wb):
     fp32 = wb.jobs.wait(wb.submit_build(ref, BuildSpec(profiles=sample.profiles()[:1])), timeout=300)
     with pytest.raises(JobError, match="not a quantized build"):
         wb.rebuild_keeping_float(fp32.id, keep)
+
+
+def _axes(fig) -> dict:
+    return {k: v for k, v in fig.layout.to_plotly_json().items() if k.startswith(("xaxis", "yaxis"))}
+
+
+def test_error_axes_read_plain_numbers_not_si_prefixes(clean_run):
+    """An error of 2e-6 reads "2e-6" on every axis, never "2µ"; counts of a million never "1M"."""
+    from workbench.reports import accuracy_figures as af
+
+    result, _ = clean_run
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=2000)
+    cand = ref + 2e-6 * rng.normal(size=2000)  # a simulation's typical error: micro-units
+    figs = {
+        "histogram": af.histogram_figure("logits", ref, cand),
+        "scatter": af.scatter_figure("logits", ref * 1e9, cand * 1e9),
+        "depth": af.depth_figure(result, "max_abs"),
+        "depth snr": af.depth_figure(result, "snr_db"),
+        "culprits": af.culprit_figure(result),
+    }
+    for name, fig in figs.items():
+        axes = _axes(fig)
+        assert axes, name
+        for axis, spec in axes.items():
+            # Plotly's default ("B") labels 2e-6 as "2µ"; a d3 "s" tickformat does too
+            assert spec.get("exponentformat") == "e", (name, axis, spec)
+            assert "s" not in spec.get("tickformat", ""), (name, axis, spec)
+
+
+def _style(page: str) -> str:
+    return page.split("<style>", 1)[1].split("</style>", 1)[0]
+
+
+def test_report_tables_wrap_long_names_instead_of_running_off_the_page(clean_run):
+    """Tensor and node names have no spaces: without a break rule a table runs past the page's right edge, where
+    the names are cut off. Cells wrap them; numbers stay on one line; no column has a fixed width."""
+    from tests.test_fusion import _golden
+    from workbench.fusion import account_fusion
+    from workbench.reports import fusion_html
+
+    _, out = clean_run
+    model, layers = _golden("bert_tiny_mask_qdq_int8")
+    for page in ((out / REPORT_FILE).read_text(), fusion_html.render_html(account_fusion(model, layers), layers)):
+        css = _style(page).replace(" ", "")
+        assert "table{table-layout:auto}" in css
+        assert "td{word-break:break-word;overflow-wrap:anywhere}" in css
+        for rule in css.replace("}", "}\n").splitlines():
+            if rule.startswith(("th", "td", "th,td")):
+                assert "width:" not in rule and "text-overflow" not in rule, rule
+
+
+def test_the_network_axis_says_input_where_graph_inputs_sit_never_minus_one(clean_run):
+    """Graph inputs are drawn before node 0 (position -1): short networks and long ones label it "input"."""
+    import dataclasses
+
+    from workbench.reports import accuracy_figures as af
+
+    result, _ = clean_run
+    assert any(t.order < 0 for t in result.tensors)
+    deep = dataclasses.replace(  # the same tensors again further down: a 10× longer network
+        result,
+        tensors=result.tensors
+        + tuple(dataclasses.replace(t, name=f"{t.name}@{k}", order=t.order + 10 * k + 10)
+                for k in range(1, 40) for t in result.tensors if t.order >= 0),
+    )
+    for res in (result, deep):
+        axis = af.depth_figure(res).layout.xaxis
+        assert axis.tickvals is not None and len(axis.tickvals) <= 31, res is deep
+        labels = dict(zip(axis.tickvals, axis.ticktext, strict=True))
+        assert labels[-1] == "input" and "-1" not in axis.ticktext
+        assert max(axis.tickvals) <= max(t.order for t in res.tensors)

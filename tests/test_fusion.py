@@ -21,6 +21,7 @@ import pytest
 from tests.golden import make_golden
 from workbench.fusion import (
     FATES,
+    NETRON_TITLE_MAX,
     account_fusion,
     decode_myelin_ops,
     diff_builds,
@@ -338,13 +339,19 @@ def test_the_engine_as_a_graph_is_valid_onnx_with_one_node_per_layer(tmp_path, n
     produced = {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input}
     assert all(i in produced for n in model.graph.node for i in n.input)
     assert {o.name for o in model.graph.output} == {t.name for t in layers.io_tensors if t.mode == "Output"}
-    # With the fusion report, each node also names the ONNX op types fused into it.
+    # With the fusion report, each node also names the ONNX op types fused into it: in its title where that fits
+    # Netron's title (longer ones are cut to "kgen: Conv…lization+Relu"), always in full in an attribute.
     report = account_fusion(_golden(name)[0], layers)
     labelled = onnx.load(str(engine_as_onnx(layers, tmp_path / "labelled.onnx", report=report)))
     onnx.checker.check_model(labelled)
     for node, group in zip(labelled.graph.node, report.groups, strict=True):
         assert node.op_type.startswith(group.type)
-        assert all(op in node.op_type for op in group.op_types)
+        assert len(node.op_type) <= NETRON_TITLE_MAX or node.op_type == group.type, node.op_type
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if group.op_types:
+            assert attrs["fused_ops"].decode().split("+") == list(dict.fromkeys(group.op_types))
+            if len(f"{group.type}: {'+'.join(dict.fromkeys(group.op_types))}") <= NETRON_TITLE_MAX:
+                assert all(op in node.op_type for op in group.op_types)
 
 
 @pytest.fixture(scope="module")
@@ -380,6 +387,65 @@ def test_netron_draws_a_thousand_layer_engine(deep_build, tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------------------- exports, figures
+def _assert_a_whole_ring(fig) -> None:
+    """Ids unique, no parent smaller than its children (``branchvalues="total"`` draws those outside the ring),
+    every leaf on the outermost ring."""
+    d = fig.data[0]
+    ids, parents, values = list(d.ids), list(d.parents), list(d.values)
+    assert len(set(ids)) == len(ids), [i for i, c in Counter(ids).items() if c > 1]
+    value = dict(zip(ids, values, strict=True))
+    parent = dict(zip(ids, parents, strict=True))
+    children: Counter[str] = Counter()
+    for p, v in zip(parents, values, strict=True):
+        if p:
+            assert p in value, p
+            children[p] += v
+    for p, total in children.items():
+        assert total <= value[p], (p, total, value[p])
+
+    def depth(i: str) -> int:
+        return 1 + depth(parent[i]) if parent[i] else 1
+
+    leaves = set(ids) - set(children)
+    assert len({depth(i) for i in leaves}) == 1, sorted((depth(i), i) for i in leaves)[:5]
+
+
+@pytest.mark.parametrize("name", [n for n in GOLDEN_BUILDS if n.startswith(("bert", "gpt2", "cnn_fp16", "mlp"))])
+def test_the_fusion_sunburst_is_a_whole_ring_nothing_sticks_out(name):
+    """Layers TensorRT added (no ONNX node) get an outer wedge too, so the outer ring has no gaps or steps."""
+    from workbench.reports.fusion_figures import fusion_groups
+
+    report = account_fusion(*_golden(name))
+    assert report.groups
+    for kind in ("sunburst", "treemap"):
+        _assert_a_whole_ring(fusion_groups(report, kind=kind))
+
+
+def test_two_engine_layers_of_one_name_keep_their_own_wedges():
+    import dataclasses
+
+    from workbench.reports.fusion_figures import fusion_groups
+
+    report = account_fusion(*_golden("cnn_fp32"))
+    twice = dataclasses.replace(report, groups=report.groups + report.groups[:1])
+    _assert_a_whole_ring(fusion_groups(twice))
+
+
+def test_fusion_chart_axes_count_in_plain_numbers_not_si_prefixes():
+    from workbench.reports import fusion_figures
+
+    model, layers = _golden("cnn_fp16")
+    report = account_fusion(model, layers)
+    figs = dict(fusion_figures.all_figures(report))
+    figs["diff"] = fusion_figures.diff_precision(diff_builds(layers, layers))
+    del figs["groups"]  # the sunburst has no axes
+    for name, fig in figs.items():
+        axes = {k: v for k, v in fig.layout.to_plotly_json().items() if k.startswith(("xaxis", "yaxis"))}
+        assert axes, name
+        for axis, spec in axes.items():  # Plotly's default labels 1200 layers "1.2k"
+            assert spec.get("exponentformat") == "none" and spec.get("separatethousands"), (name, axis, spec)
+
+
 def test_exports_hold_the_same_numbers_and_the_html_works_offline(tmp_path):
     import csv
     import io

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import open_page
 from workbench import ui
-from workbench.fusion import engine_as_onnx, job_report
+from workbench.fusion import _SHORT_OPS, engine_as_onnx, job_report
 from workbench.samples import get_sample
 from workbench.text import md
 
@@ -166,9 +166,14 @@ def netron_draws(layers, folder, tmp_path_factory, report=None) -> None:
                 node = page.locator(f'[id="node-name-{ly.name}"]')
                 text = node.text_content() or ""
                 assert node.count() == 1 and ly.type in text
-                assert all(
-                    op in text for op in ops.get(ly.name, ())
-                )  # "conv + bn + relu" visible at a glance
+                # the title as drawn (its tooltip aside): whole, never Netron's "runtime_f…lization+Relu"
+                title = node.locator(".node-item-type text").first.text_content() or ""
+                assert title.startswith(ly.type) and "\u2026" not in title, title
+                if ops.get(ly.name):  # the fused ONNX ops at a glance (in full: the fused_ops attribute)
+                    assert title.endswith(" ops") or all(
+                        op in title or short in title for op in ops[ly.name]
+                        for short in [_SHORT_OPS.get(op, op)]
+                    ), title
             guard.assert_clean()
 
 
@@ -176,3 +181,24 @@ def netron_draws(layers, folder, tmp_path_factory, report=None) -> None:
 def test_netron_draws_the_engine_graph_one_node_per_layer(session_wb, cnn_build, tmp_path_factory):
     layers, report = job_report(session_wb.jobs.job_dir(cnn_build))
     netron_draws(layers, tmp_path_factory.mktemp("graph"), tmp_path_factory, report)
+
+
+def test_layer_and_node_names_get_wide_columns_not_cut_off(session_wb, cnn_build, fresh_caches):
+    """Long layer and node names ("/model/block1/conv/Conv + /model/block1/act/Relu") read in full: the name
+    columns of the Layers tab are configured wide."""
+    import json
+
+    job = session_wb.jobs.get(cnn_build)
+    layers, _ = job_report(session_wb.jobs.job_dir(cnn_build))
+    row, _layer = max(enumerate(layers.for_profile(0)), key=lambda il: len(il[1].onnx_nodes))
+    at = _page(**{ui.MODEL_DIGEST: job.model_digest, ui.FUSION_JOB: cnn_build})
+    at.session_state["fusion.table"] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
+    _ok(at)
+    assert len(at.dataframe) == 3  # the layers, the selected layer's ONNX nodes, its tensors
+    for frame in at.dataframe:
+        config = json.loads(frame.proto.columns or "{}")
+        names = [c for c in ("name", "node", "onnx_nodes", "also in") if c in frame.value.columns]
+        assert names, list(frame.value.columns)
+        widths = {c: config.get(c, {}).get("width") for c in names}
+        assert set(widths.values()) == {"large"}, widths

@@ -147,6 +147,19 @@ def test_settings_page_says_which_backends_are_here_and_that_there_is_no_gpu(app
     assert any("shares this workspace" in c.value for c in at.caption)
 
 
+def test_settings_page_notes_are_sentences_in_full_not_cut_off_in_a_table_cell(app_ws):
+    from workbench.backends import detect_backends
+
+    at = _page("settings")
+    _no_exception(at)
+    assert "note" not in at.dataframe[0].value.columns  # a narrow cell showed "TensorRT is not installe…"
+    captions = " ".join(c.value for c in at.caption)
+    notes = [b.reason or b.run_reason for b in detect_backends() if b.reason or b.run_reason]
+    assert notes
+    for note in notes:
+        assert ui.md(note) in captions, note
+
+
 def test_quantize_page_calibrates_the_digits_sample_and_offers_the_qdq_model(app_ws):
     ref = app_ws.import_path(get_sample("digits_mlp").path)
     at = _page("quantize", **{ui.MODEL_DIGEST: ref.digest})

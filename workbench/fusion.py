@@ -1003,6 +1003,26 @@ _ELEM = {
 }
 
 
+# Netron cuts a node title longer than this to "first 10…last 10" ("kgen: Conv…lization+Relu").
+NETRON_TITLE_MAX = 21
+_SHORT_OPS = {"BatchNormalization": "BN", "QuantizeLinear": "Q", "DequantizeLinear": "DQ",
+              "LayerNormalization": "LN", "Convolution": "Conv", "ConvTranspose": "ConvT"}
+
+
+def _netron_title(layer_type: str, fused: str) -> str:
+    """The engine-graph node title: the layer type and its fused ONNX ops, short enough that Netron shows it
+    whole (``runtime_fusion: Conv+BN+Relu``), else the number of op types (``kgen: 7 ops``), else the type."""
+    ops = fused.split("+")
+    for title in (
+        f"{layer_type}: {fused}",
+        f"{layer_type}: {'+'.join(_SHORT_OPS.get(o, o) for o in ops)}",
+        f"{layer_type}: {len(ops)} ops",
+    ):
+        if len(title) <= NETRON_TITLE_MAX:
+            return title
+    return layer_type
+
+
 def engine_as_onnx(
     layers: EngineLayers,
     path: str | Path,
@@ -1068,7 +1088,8 @@ def engine_as_onnx(
             attrs["constants"] = [t.describe() for t in ly.constants]
         op_type = re.sub(r"[^A-Za-z0-9_]", "_", ly.type) or "Layer"
         if fused_ops.get(ly.name):
-            op_type = f"{op_type}: {fused_ops[ly.name]}"
+            attrs["fused_ops"] = fused_ops[ly.name]  # in full in Netron's side panel
+            op_type = _netron_title(op_type, fused_ops[ly.name])
         out_nodes.append(helper.make_node(op_type, ins, outs, name=node_name, domain="trt.engine", **attrs))
 
     io_in = [t.name for t in layers.io_tensors if t.mode == "Input"]

@@ -441,6 +441,16 @@ def number_columns(frame: Any, fmt: str = "%.4g", labels: dict[str, str] | None 
     return config
 
 
+# Columns holding names (layers, nodes, tensors) or sentences: a narrow default width cuts them to "/model/bl…".
+TEXT_COLUMNS = ("name", "node", "onnx_nodes", "inputs", "outputs", "also in", "layer", "layers", "explanation",
+                "evidence", "why", "ONNX nodes", "tensor")
+
+
+def text_columns(frame: Any, wide: tuple[str, ...] = TEXT_COLUMNS) -> dict[str, Any]:
+    """``column_config`` giving the name and sentence columns of ``frame`` a large width."""
+    return {name: st.column_config.Column(width="large") for name in frame.columns if name in wide}
+
+
 @st.cache_data(show_spinner=False, ttl=600)
 def installed_backends() -> list[Any]:
     from .backends import installed_backends as _installed

@@ -52,7 +52,24 @@ def _layout(fig: Any, title: str, height: int = 420) -> Any:
         legend=dict(orientation="h", y=-0.2),
         template="plotly_white",
     )
+    # Errors are tiny or huge: Plotly's default SI prefixes read "2µ" or "1G" on an error axis. Plain numbers
+    # with a power of ten ("2e-6") instead, on every axis; counts get thousands separators.
+    fig.update_xaxes(exponentformat="e", separatethousands=True)
+    fig.update_yaxes(exponentformat="e", separatethousands=True)
     return fig
+
+
+def _input_ticks(fig: Any, orders: set[int]) -> None:
+    """Graph inputs sit before node 0 (order -1): the axis says "input" there, never "-1". Up to 30 positions
+    get a tick each; past that, one every 1, 2 or 5 × 10^k nodes."""
+    if not any(o < 0 for o in orders):
+        return
+    ordered = sorted(orders)
+    if len(ordered) > 30:
+        top = max(ordered)
+        step = min(k * 10**e for e in range(10) for k in (1, 2, 5) if top / (k * 10**e) <= 10)
+        ordered = [-1, *range(step, top + 1, step)]
+    fig.update_xaxes(tickvals=ordered, ticktext=["input" if o < 0 else str(o) for o in ordered])
 
 
 def depth_figure(result: ComparisonResult, metric: str = "rel_rms") -> Any:
@@ -131,9 +148,7 @@ def depth_figure(result: ComparisonResult, metric: str = "rel_rms") -> Any:
     # A log axis spanning under a decade labels its minor ticks with one digit ("3, 2, 0.01, 9, 8"): full values.
     fig.update_yaxes(type="log" if log else "linear", title=label, tickformat=".2~g" if log else None)
     fig.update_xaxes(title="position along the network (ONNX node index)")
-    orders = sorted({t.order for t in tensors})
-    if any(o < 0 for o in orders) and len(orders) <= 30:  # graph inputs sit before node 0: say so, not "-1"
-        fig.update_xaxes(tickvals=orders, ticktext=["input" if o < 0 else str(o) for o in orders])
+    _input_ticks(fig, {t.order for t in tensors})
     return _layout(fig, f"{label[0].upper()}{label[1:]} per tensor — candidate: {result.kind_short}")
 
 
@@ -222,9 +237,7 @@ def before_after_figure(ba: BeforeAfter) -> Any:
         )
     fig.update_yaxes(type="log", title="relative RMS error", tickformat=".2~g")  # full values, no SI prefixes
     fig.update_xaxes(title="position along the network (ONNX node index)")
-    orders = sorted({t.order for res in (ba.before, ba.after) for t in res.tensors})
-    if any(o < 0 for o in orders) and len(orders) <= 30:  # graph inputs sit before node 0: say so, not "-1"
-        fig.update_xaxes(tickvals=orders, ticktext=["input" if o < 0 else str(o) for o in orders])
+    _input_ticks(fig, {t.order for res in (ba.before, ba.after) for t in res.tensors})
     kept = ", ".join(ba.added_exclusions)
     return _layout(fig, f"Before / after keeping {kept} in float")
 

@@ -39,6 +39,7 @@ h1{font-size:1.5em;margin-bottom:4px} h2{font-size:1.15em;margin-top:28px;border
 .warn{background:#fff7e6;border:1px solid #f0b429;padding:8px 12px;border-radius:6px;margin:6px 0}
 table{border-collapse:collapse;font-size:12px;width:100%} th,td{border:1px solid #e5e7eb;padding:3px 6px}
 th{background:#f3f4f6;cursor:pointer;position:sticky;top:0;user-select:none} td.num{text-align:right}
+table{table-layout:auto} td{word-break:break-word;overflow-wrap:anywhere} td.num{white-space:nowrap}
 th.asc:after{content:" ▲"} th.desc:after{content:" ▼"} .meta td{border:none;padding:1px 10px 1px 0}
 code{background:#f3f4f6;padding:1px 4px;border-radius:3px}
 """

@@ -21,7 +21,9 @@ def _precision_color(precision: str) -> str:
 def fusion_groups(report: FusionReport, kind: str = "sunburst") -> Any:
     """Layer type → engine layer → ONNX nodes, sized by ONNX nodes, coloured by the layer's precision.
 
-    ``kind`` is ``"sunburst"`` or ``"treemap"``. Layers TensorRT added (no ONNX node) count as 1 so they show.
+    ``kind`` is ``"sunburst"`` or ``"treemap"``. Layers TensorRT added (no ONNX node) count as 1 so they show, with
+    a "no ONNX node" wedge in the outer ring. Children never add up to more than their parent
+    (``branchvalues="total"``): every leaf ends on the same ring.
     """
     import plotly.graph_objects as go
 
@@ -30,6 +32,7 @@ def fusion_groups(report: FusionReport, kind: str = "sunburst") -> Any:
     for g in report.groups:
         by_type.setdefault(g.type or "?", []).append(g)
     show_layers = len(report.groups) <= MAX_LAYER_WEDGES
+    seen: set[str] = set()
     show_nodes = show_layers and sum(len(g.onnx_nodes) for g in report.groups) <= 4 * MAX_LAYER_WEDGES
     for t, groups in sorted(by_type.items()):
         tid = f"type:{t}"
@@ -44,6 +47,9 @@ def fusion_groups(report: FusionReport, kind: str = "sunburst") -> Any:
             continue
         for g in groups:
             lid = f"layer:{g.layer}"
+            if lid in seen:  # two layers of one name: ids must stay unique, or Plotly merges their wedges
+                lid = f"{lid}#{len(seen)}"
+            seen.add(lid)
             ids.append(lid)
             labels.append(_short(g.layer))
             parents.append(tid)
@@ -52,6 +58,13 @@ def fusion_groups(report: FusionReport, kind: str = "sunburst") -> Any:
             hover.append(f"{g.layer}<br>{g.precision} · {g.fusion} · {len(g.onnx_nodes)} ONNX nodes")
             if not show_nodes:
                 continue
+            if not g.onnx_nodes:  # a wedge in the outer ring too: the ring stays whole, nothing sticks out of it
+                ids.append(f"{lid}/none")
+                labels.append("no ONNX node")
+                parents.append(lid)
+                values.append(1)
+                colors.append(_precision_color(g.precision))
+                hover.append(f"{g.layer}: added by TensorRT, no ONNX node of its own")
             for node, op in zip(g.onnx_nodes, g.op_types, strict=False):
                 ids.append(f"{lid}/node:{node}")
                 labels.append(_short(node))
@@ -94,7 +107,7 @@ def precision_breakdown(report: FusionReport) -> Any:
         )
     )
     fig.update_layout(title="Engine layers by precision", yaxis_title="layers", margin=_MARGIN, height=320)
-    return fig
+    return _plain_numbers(fig)
 
 
 def layer_type_breakdown(report: FusionReport) -> Any:
@@ -117,7 +130,7 @@ def layer_type_breakdown(report: FusionReport) -> Any:
         height=max(260, 26 * len(types) + 100),
         legend_title_text="precision",
     )
-    return fig
+    return _plain_numbers(fig)
 
 
 def _sum_by_type(counts: Counter[tuple[str, str]]) -> dict[str, int]:
@@ -149,7 +162,7 @@ def node_fates(report: FusionReport) -> Any:
         margin=_MARGIN,
         height=320,
     )
-    return fig
+    return _plain_numbers(fig)
 
 
 def diff_precision(diff: BuildDiff, label_a: str = "A", label_b: str = "B") -> Any:
@@ -170,7 +183,7 @@ def diff_precision(diff: BuildDiff, label_a: str = "A", label_b: str = "B") -> A
         margin=_MARGIN,
         height=320,
     )
-    return fig
+    return _plain_numbers(fig)
 
 
 def all_figures(report: FusionReport) -> dict[str, Any]:
@@ -181,6 +194,13 @@ def all_figures(report: FusionReport) -> dict[str, Any]:
         "precision": precision_breakdown(report),
         "layer_types": layer_type_breakdown(report),
     }
+
+
+def _plain_numbers(fig: Any) -> Any:
+    """Counts as 1,200, never Plotly's SI "1.2k"."""
+    fig.update_xaxes(exponentformat="none", separatethousands=True)
+    fig.update_yaxes(exponentformat="none", separatethousands=True)
+    return fig
 
 
 def _short(name: str, n: int = 32) -> str:

@@ -19,6 +19,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px 
 h1{font-size:1.6em;margin-bottom:4px} h2{margin-top:32px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
 .muted{color:#6b7280} table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0}
 th,td{border:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top}
+table{table-layout:auto} td{word-break:break-word;overflow-wrap:anywhere}
 th{background:#f3f4f6;position:sticky;top:0} tr:nth-child(even) td{background:#fafafa}
 .cards{display:flex;gap:12px;flex-wrap:wrap} .card{border:1px solid #e5e7eb;border-radius:8px;padding:8px 14px}
 .card b{font-size:1.5em;display:block} .bad{color:#c62828} code{background:#f3f4f6;padding:1px 4px}
