@@ -289,30 +289,32 @@ def test_demo_then_two_own_models_build_fusion_accuracy_culprits_download(app, b
             main.get_by_role("tab", name="Culprits", exact=True).click()
             kept = list(result.proposed_exclusions)
             assert kept
-            if result.recovered:  # top-1 holds: nothing is proposed, the user picks the culprits to keep
-                main.get_by_text("Task metric recovered", exact=False).wait_for(timeout=UI_TIMEOUT_MS)
-                box = _widget(main, "stMultiSelect", "Also keep in higher precision")
-                for node in kept:
-                    box.locator("input").fill(node)
-                    page.keyboard.press("Enter")
-                    expect(box).to_contain_text(node, timeout=UI_TIMEOUT_MS)
             rebuild = main.get_by_role("button", name=re.compile(r"^Rebuild the INT8 engine"))
-            rebuild.wait_for(timeout=UI_TIMEOUT_MS)
-            rebuild.click()
-            main.get_by_role("heading", name="Build", exact=True).wait_for()
-            again = shown_job_id(main)
-            spec = _job(app, again)["payload"]["spec"]
-            assert again not in (int8, built) and spec["precision"] == "int8"
-            assert set(spec["calibration"]["exclude_nodes"]) >= {k for k in kept if not k[0].isupper()}
-            expect(_choice(main, "Precision")).to_have_value("INT8")
-            kept_box = _widget(main, "stMultiSelect", "Keep out of quantization (node names or op types)")
-            for node in spec["calibration"]["exclude_nodes"]:
-                assert node in kept_box.inner_text(), kept_box.inner_text()
+            if result.recovered:  # top-1 holds: nothing is proposed and nothing is offered to rebuild
+                main.get_by_text("Task metric recovered", exact=False).wait_for(timeout=UI_TIMEOUT_MS)
+                expect(_widget(main, "stMultiSelect", "Also keep in higher precision")).not_to_contain_text(kept[0])
+                expect(rebuild).to_have_count(0)
+                go_to(page, "Build")  # the download below is then of the build the Build page shows
+                main.get_by_role("heading", name="Build", exact=True).wait_for()
+                again = shown_job_id(main)
+            else:
+                rebuild.wait_for(timeout=UI_TIMEOUT_MS)
+                rebuild.click()
+                main.get_by_role("heading", name="Build", exact=True).wait_for()
+                again = shown_job_id(main)
+                spec = _job(app, again)["payload"]["spec"]
+                assert again not in (int8, built) and spec["precision"] == "int8"
+                assert set(spec["calibration"]["exclude_nodes"]) >= {k for k in kept if not k[0].isupper()}
+                expect(_choice(main, "Precision")).to_have_value("INT8")
+                kept_box = _widget(main, "stMultiSelect", "Keep out of quantization (node names or op types)")
+                for node in spec["calibration"]["exclude_nodes"]:
+                    assert node in kept_box.inner_text(), kept_box.inner_text()
             wait_finished(main, JOB_TIMEOUT_MS)
 
-            # ---- 10. the download is that rebuild's plan, named after model and build
+            # ---- 10. the download is the shown build's plan, named after model and build
             name, data = _download(page, main.get_by_role("button", name="Download plan"))
-            assert name == f"digits_mlp.int8.{again[:8]}.plan"
+            precision = _job(app, again)["payload"]["spec"]["precision"]
+            assert name == f"digits_mlp.{precision}.{again[:8]}.plan"
             assert _sha256(data) == _sha256((app.home / "jobs" / again / "engine.plan").read_bytes())
             _no_traceback(page)
         guard.assert_clean()
