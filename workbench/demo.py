@@ -8,7 +8,6 @@ since it spends its time waiting for the jobs it queued.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from .errors import JobError
 from .jobs import SUCCEEDED, Job, JobStore
 from .progress import Cancelled, Reporter
+from .text import html_text
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -
     ``plotly_js=PLOTLY_FROM_PARENT`` (a report with its own plotly.js works too, at 4.6 MB more)."""
     from plotly.offline import get_plotlyjs
 
-    e = html.escape
+    e = html_text  # the model's name and the names the summary quotes come from the model file
     cmp = summary.get("compare") or {}
     task = cmp.get("task") or {}
     # What a stakeholder needs first: does the task hold, then what the engine is (speed-relevant facts), then
@@ -230,7 +230,7 @@ def render_demo(summary: dict[str, Any], fusion_html: str, accuracy_html: str) -
         fit = ("var f=this;function fit(){f.style.height=(f.contentWindow.document.documentElement.scrollHeight+24)"
                "+'px'}fit();setTimeout(fit,800)")
         return (
-            f"<h2>{e(title)}</h2><iframe title='{e(title)}' srcdoc=\"{html.escape(doc, quote=True)}\" "
+            f"<h2>{e(title)}</h2><iframe title='{e(title)}' srcdoc=\"{e(doc)}\" "
             f"onload=\"{fit}\" style='width:100%;height:1400px;border:1px solid #ddd'></iframe>"
         )
 

@@ -10,7 +10,9 @@ Every such string goes through :func:`md` before it reaches Markdown; it then sh
 
 from __future__ import annotations
 
+import html
 import re
+from typing import Any
 
 # What can make Markdown more than text: links and images ([ ] < >, autolinked http:// and www. addresses,
 # e-mail addresses), Streamlit's directives (":red[...]", ":material/...:" need the brackets) and $math$, raw
@@ -63,6 +65,19 @@ def inert_plotly(obj: object, key: str = "") -> object:
     if kind in ("O", "U", "S") and hasattr(obj, "tolist"):  # numpy arrays of strings
         return inert_plotly(obj.tolist(), key)
     return obj
+
+
+def inert_figure(fig: Any) -> Any:
+    """A copy of a Plotly figure whose strings can draw no link (:func:`inert_plotly`), for a page or a report."""
+    import plotly.graph_objects as go
+
+    return go.Figure(inert_plotly(fig.to_dict()))
+
+
+def html_text(text: object) -> str:
+    """``text`` as HTML text or a quoted attribute value that shows exactly that text: ``& < > " '`` escaped (the
+    downloadable reports; JSON inside their ``<script>`` is Plotly's, which escapes ``<`` and ``/`` itself)."""
+    return html.escape(str(text), quote=True)
 
 
 def code(text: object) -> str:

@@ -3,7 +3,6 @@ the figures of :mod:`.accuracy_figures`, the culprits and a table sortable by an
 
 from __future__ import annotations
 
-import html
 import math
 import time
 from collections.abc import Mapping
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..text import html_text, inert_figure
 from .accuracy_figures import (
     COLUMNS,
     before_after_figure,
@@ -65,8 +65,7 @@ document.querySelectorAll('table.sortable').forEach(function(table){
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+_e = html_text  # every string in a report goes through this: names and messages come from the model file
 
 
 def _num(v: Any) -> str:
@@ -92,7 +91,7 @@ def _sort_key(v: Any) -> str:
 
 
 def _fig(fig: Any) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+    return inert_figure(fig).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
 
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> str:

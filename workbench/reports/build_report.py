@@ -14,6 +14,7 @@ from ..backends import RTX_COMPUTE_CAPABILITIES, gpu_info, versions
 from ..build import CALIB_CACHE, LAYERS, NETWORK, PLAN, QDQ, RESULT, SPEC
 from ..jobs import LOG_FILE
 from ..spec import NO_TF32_SCRIPT, BuildSpec, polygraphy_command, trtexec_command
+from ..text import md
 
 REPORT = "report.md"
 COMMANDS = "commands.sh"
@@ -100,13 +101,13 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
     port = portability(spec, result.get("backend_version", ""))
     cmds = commands(spec, model_name, result.get("network_model", ""), result.get("backend_version", ""))
     lines = [
-        f"# Build report: {model_name}",
+        f"# Build report: {md(model_name)}",  # names, messages: from the model file, made text
         "",
-        f"- Model: `{model_name}` (sha256 `{model_digest}`)",
+        f"- Model: {md(model_name)} (sha256 `{model_digest}`)",
         f"- Backend: {port.backend} {port.backend_version}",
-        f"- Built on: {result.get('built_on') or 'unknown'}",
+        f"- Built on: {md(result.get('built_on') or 'unknown')}",
         f"- Precision: {spec.precision.upper()}",
-        *([f"- Calibration: {spec.calibration.describe()}"] if spec.calibration and spec.precision in ("int8", "fp8")
+        *([f"- Calibration: {md(spec.calibration.describe())}"] if spec.calibration and spec.precision in ("int8", "fp8")
           else []),
         f"- Build time: {result.get('build_seconds', 0):.2f} s (job total {result.get('total_seconds', 0):.2f} s)",
         f"- Plan size: {result.get('plan_bytes', 0) / 1024:.1f} KiB",
@@ -115,7 +116,7 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
         f"- Job: `{job.get('id', '')}`",
     ]
     if result.get("network_model"):
-        lines.append(f"- Network built: `{result['network_model']}` (converted from the model; included)")
+        lines.append(f"- Network built: {md(result['network_model'])} (converted from the model; included)")
     lines += ["", "## Optimization profiles", ""]
     if not spec.profiles:
         lines.append("Static shapes (no profile needed).")
@@ -125,16 +126,16 @@ def render_report(job: dict[str, Any], spec: BuildSpec, result: dict[str, Any], 
         lines.append("| input | min | opt | max |")
         lines.append("|---|---|---|---|")
         for name, r in prof.shapes.items():
-            lines.append(f"| `{name}` | {list(r.min)} | {list(r.opt)} | {list(r.max)} |")
+            lines.append(f"| {md(name)} | {list(r.min)} | {list(r.opt)} | {list(r.max)} |")
         lines.append("")
     lines += ["## Portability", "", f"- Runs on: {port.runs_on}", f"- Will not run on: {port.will_not_run_on}",
               f"- Runtime version: {port.version_rule}", ""]
     check = result.get("precision_check") or {}
     if check:
-        lines += ["## Precision check", "", check.get("summary", ""), ""]
+        lines += ["## Precision check", "", md(check.get("summary", "")), ""]
     for title, items in (("Warnings", result.get("warnings", ())), ("Notes", result.get("notes", ()))):
         if items:
-            lines += [f"## {title}", ""] + [f"- {w}" for w in items] + [""]
+            lines += [f"## {title}", ""] + [f"- {md(w)}" for w in items] + [""]
     lines += ["## Redo this build", "", "```sh", cmds["polygraphy"], "```", "", "```sh", cmds["trtexec"], "```", "",
               "## Versions", ""] + [f"- {k}: {v}" for k, v in versions().items() if v]
     return "\n".join(lines) + "\n"

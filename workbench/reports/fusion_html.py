@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 from ..fusion import FATES, BuildDiff, FusionReport
 from ..layers import EngineLayers
+from ..text import html_text, inert_figure
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#1f2937}
@@ -27,8 +27,7 @@ th{background:#f3f4f6;position:sticky;top:0} tr:nth-child(even) td{background:#f
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+_e = html_text  # every string in a report goes through this: names and messages come from the model file
 
 
 def _table(rows: list[dict[str, Any]], columns: Iterable[str] | None = None, scroll: bool = False) -> str:
@@ -61,7 +60,7 @@ def render_html(
     if diff is not None and "diff" not in figs:
         figs["diff"] = diff_precision(diff)
     parts = [
-        fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        inert_figure(fig).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
         for fig in figs.values()
     ]
     if plotly_js is None:
